@@ -1,0 +1,2 @@
+/** kvass bench module. */
+package io.kvass.bench;

@@ -1,0 +1,2 @@
+/** kvass cluster module. */
+package io.kvass.cluster;

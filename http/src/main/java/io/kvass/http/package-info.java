@@ -1,0 +1,2 @@
+/** kvass http module. */
+package io.kvass.http;

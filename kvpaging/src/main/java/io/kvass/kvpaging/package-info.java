@@ -1,0 +1,2 @@
+/** kvass kvpaging module. */
+package io.kvass.kvpaging;

@@ -1,0 +1,2 @@
+/** kvass scheduler module. */
+package io.kvass.scheduler;

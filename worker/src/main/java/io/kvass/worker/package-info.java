@@ -1,0 +1,2 @@
+/** kvass worker module. */
+package io.kvass.worker;
