@@ -1,2 +1,0 @@
-/** kvass worker module. */
-package io.kvass.worker;
