@@ -74,6 +74,7 @@ public final class SequenceSamplingState {
   public static SequenceSamplingState resume(
       SamplingParams params, int[] promptTokenIds, int[] eosTokenIds, long seed,
       int[] outputTokenIds) {
+    Objects.requireNonNull(params, "params");
     if (params.n() != 1) {
       throw new IllegalArgumentException("a sequence samples one completion, got n=" + params.n());
     }
