@@ -1,0 +1,323 @@
+package io.kvass.kvpaging;
+
+import static io.kvass.kvpaging.BlockPool.check;
+
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Objects;
+import java.util.Optional;
+import java.util.OptionalInt;
+import java.util.Set;
+
+/**
+ * Which blocks each request owns, as vLLM v1's {@code KVCacheManager}: prefix-cache lookup,
+ * all-or-nothing slot allocation, registration of computed full blocks, copy-on-write forks and
+ * freeing. It hands out block ids only; the backend owns the memory behind them.
+ *
+ * <p>The scheduler's use, per step:
+ * <pre>{@code
+ * // new request
+ * ComputedPrefix prefix = kv.findCachedPrefix(key, promptTokens);
+ * Allocation a = kv.allocateSlots(key, prefix, promptTokens.length - prefix.numTokens());
+ * // running request
+ * Allocation a = kv.allocateSlots(requestId, numComputedTokens, numNewTokens);
+ * // NoSpace -> preempt someone (kv.free) and retry; Granted -> run its copies, then the step
+ * kv.cacheFullBlocks(requestId, allTokenIds, numComputedTokensAfterTheStep);
+ * kv.free(requestId); // finished, aborted or preempted
+ * }</pre>
+ *
+ * <p>NOTE: not thread-safe; one owner (the replica's engine) calls it.
+ */
+public final class KvCacheManager {
+    private final KvCacheConfig config;
+    private final BlockPool pool;
+    private final BlockHasher hasher = new BlockHasher();
+    private final Map<String, Sequence> sequences = new HashMap<>();
+    private long statRequests;
+    private long statQueries;
+    private long statHits;
+
+    /**
+     * A request's blocks, plus the hashes of its leading full blocks that later blocks chain from.
+     *
+     * <p>NOTE: {@code hashes.get(i)} is the hash of block i's content; {@code hashes.size() <=
+     * table.size()}, and blocks below {@code hashes.size()} are never written again.
+     */
+    private record Sequence(CacheScope scope, BlockTable table, ArrayList<BlockHash> hashes) {}
+
+    public KvCacheManager(KvCacheConfig config) {
+        this.config = Objects.requireNonNull(config, "config");
+        this.pool = new BlockPool(config.numBlocks());
+    }
+
+    public int blockSize() {
+        return config.blockSize();
+    }
+
+    public int numTotalBlocks() {
+        return pool.numBlocks();
+    }
+
+    public int numFreeBlocks() {
+        return pool.numFree();
+    }
+
+    /** Fraction of blocks in use, 0..1 (vLLM's {@code kv_cache_usage_perc}). */
+    public double usage() {
+        return pool.usage();
+    }
+
+    public PrefixCacheStats prefixCacheStats() {
+        return new PrefixCacheStats(statRequests, statQueries, statHits);
+    }
+
+    public boolean hasRequest(String requestId) {
+        return sequences.containsKey(requestId);
+    }
+
+    /** A copy of the request's block ids in token order. */
+    public int[] blockTable(String requestId) {
+        return sequence(requestId).table().toArray();
+    }
+
+    public int numBlocks(String requestId) {
+        return sequence(requestId).table().size();
+    }
+
+    /**
+     * The leading full blocks of {@code tokens} that are already cached under the request's scope.
+     * Changes nothing (statistics are counted at admission).
+     *
+     * <p>NOTE: never the whole prompt: at most {@code tokens.length - 1} tokens rounded down to
+     * whole blocks, because the last prompt token must be computed to get the logits to sample from.
+     */
+    public ComputedPrefix findCachedPrefix(RequestKey key, int[] tokens) {
+        if (!config.enablePrefixCaching()) {
+            return ComputedPrefix.none(key.scope());
+        }
+        int blockSize = blockSize();
+        int maxBlocks = Math.max(0, tokens.length - 1) / blockSize;
+        List<CachedBlock> hits = new ArrayList<>();
+        BlockHash parent = BlockHash.ROOT;
+        for (int i = 0; i < maxBlocks; i++) {
+            BlockHash hash = hasher.hash(parent, key.scope(), tokens, i * blockSize, blockSize);
+            OptionalInt block = pool.cachedBlock(hash);
+            if (block.isEmpty()) {
+                break;
+            }
+            hits.add(new CachedBlock(block.getAsInt(), hash));
+            parent = hash;
+        }
+        return new ComputedPrefix(key.scope(), hits, hits.size() * blockSize, tokens.length);
+    }
+
+    /**
+     * Admits a new request: takes the cached prefix blocks and enough fresh blocks to hold
+     * {@code prefix.numTokens() + numNewTokens} tokens, or nothing at all.
+     *
+     * @param prefix as just returned by {@link #findCachedPrefix} for this key, or
+     *     {@link ComputedPrefix#none}
+     * @return {@code Granted(0, [])}, or {@code NoSpace} with the manager unchanged
+     */
+    public Allocation allocateSlots(RequestKey key, ComputedPrefix prefix, int numNewTokens) {
+        String requestId = key.requestId();
+        require(!sequences.containsKey(requestId), "request %s already has blocks", requestId);
+        require(prefix.scope().equals(key.scope()), "prefix was found under %s, request is %s", prefix.scope(), key.scope());
+        require(prefix.numTokens() == prefix.blocks().size() * blockSize(), "prefix is not whole blocks: %s", prefix);
+        require(numNewTokens > 0, "numNewTokens=%d", numNewTokens);
+        int revived = 0;
+        for (CachedBlock hit : prefix.blocks()) {
+            if (!pool.hashOf(hit.blockId()).equals(Optional.of(hit.hash()))) {
+                throw new IllegalStateException("stale prefix: block " + hit.blockId() + " was evicted after the lookup");
+            }
+            if (pool.refCount(hit.blockId()) == 0) {
+                revived++; // NOTE: a free cached block leaves the free queue, so it counts against numFree
+            }
+        }
+        int fresh = blocksFor(prefix.numTokens() + numNewTokens) - prefix.blocks().size();
+        if (revived + fresh > pool.numFree()) {
+            return new Allocation.NoSpace(revived + fresh, pool.numFree());
+        }
+        Sequence seq = new Sequence(key.scope(), new BlockTable(), new ArrayList<>());
+        for (CachedBlock hit : prefix.blocks()) {
+            pool.touch(hit.blockId()); // before allocating, so a hit cannot be taken as a fresh block
+            seq.table().add(hit.blockId());
+            seq.hashes().add(hit.hash());
+        }
+        for (int i = 0; i < fresh; i++) {
+            seq.table().add(pool.allocate());
+        }
+        sequences.put(requestId, seq);
+        if (config.enablePrefixCaching()) {
+            statRequests++;
+            statQueries += prefix.queriedTokens();
+            statHits += prefix.numTokens();
+        }
+        return new Allocation.Granted(0, List.of());
+    }
+
+    /**
+     * Grows a running request so it can hold {@code numComputedTokens + numNewTokens} tokens, and
+     * makes every block the step writes into its own: a block shared with a fork is replaced by a
+     * fresh one, with a {@link BlockCopy} when it already holds computed tokens. All or nothing.
+     *
+     * @return {@code Granted} (changed table entries + copies to run first), or {@code NoSpace}
+     *     with the manager unchanged
+     */
+    public Allocation allocateSlots(String requestId, int numComputedTokens, int numNewTokens) {
+        Sequence seq = sequence(requestId);
+        BlockTable table = seq.table();
+        int blockSize = blockSize();
+        require(numNewTokens > 0, "numNewTokens=%d", numNewTokens);
+        require(numComputedTokens >= seq.hashes().size() * blockSize && numComputedTokens <= table.size() * blockSize,
+                "numComputedTokens=%d outside [%d, %d]: it would rewrite cached blocks or skip unallocated ones",
+                numComputedTokens, seq.hashes().size() * blockSize, table.size() * blockSize);
+        int blocksNeeded = blocksFor(numComputedTokens + numNewTokens);
+        int oldSize = table.size();
+        int fresh = Math.max(0, blocksNeeded - oldSize);
+        int firstWritten = numComputedTokens / blockSize;
+        int endWritten = Math.min(oldSize, blocksNeeded);
+        int shared = 0;
+        for (int i = firstWritten; i < endWritten; i++) {
+            if (pool.refCount(table.get(i)) > 1) {
+                shared++;
+            }
+        }
+        if (fresh + shared > pool.numFree()) {
+            return new Allocation.NoSpace(fresh + shared, pool.numFree());
+        }
+        List<BlockCopy> copies = new ArrayList<>();
+        int firstChanged = oldSize;
+        for (int i = firstWritten; i < endWritten; i++) {
+            int src = table.get(i);
+            if (pool.refCount(src) > 1) {
+                int dst = pool.allocate();
+                if (i * blockSize < numComputedTokens) {
+                    copies.add(new BlockCopy(src, dst)); // only this block's leading slots are valid
+                }
+                pool.release(src); // NOTE: stays referenced by the other sharer(s), so it is not reused
+                table.set(i, dst);
+                firstChanged = Math.min(firstChanged, i);
+            }
+        }
+        for (int i = 0; i < fresh; i++) {
+            table.add(pool.allocate());
+        }
+        return new Allocation.Granted(firstChanged, copies);
+    }
+
+    /**
+     * Registers the request's newly filled full blocks in the prefix cache, once the scheduler knows
+     * their tokens were computed. O(new full blocks): hashes already computed are kept.
+     *
+     * @param tokenIds          the request's tokens (prompt, then output); only the first
+     *                          {@code numComputedTokens} are read
+     * @param numComputedTokens tokens whose K/V is now in the request's blocks
+     */
+    public void cacheFullBlocks(String requestId, int[] tokenIds, int numComputedTokens) {
+        Sequence seq = sequence(requestId);
+        if (!config.enablePrefixCaching()) {
+            return;
+        }
+        int blockSize = blockSize();
+        require(numComputedTokens <= tokenIds.length && numComputedTokens <= seq.table().size() * blockSize,
+                "numComputedTokens=%d, but %d tokens and %d blocks", numComputedTokens, tokenIds.length, seq.table().size());
+        int numFull = numComputedTokens / blockSize;
+        for (int i = seq.hashes().size(); i < numFull; i++) {
+            BlockHash parent = i == 0 ? BlockHash.ROOT : seq.hashes().get(i - 1);
+            BlockHash hash = hasher.hash(parent, seq.scope(), tokenIds, i * blockSize, blockSize);
+            seq.hashes().add(hash);
+            pool.cache(seq.table().get(i), hash);
+        }
+    }
+
+    /**
+     * Copy-on-write fork (n > 1 sampling, beam search): the child shares every block of the parent.
+     * Whichever of them next writes into a shared block gets a private copy from
+     * {@link #allocateSlots(String, int, int)}. Needs no free block, so it always succeeds.
+     *
+     * <p>NOTE: fork between steps, when the parent's blocks hold exactly its computed tokens.
+     */
+    public void fork(String parentId, String childId) {
+        Sequence parent = sequence(parentId);
+        require(!sequences.containsKey(childId), "request %s already has blocks", childId);
+        BlockTable table = parent.table().copy();
+        for (int i = 0; i < table.size(); i++) {
+            pool.touch(table.get(i));
+        }
+        sequences.put(childId, new Sequence(parent.scope(), table, new ArrayList<>(parent.hashes())));
+    }
+
+    /**
+     * Drops the request's references; blocks nobody else holds become free, and cached ones stay
+     * findable until evicted. Unknown ids are ignored, so finishing and aborting may race.
+     *
+     * @return whether the request had blocks
+     */
+    public boolean free(String requestId) {
+        Sequence seq = sequences.remove(requestId);
+        if (seq == null) {
+            return false;
+        }
+        // NOTE: last block first, as vLLM does: freed blocks queue up in this order, so a
+        // sequence's tail is evicted before its head, which is the part other requests share.
+        for (int i = seq.table().size() - 1; i >= 0; i--) {
+            pool.release(seq.table().get(i));
+        }
+        return true;
+    }
+
+    /** Forgets all cached prefixes; only when no request holds blocks (see {@link BlockPool#resetPrefixCache}). */
+    public boolean resetPrefixCache() {
+        return pool.resetPrefixCache();
+    }
+
+    BlockPool pool() {
+        return pool;
+    }
+
+    /** Throws when reference counts, tables, free queue or prefix cache disagree; for tests. */
+    void checkInvariants() {
+        pool.checkInvariants();
+        int[] refs = new int[pool.numBlocks()];
+        sequences.forEach((id, seq) -> {
+            BlockTable table = seq.table();
+            check(seq.hashes().size() <= table.size(), "%s has %d hashes for %d blocks", id, seq.hashes().size(), table.size());
+            Set<Integer> seen = new HashSet<>();
+            for (int i = 0; i < table.size(); i++) {
+                int block = table.get(i);
+                refs[block]++;
+                check(seen.add(block), "block %d twice in %s's table", block, id);
+                if (i < seq.hashes().size()) {
+                    Optional<BlockHash> cached = pool.hashOf(block);
+                    check(cached.isEmpty() || cached.get().equals(seq.hashes().get(i)),
+                            "%s block %d (#%d) cached as %s, request says %s", id, block, i, cached, seq.hashes().get(i));
+                }
+            }
+        });
+        for (int b = 0; b < refs.length; b++) {
+            check(pool.refCount(b) == refs[b], "block %d has ref %d but %d table entries", b, pool.refCount(b), refs[b]);
+        }
+    }
+
+    private Sequence sequence(String requestId) {
+        Sequence seq = sequences.get(requestId);
+        if (seq == null) {
+            throw new IllegalArgumentException("unknown request " + requestId);
+        }
+        return seq;
+    }
+
+    private int blocksFor(int numTokens) {
+        return Math.ceilDiv(numTokens, blockSize());
+    }
+
+    private static void require(boolean ok, String format, Object... args) {
+        if (!ok) {
+            throw new IllegalArgumentException(format.formatted(args));
+        }
+    }
+}
