@@ -1,0 +1,242 @@
+package io.kvass.scheduler.core;
+
+import io.kvass.kvpaging.Allocation;
+import io.kvass.kvpaging.BlockCopy;
+import io.kvass.kvpaging.ComputedPrefix;
+import io.kvass.kvpaging.KvCacheManager;
+import io.kvass.worker.sampling.SampledToken;
+import io.kvass.worker.step.ContinuingSequence;
+import io.kvass.worker.step.NewSequence;
+import io.kvass.worker.step.StepPlan;
+import io.kvass.worker.step.StepResult;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Collections;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.Set;
+import java.util.TreeSet;
+import java.util.concurrent.ThreadLocalRandom;
+
+/**
+ * Iteration-level scheduling (vLLM v1): each step spends one token budget on running sequences
+ * first (decodes and the rest of chunked prefills), then admits waiting ones, splitting a long
+ * prompt across steps. When KV blocks run out, the last running sequence in policy order is
+ * preempted (its blocks freed, recomputed later) — allocation failures are values, never thrown.
+ *
+ * <p>NOTE: {@link #schedule()} and {@link #update} alternate strictly; single owner, not thread-safe.
+ */
+public final class BatchScheduler {
+    private final SchedulerConfig config;
+    private final KvCacheManager kv;
+    private final Set<Integer> eosTokenIds;
+    private final TreeSet<SequenceState> waiting;
+    private final List<SequenceState> running = new ArrayList<>();
+    private final Map<String, List<SequenceState>> byRequest = new HashMap<>();
+    private final Map<String, SequenceState> bySeqId = new HashMap<>();
+    private final List<String> dropped = new ArrayList<>();
+    private long nextStepId;
+    private long numPreemptions;
+
+    public BatchScheduler(SchedulerConfig config, KvCacheManager kv, Set<Integer> eosTokenIds) {
+        this.config = config;
+        this.kv = kv;
+        this.eosTokenIds = Set.copyOf(eosTokenIds);
+        this.waiting = new TreeSet<>(config.policy().order());
+    }
+
+    /**
+     * Queues a request (n sequences). Rejects one that could never run: too long for the model, or
+     * needing more KV blocks than the whole pool.
+     */
+    public void submit(Request request) {
+        if (byRequest.containsKey(request.requestId())) {
+            throw new IllegalArgumentException("request id '" + request.requestId() + "' is already in use");
+        }
+        int promptLen = request.promptTokenIds().length;
+        if (promptLen >= config.maxModelLen()) {
+            throw new IllegalArgumentException("the prompt has " + promptLen + " tokens; this model's maximum context "
+                    + "length is " + config.maxModelLen() + " tokens, and at least one must be left to generate");
+        }
+        long maxLen = Math.min(config.maxModelLen(), (long) promptLen + request.params().maxTokens());
+        long blocksNeeded = (maxLen + kv.blockSize() - 1) / kv.blockSize();
+        if (blocksNeeded > kv.numTotalBlocks()) {
+            throw new IllegalArgumentException("the request needs up to " + blocksNeeded + " KV blocks but the cache has "
+                    + kv.numTotalBlocks() + "; lower max_tokens or the prompt length");
+        }
+        List<SequenceState> seqs = new ArrayList<>(request.params().n());
+        long baseSeed = request.params().seed().orElseGet(() -> ThreadLocalRandom.current().nextLong());
+        for (int i = 0; i < request.params().n(); i++) {
+            SequenceState s = new SequenceState(request, i, baseSeed + i);
+            seqs.add(s);
+            bySeqId.put(s.seqId(), s);
+            waiting.add(s);
+        }
+        byRequest.put(request.requestId(), seqs);
+    }
+
+    /** Drops a request wherever it is and frees its blocks at once. Unknown ids are ignored (already done). */
+    public boolean abort(String requestId) {
+        List<SequenceState> seqs = byRequest.get(requestId);
+        if (seqs == null) {
+            return false;
+        }
+        for (SequenceState s : seqs) {
+            if (s.status() != SequenceStatus.FINISHED) {
+                finish(s);
+            }
+        }
+        return true;
+    }
+
+    /** Ends a sequence early (a stop string seen by the output processor). */
+    public void finishSequence(String seqId) {
+        SequenceState s = bySeqId.get(seqId);
+        if (s != null && s.status() != SequenceStatus.FINISHED) {
+            finish(s);
+        }
+    }
+
+    public StepPlan schedule() {
+        int budget = config.maxNumBatchedTokens();
+        List<NewSequence> fresh = new ArrayList<>();
+        List<ContinuingSequence> continuing = new ArrayList<>();
+        List<BlockCopy> copies = new ArrayList<>();
+        boolean preempted = false;
+        for (int i = 0; i < running.size() && budget > 0; ) {
+            SequenceState seq = running.get(i);
+            int numNew = Math.min(seq.numTokens() - seq.numComputed(), budget);
+            Allocation alloc = kv.allocateSlots(seq.seqId(), seq.numComputed(), numNew);
+            while (alloc instanceof Allocation.NoSpace && running.getLast() != seq) {
+                preemptLast();
+                preempted = true;
+                alloc = kv.allocateSlots(seq.seqId(), seq.numComputed(), numNew);
+            }
+            if (!(alloc instanceof Allocation.Granted granted)) {
+                preemptLast(); // seq itself is the last: nothing else left to take blocks from
+                preempted = true;
+                break;
+            }
+            copies.addAll(granted.copies());
+            int[] table = kv.blockTable(seq.seqId());
+            continuing.add(new ContinuingSequence(seq.seqId(), numNew, granted.firstChangedIndex(),
+                    Arrays.copyOfRange(table, granted.firstChangedIndex(), table.length)));
+            budget -= numNew;
+            i++;
+        }
+        // NOTE: after a preemption nothing new is admitted this step, or it would be preempted next step.
+        while (!preempted && budget > 0 && !waiting.isEmpty() && running.size() < config.maxNumSeqs()) {
+            SequenceState seq = waiting.first();
+            ComputedPrefix prefix = config.enablePrefixCaching()
+                    ? kv.findCachedPrefix(seq.key(), Arrays.copyOf(seq.tokenArray(), seq.numTokens()))
+                    : ComputedPrefix.none(seq.key().scope());
+            int numNew = Math.min(seq.numTokens() - prefix.numTokens(), budget);
+            if (!(kv.allocateSlots(seq.key(), prefix, numNew) instanceof Allocation.Granted)) {
+                break;
+            }
+            waiting.pollFirst();
+            seq.setComputed(prefix.numTokens());
+            seq.setStatus(SequenceStatus.RUNNING);
+            insertRunning(seq);
+            fresh.add(new NewSequence(seq.seqId(), seq.tokens(), seq.promptLength(), prefix.numTokens(), numNew,
+                    kv.blockTable(seq.seqId()), seq.params(), seq.seed(), seq.request().adapterSlot()));
+            budget -= numNew;
+        }
+        List<String> drop = List.copyOf(dropped);
+        dropped.clear();
+        return new StepPlan(nextStepId++, fresh, continuing, drop,
+                copies.stream().mapToInt(BlockCopy::src).toArray(), copies.stream().mapToInt(BlockCopy::dst).toArray());
+    }
+
+    /** Applies a step's result: tokens computed, tokens sampled, stop conditions checked. */
+    public List<SequenceUpdate> update(StepPlan plan, StepResult result) {
+        List<SequenceUpdate> updates = new ArrayList<>();
+        for (NewSequence s : plan.newSequences()) {
+            advance(s.seqId(), s.numScheduledTokens(), result, updates);
+        }
+        for (ContinuingSequence s : plan.continuing()) {
+            advance(s.seqId(), s.numScheduledTokens(), result, updates);
+        }
+        return updates;
+    }
+
+    private void advance(String seqId, int numScheduled, StepResult result, List<SequenceUpdate> updates) {
+        SequenceState seq = bySeqId.get(seqId);
+        if (seq == null || seq.status() != SequenceStatus.RUNNING) {
+            return; // aborted while the step ran
+        }
+        seq.setComputed(seq.numComputed() + numScheduled);
+        if (config.enablePrefixCaching()) {
+            kv.cacheFullBlocks(seqId, seq.tokenArray(), seq.numComputed());
+        }
+        SampledToken token = result.sampled().get(seqId);
+        if (token == null) {
+            return; // mid-prefill
+        }
+        seq.append(token.tokenId());
+        Optional<Finish> finish = StopConditions.check(seq, token.tokenId(), eosTokenIds, config.maxModelLen());
+        finish.ifPresent(f -> finish(seq));
+        updates.add(new SequenceUpdate(seq.request().requestId(), seq.index(), seqId, token, finish));
+    }
+
+    private void finish(SequenceState s) {
+        if (s.status() == SequenceStatus.RUNNING) {
+            running.remove(s);
+            dropped.add(s.seqId());
+        } else {
+            waiting.remove(s);
+        }
+        s.setStatus(SequenceStatus.FINISHED);
+        kv.free(s.seqId());
+        bySeqId.remove(s.seqId());
+        List<SequenceState> siblings = byRequest.get(s.request().requestId());
+        if (siblings.stream().allMatch(x -> x.status() == SequenceStatus.FINISHED)) {
+            byRequest.remove(s.request().requestId());
+        }
+    }
+
+    private void preemptLast() {
+        SequenceState victim = running.removeLast();
+        kv.free(victim.seqId());
+        victim.preempt();
+        waiting.add(victim);
+        dropped.add(victim.seqId());
+        numPreemptions++;
+    }
+
+    private void insertRunning(SequenceState seq) {
+        int at = Collections.binarySearch(running, seq, config.policy().order());
+        running.add(at < 0 ? -at - 1 : at, seq);
+    }
+
+    public boolean hasUnfinished() {
+        return !running.isEmpty() || !waiting.isEmpty();
+    }
+
+    /** True when a plan would carry work or news for the worker. */
+    public boolean hasWorkOrNews() {
+        return hasUnfinished() || !dropped.isEmpty();
+    }
+
+    public int numRunning() {
+        return running.size();
+    }
+
+    public int numWaiting() {
+        return waiting.size();
+    }
+
+    public long numPreemptions() {
+        return numPreemptions;
+    }
+
+    public KvCacheManager kvCache() {
+        return kv;
+    }
+
+    public SchedulerConfig config() {
+        return config;
+    }
+}

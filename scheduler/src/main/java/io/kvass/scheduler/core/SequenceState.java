@@ -1,0 +1,122 @@
+package io.kvass.scheduler.core;
+
+import io.kvass.kvpaging.RequestKey;
+import io.kvass.worker.sampling.SamplingParams;
+import java.util.Arrays;
+
+/**
+ * One sequence (one of a request's n completions) as the scheduler tracks it.
+ * NOTE: {@code numComputed <= numTokens}; tokens {@code [numComputed, numTokens)} await compute.
+ */
+public final class SequenceState {
+    private final Request request;
+    private final int index;
+    private final String seqId;
+    private final SamplingParams params;
+    private final long seed;
+    private final RequestKey key;
+    private int[] tokens;
+    private int numTokens;
+    private int numComputed;
+    private SequenceStatus status = SequenceStatus.WAITING;
+    private int numPreemptions;
+
+    SequenceState(Request request, int index, long seed) {
+        this.request = request;
+        this.index = index;
+        this.seqId = seqIdOf(request.requestId(), request.params().n(), index);
+        this.params = request.params().forChild(index);
+        this.seed = seed;
+        this.key = new RequestKey(seqId, request.scope());
+        this.tokens = Arrays.copyOf(request.promptTokenIds(), request.promptTokenIds().length + 16);
+        this.numTokens = request.promptTokenIds().length;
+    }
+
+    /** A request's only completion keeps the request id; completion i of n > 1 is {@code id#i}. */
+    public static String seqIdOf(String requestId, int n, int index) {
+        return n == 1 ? requestId : requestId + "#" + index;
+    }
+
+    public Request request() {
+        return request;
+    }
+
+    public int index() {
+        return index;
+    }
+
+    public String seqId() {
+        return seqId;
+    }
+
+    public SamplingParams params() {
+        return params;
+    }
+
+    long seed() {
+        return seed;
+    }
+
+    RequestKey key() {
+        return key;
+    }
+
+    public int numTokens() {
+        return numTokens;
+    }
+
+    public int numComputed() {
+        return numComputed;
+    }
+
+    public int promptLength() {
+        return request.promptTokenIds().length;
+    }
+
+    public int numOutputTokens() {
+        return numTokens - promptLength();
+    }
+
+    public SequenceStatus status() {
+        return status;
+    }
+
+    public int numPreemptions() {
+        return numPreemptions;
+    }
+
+    /** The backing array; only the first {@link #numTokens()} entries are tokens. */
+    int[] tokenArray() {
+        return tokens;
+    }
+
+    public int[] tokens() {
+        return Arrays.copyOf(tokens, numTokens);
+    }
+
+    public int[] outputTokens() {
+        return Arrays.copyOfRange(tokens, promptLength(), numTokens);
+    }
+
+    void append(int token) {
+        if (numTokens == tokens.length) {
+            tokens = Arrays.copyOf(tokens, tokens.length * 2);
+        }
+        tokens[numTokens++] = token;
+    }
+
+    void setComputed(int n) {
+        numComputed = n;
+    }
+
+    void setStatus(SequenceStatus s) {
+        status = s;
+    }
+
+    /** Preemption by recompute: the K/V is gone, every known token will be computed again. */
+    void preempt() {
+        numComputed = 0;
+        numPreemptions++;
+        status = SequenceStatus.WAITING;
+    }
+}

@@ -1,0 +1,5 @@
+package io.kvass.scheduler.core;
+
+public enum SequenceStatus {
+    WAITING, RUNNING, FINISHED
+}

@@ -1,0 +1,59 @@
+package io.kvass.scheduler.engine;
+
+import io.kvass.scheduler.core.BatchScheduler;
+import io.kvass.scheduler.core.Request;
+import io.kvass.scheduler.core.SequenceState;
+import io.kvass.scheduler.core.SequenceUpdate;
+import io.kvass.scheduler.output.OutputProcessor;
+import io.kvass.scheduler.output.RequestOutput;
+import io.kvass.worker.step.StepPlan;
+import io.kvass.worker.step.StepResult;
+import java.util.List;
+
+/**
+ * One replica's engine logic without actors: {@code plan()} → (a worker executes) →
+ * {@code complete(plan, result)}. The {@code Engine} actor and the offline {@link LocalEngine} both
+ * drive this, so the step reads the same everywhere.
+ */
+public final class EngineCore {
+    private final BatchScheduler scheduler;
+    private final OutputProcessor outputs;
+
+    public EngineCore(BatchScheduler scheduler, OutputProcessor outputs) {
+        this.scheduler = scheduler;
+        this.outputs = outputs;
+    }
+
+    /** Queues a request; throws {@link IllegalArgumentException} naming why one can never run. */
+    public void add(Request request) {
+        scheduler.submit(request);
+        for (int i = 0; i < request.params().n(); i++) {
+            outputs.track(SequenceState.seqIdOf(request.requestId(), request.params().n(), i), request.promptTokenIds(),
+                    request.params().forChild(i));
+        }
+    }
+
+    public void abort(String requestId, int n) {
+        scheduler.abort(requestId);
+        for (int i = 0; i < n; i++) {
+            outputs.forget(SequenceState.seqIdOf(requestId, n, i));
+        }
+    }
+
+    public boolean hasWork() {
+        return scheduler.hasWorkOrNews();
+    }
+
+    public StepPlan plan() {
+        return scheduler.schedule();
+    }
+
+    public List<RequestOutput> complete(StepPlan plan, StepResult result) {
+        List<SequenceUpdate> updates = scheduler.update(plan, result);
+        return outputs.process(updates, scheduler::finishSequence);
+    }
+
+    public BatchScheduler scheduler() {
+        return scheduler;
+    }
+}

@@ -1,0 +1,77 @@
+package io.kvass.scheduler.output;
+
+import io.kvass.scheduler.core.Finish;
+import io.kvass.scheduler.core.FinishReason;
+import io.kvass.scheduler.core.SequenceUpdate;
+import io.kvass.worker.sampling.SamplingParams;
+import io.kvass.worker.tokenizer.IncrementalDetokenizer;
+import io.kvass.worker.tokenizer.Tokenizer;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.function.Consumer;
+
+/**
+ * Turns sampled tokens into text, per completion: incremental detokenization (never splitting a
+ * UTF-8 character) and stop strings. A stop string ends the sequence, which it reports through
+ * {@code onStopString} so the scheduler frees the sequence's blocks.
+ */
+public final class OutputProcessor {
+    private final Tokenizer tokenizer;
+    private final Map<String, Completion> completions = new HashMap<>();
+
+    private static final class Completion {
+        final IncrementalDetokenizer detokenizer;
+        final StopStringMatcher stops;
+        final int promptTokens;
+        int completionTokens;
+
+        Completion(IncrementalDetokenizer detokenizer, StopStringMatcher stops, int promptTokens) {
+            this.detokenizer = detokenizer;
+            this.stops = stops;
+            this.promptTokens = promptTokens;
+        }
+    }
+
+    public OutputProcessor(Tokenizer tokenizer) {
+        this.tokenizer = tokenizer;
+    }
+
+    /** Registers completion {@code seqId} before its first token. */
+    public void track(String seqId, int[] promptTokenIds, SamplingParams params) {
+        completions.put(seqId, new Completion(new IncrementalDetokenizer(tokenizer, promptTokenIds, params.skipSpecialTokens()),
+                new StopStringMatcher(params.stop()), promptTokenIds.length));
+    }
+
+    public void forget(String seqId) {
+        completions.remove(seqId);
+    }
+
+    public List<RequestOutput> process(List<SequenceUpdate> updates, Consumer<String> onStopString) {
+        List<RequestOutput> outputs = new ArrayList<>(updates.size());
+        for (SequenceUpdate u : updates) {
+            Completion c = completions.get(u.seqId());
+            if (c == null) {
+                continue; // aborted
+            }
+            c.completionTokens++;
+            StopStringMatcher.Match match = c.stops.offer(c.detokenizer.next(u.token().tokenId()));
+            String text = match.text();
+            Optional<Finish> finish = u.finish();
+            if (match.stop().isPresent() && finish.map(f -> f.reason() != FinishReason.STOP).orElse(true)) {
+                finish = Optional.of(new Finish(FinishReason.STOP, Optional.of(match.stop().get())));
+                onStopString.accept(u.seqId());
+            } else if (finish.isPresent() && match.stop().isEmpty()) {
+                text = text + c.stops.offer(c.detokenizer.flush()).text() + c.stops.flush();
+            }
+            if (finish.isPresent()) {
+                completions.remove(u.seqId());
+            }
+            outputs.add(new RequestOutput(u.requestId(), u.index(), List.of(u.token()), text, finish,
+                    c.promptTokens, c.completionTokens));
+        }
+        return outputs;
+    }
+}

@@ -1,2 +1,0 @@
-/** kvass scheduler module. */
-package io.kvass.scheduler;

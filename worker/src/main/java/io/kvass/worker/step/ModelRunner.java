@@ -1,0 +1,129 @@
+package io.kvass.worker.step;
+
+import io.kvass.worker.backend.Backend;
+import io.kvass.worker.backend.LogitsMode;
+import io.kvass.worker.backend.SequenceForward;
+import io.kvass.worker.sampling.SampledToken;
+import io.kvass.worker.sampling.Sampler;
+import io.kvass.worker.sampling.SequenceSamplingState;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.HashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * The worker's side of a step: keeps each sequence's tokens, block table and sampler state, turns
+ * a {@link StepPlan} into one backend forward pass, and samples. Single-threaded: its owner calls it.
+ */
+public final class ModelRunner implements AutoCloseable {
+    private final Backend backend;
+    private final Sampler sampler;
+    private final int[] eosTokenIds;
+    private final Map<String, RunnerSequence> sequences = new HashMap<>();
+
+    /** One sequence as the worker sees it. NOTE: {@code numTokens >= numComputed}; tokens past it await compute. */
+    private static final class RunnerSequence {
+        int[] tokens;
+        int numTokens;
+        int numComputed;
+        int[] blockTable;
+        final int adapterSlot;
+        final SequenceSamplingState sampling;
+
+        RunnerSequence(NewSequence s, SequenceSamplingState sampling) {
+            this.tokens = Arrays.copyOf(s.tokenIds(), Math.max(16, s.tokenIds().length * 2));
+            this.numTokens = s.tokenIds().length;
+            this.numComputed = s.numComputedTokens();
+            this.blockTable = s.blockTable().clone();
+            this.adapterSlot = s.adapterSlot();
+            this.sampling = sampling;
+        }
+
+        void append(int token) {
+            if (numTokens == tokens.length) {
+                tokens = Arrays.copyOf(tokens, tokens.length * 2);
+            }
+            tokens[numTokens++] = token;
+        }
+    }
+
+    public ModelRunner(Backend backend, Sampler sampler, int[] eosTokenIds) {
+        this.backend = backend;
+        this.sampler = sampler;
+        this.eosTokenIds = eosTokenIds.clone();
+    }
+
+    public Backend backend() {
+        return backend;
+    }
+
+    public StepResult execute(StepPlan plan) {
+        plan.dropped().forEach(sequences::remove);
+        if (plan.copySrc().length > 0) {
+            backend.copyBlocks(plan.copySrc(), plan.copyDst());
+        }
+        Map<String, Integer> scheduled = new LinkedHashMap<>();
+        for (NewSequence s : plan.newSequences()) {
+            int[] prompt = Arrays.copyOf(s.tokenIds(), s.promptLength());
+            int[] outputs = Arrays.copyOfRange(s.tokenIds(), s.promptLength(), s.tokenIds().length);
+            sequences.put(s.seqId(), new RunnerSequence(s,
+                    SequenceSamplingState.resume(s.params(), prompt, eosTokenIds, s.seed(), outputs)));
+            scheduled.put(s.seqId(), s.numScheduledTokens());
+        }
+        for (ContinuingSequence c : plan.continuing()) {
+            RunnerSequence seq = known(c.seqId());
+            int[] table = Arrays.copyOf(seq.blockTable, c.firstChangedBlock() + c.changedBlocks().length);
+            System.arraycopy(c.changedBlocks(), 0, table, c.firstChangedBlock(), c.changedBlocks().length);
+            seq.blockTable = table;
+            scheduled.put(c.seqId(), c.numScheduledTokens());
+        }
+        if (scheduled.isEmpty()) {
+            return new StepResult(plan.stepId(), Map.of());
+        }
+        List<String> ids = new ArrayList<>(scheduled.keySet());
+        List<SequenceForward> batch = new ArrayList<>(ids.size());
+        for (String id : ids) {
+            RunnerSequence seq = sequences.get(id);
+            int n = scheduled.get(id);
+            if (seq.numComputed + n > seq.numTokens) {
+                throw new IllegalStateException("plan schedules " + n + " tokens of " + id + " but only "
+                        + (seq.numTokens - seq.numComputed) + " await compute");
+            }
+            boolean samples = seq.numComputed + n == seq.numTokens;
+            batch.add(new SequenceForward(Arrays.copyOfRange(seq.tokens, seq.numComputed, seq.numComputed + n),
+                    seq.numComputed, seq.blockTable, samples ? LogitsMode.LAST : LogitsMode.NONE, seq.adapterSlot));
+        }
+        List<float[][]> logits = backend.forward(batch);
+        Map<String, SampledToken> sampled = new HashMap<>();
+        for (int i = 0; i < ids.size(); i++) {
+            RunnerSequence seq = sequences.get(ids.get(i));
+            seq.numComputed += batch.get(i).numTokens();
+            if (logits.get(i).length > 0) {
+                SampledToken token = sampler.sample(logits.get(i)[0], seq.sampling);
+                seq.append(token.tokenId());
+                sampled.put(ids.get(i), token);
+            }
+        }
+        return new StepResult(plan.stepId(), sampled);
+    }
+
+    private RunnerSequence known(String seqId) {
+        RunnerSequence seq = sequences.get(seqId);
+        if (seq == null) {
+            throw new IllegalStateException("plan continues sequence " + seqId + ", which this worker does not hold");
+        }
+        return seq;
+    }
+
+    /** Sequences this runner holds state for (should be zero once the engine drains). */
+    public int numSequences() {
+        return sequences.size();
+    }
+
+    @Override
+    public void close() {
+        backend.close();
+    }
+}

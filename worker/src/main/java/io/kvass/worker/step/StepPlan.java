@@ -1,0 +1,29 @@
+package io.kvass.worker.step;
+
+import java.util.List;
+
+/**
+ * What the scheduler asks of the worker for one step: ids and primitives only, so it can cross
+ * nodes as is. Full data for new sequences, deltas for the rest (vLLM v1's SchedulerOutput).
+ *
+ * @param dropped     sequences finished, aborted or preempted since the last plan: forget them
+ * @param copySrc     copy-on-write block copies to run before the step ({@code copySrc[i] -> copyDst[i]})
+ */
+public record StepPlan(long stepId, List<NewSequence> newSequences, List<ContinuingSequence> continuing,
+                       List<String> dropped, int[] copySrc, int[] copyDst) {
+
+    public StepPlan {
+        newSequences = List.copyOf(newSequences);
+        continuing = List.copyOf(continuing);
+        dropped = List.copyOf(dropped);
+    }
+
+    public int numSequences() {
+        return newSequences.size() + continuing.size();
+    }
+
+    public int numScheduledTokens() {
+        return newSequences.stream().mapToInt(NewSequence::numScheduledTokens).sum()
+                + continuing.stream().mapToInt(ContinuingSequence::numScheduledTokens).sum();
+    }
+}
