@@ -147,7 +147,10 @@ class KvCacheManagerPropertyTest {
 
     private void step(Seq s) {
         int remainingPrompt = s.promptLen - s.numComputed;
-        int numNew = remainingPrompt > 0 ? chunk(remainingPrompt) : 1;
+        if (remainingPrompt <= 0 && rnd.nextInt(3) == 0) {
+            s.tokens = concat(s.tokens, randomTokens(1 + rnd.nextInt(6))); // speculative draft tokens
+        }
+        int numNew = remainingPrompt > 0 ? chunk(remainingPrompt) : s.tokens.length - s.numComputed;
         int[] tableBefore = kv.blockTable(s.id);
         Snapshot before = new Snapshot();
         switch (kv.allocateSlots(s.id, s.numComputed, numNew)) {
@@ -157,6 +160,9 @@ class KvCacheManagerPropertyTest {
                     assertEquals(tableBefore[i], table[i], "entry before firstChangedIndex changed");
                 }
                 countEvictions(before);
+                for (int i = s.numComputed / BLOCK_SIZE; i * BLOCK_SIZE < s.numComputed + numNew; i++) {
+                    assertEquals(1, kv.pool().refCount(table[i]), "step would write into shared block #" + i);
+                }
                 int replaced = 0;
                 for (int i = firstChanged; i < tableBefore.length; i++) {
                     replaced += tableBefore[i] != table[i] ? 1 : 0;
@@ -183,7 +189,11 @@ class KvCacheManagerPropertyTest {
         evictionCount += Math.max(0, before.cachedBlocks - kv.pool().numCachedBlocks());
     }
 
-    /** The step ran: writes the new tokens' K/V through the block table, sometimes fewer than allocated. */
+    /**
+     * The step ran: writes the new tokens' K/V through the block table. Sometimes fewer than
+     * allocated (a chunk cut short, rejected draft tokens), which leaves allocated blocks beyond the
+     * computed tokens for a fork to share.
+     */
     private void compute(Seq s, int numNew) {
         int computedNow = rnd.nextInt(4) == 0 ? 1 + rnd.nextInt(numNew) : numNew;
         int[] table = kv.blockTable(s.id);
@@ -192,8 +202,10 @@ class KvCacheManagerPropertyTest {
         }
         s.numComputed += computedNow;
         kv.cacheFullBlocks(s.id, s.tokens, s.numComputed);
-        if (s.numComputed == s.tokens.length) {
-            s.tokens = concat(s.tokens, randomTokens(1)); // sampled
+        if (s.numComputed >= s.promptLen) {
+            // sampled token; a rejected draft tail is dropped (its slots stay allocated, holding garbage)
+            s.tokens = Arrays.copyOf(s.tokens, s.numComputed + 1);
+            s.tokens[s.numComputed] = rnd.nextInt(3);
         }
         if (s.tokens.length > MAX_TOKENS) {
             finish(s);

@@ -226,6 +226,22 @@ class KvCacheManagerTest {
     }
 
     @Test
+    void everySharedBlockTheStepWritesIsMadePrivate() {
+        kv.allocateSlots(key("a", CacheScope.BASE), ComputedPrefix.none(CacheScope.BASE), 12); // only 2 turn out computed
+        int[] shared = kv.blockTable("a");
+        kv.fork("a", "b");
+        Allocation a = kv.allocateSlots("a", 2, 10);
+        int[] own = kv.blockTable("a");
+        assertEquals(new Allocation.Granted(0, List.of(new BlockCopy(shared[0], own[0]))), a);
+        for (int i = 0; i < 3; i++) {
+            assertNotEquals(shared[i], own[i]);
+            assertEquals(1, kv.pool().refCount(own[i]));
+            assertEquals(1, kv.pool().refCount(shared[i]));
+        }
+        assertEquals(new Allocation.Granted(3, List.of()), kv.allocateSlots("b", 2, 10));
+    }
+
+    @Test
     void forkedChildrenDivergeIntoDifferentCachedBlocks() {
         runPrompt(key("a", CacheScope.BASE), tokens(0, 7));
         kv.fork("a", "b");
