@@ -1,6 +1,16 @@
 package io.kvass.scheduler.engine;
 
+import io.kvass.kvpaging.KvCacheConfig;
+import io.kvass.kvpaging.KvCacheManager;
+import io.kvass.scheduler.core.BatchScheduler;
 import io.kvass.scheduler.core.Request;
+import io.kvass.scheduler.core.SchedulerConfig;
+import io.kvass.scheduler.output.OutputProcessor;
+import io.kvass.worker.backend.Backend;
+import io.kvass.worker.sampling.Sampler;
+import io.kvass.worker.tokenizer.Tokenizer;
+import java.util.Set;
+import java.util.TreeSet;
 import io.kvass.scheduler.output.RequestOutput;
 import io.kvass.worker.step.ModelRunner;
 import io.kvass.worker.step.StepPlan;
@@ -21,8 +31,22 @@ public final class LocalEngine {
         this.runner = runner;
     }
 
+    /** An engine over {@code backend}, its KV pool managed with the backend's block count and size. */
+    public static LocalEngine of(Backend backend, Tokenizer tokenizer, SchedulerConfig config) {
+        KvCacheManager kv = new KvCacheManager(
+                new KvCacheConfig(backend.numKvBlocks(), backend.blockSize(), config.enablePrefixCaching()));
+        Set<Integer> eos = new TreeSet<>(backend.config().eosTokenIds());
+        eos.addAll(tokenizer.eosTokenIds());
+        ModelRunner runner = new ModelRunner(backend, Sampler.cpu(), eos.stream().mapToInt(Integer::intValue).toArray());
+        return new LocalEngine(new EngineCore(new BatchScheduler(config, kv, eos), new OutputProcessor(tokenizer)), runner);
+    }
+
     public EngineCore core() {
         return core;
+    }
+
+    public ModelRunner runner() {
+        return runner;
     }
 
     /** One step; returns what it produced. */
