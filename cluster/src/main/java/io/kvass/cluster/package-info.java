@@ -1,2 +1,0 @@
-/** kvass cluster module. */
-package io.kvass.cluster;

@@ -1,0 +1,63 @@
+package io.kvass.worker;
+
+import io.kvass.worker.backend.Backend;
+import io.kvass.worker.cpu.CpuBackend;
+import io.kvass.worker.model.LoadedModel;
+import io.kvass.worker.model.ModelLoadException;
+import io.kvass.worker.tokenizer.ChatTemplate;
+import io.kvass.worker.tokenizer.Tokenizer;
+import java.util.Optional;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/** A model opened for serving on this node: weights, tokenizer, chat template and the backend that runs it. */
+public record ModelReplica(LoadedModel model, Tokenizer tokenizer, Optional<ChatTemplate> chatTemplate, Backend backend,
+                           int maxModelLen) implements AutoCloseable {
+    private static final Logger LOG = LoggerFactory.getLogger(ModelReplica.class);
+
+    public static ModelReplica load(ReplicaOptions options) {
+        long start = System.nanoTime();
+        LOG.info("loading model from {}", options.modelDir());
+        LoadedModel model = LoadedModel.load(options.modelDir());
+        try {
+            Tokenizer tokenizer = Tokenizer.load(options.modelDir());
+            Optional<ChatTemplate> template = ChatTemplate.load(options.modelDir());
+            int maxModelLen = options.maxModelLen() == 0 ? model.config().maxPositions() : options.maxModelLen();
+            if (maxModelLen > model.config().maxPositions()) {
+                throw new ModelLoadException("max_model_len " + maxModelLen + " exceeds the model's "
+                        + model.config().maxPositions() + " positions");
+            }
+            Backend backend = switch (options.device()) {
+                case CPU -> cpuBackend(model, options, maxModelLen);
+                case CUDA -> throw new ModelLoadException("--device cuda: this build has no CUDA backend yet; use --device cpu");
+            };
+            LOG.info("model {} loaded in {} ms: {} layers, hidden {}, vocab {}, {} KV blocks of {} tokens, max_model_len {}",
+                    options.modelDir().getFileName(), (System.nanoTime() - start) / 1_000_000, model.config().numLayers(),
+                    model.config().hiddenSize(), model.config().vocabSize(), backend.numKvBlocks(), backend.blockSize(),
+                    maxModelLen);
+            return new ModelReplica(model, tokenizer, template, backend, maxModelLen);
+        } catch (RuntimeException e) {
+            model.close();
+            throw e;
+        }
+    }
+
+    /** As many blocks as the memory holds, but no more than max_num_seqs full-length sequences could use. */
+    private static Backend cpuBackend(LoadedModel model, ReplicaOptions options, int maxModelLen) {
+        int fits = CpuBackend.blocksFor(model.config(), options.kvCacheBytes(), options.blockSize());
+        long useful = (long) options.maxNumSeqs() * ((maxModelLen + options.blockSize() - 1) / options.blockSize());
+        int blocks = (int) Math.min(fits, useful);
+        if (blocks < 1) {
+            throw new ModelLoadException("KV cache memory of " + options.kvCacheBytes() + " bytes holds no block of "
+                    + options.blockSize() + " tokens for this model");
+        }
+        return new CpuBackend(model, blocks, options.blockSize(), options.threads());
+    }
+
+    @Override
+    public void close() {
+        backend.close();
+        tokenizer.close();
+        model.close();
+    }
+}

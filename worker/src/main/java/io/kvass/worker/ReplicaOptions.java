@@ -1,0 +1,45 @@
+package io.kvass.worker;
+
+import java.nio.file.Path;
+import java.util.Locale;
+
+/**
+ * How to bring up one model replica on this node.
+ *
+ * @param kvCacheBytes  memory for K/V blocks (the CPU backend's {@code --kv-cache-memory})
+ * @param maxModelLen   0 = the model's own maximum
+ * @param maxNumSeqs    with max_model_len, bounds the blocks worth allocating
+ */
+public record ReplicaOptions(Path modelDir, Device device, int blockSize, long kvCacheBytes, int maxModelLen,
+                             int maxNumSeqs, int threads) {
+
+    /** Where the forward pass runs. */
+    public enum Device {
+        CPU, CUDA;
+
+        public static Device parse(String name) {
+            return switch (name.toLowerCase(Locale.ROOT)) {
+                case "cpu" -> CPU;
+                case "cuda", "gpu" -> CUDA;
+                default -> throw new IllegalArgumentException("unknown device '" + name + "'; use cpu or cuda");
+            };
+        }
+    }
+
+    public ReplicaOptions {
+        if (blockSize < 1 || blockSize > 256 || Integer.bitCount(blockSize) != 1) {
+            throw new IllegalArgumentException("block size must be a power of two in 1..256, got " + blockSize);
+        }
+        if (kvCacheBytes <= 0) {
+            throw new IllegalArgumentException("KV cache memory must be positive, got " + kvCacheBytes);
+        }
+        if (maxModelLen < 0 || threads < 1 || maxNumSeqs < 1) {
+            throw new IllegalArgumentException("max_model_len must be >= 0, max_num_seqs and threads >= 1");
+        }
+    }
+
+    public static ReplicaOptions cpu(Path modelDir) {
+        return new ReplicaOptions(modelDir, Device.CPU, 16, 512L << 20, 0, 256,
+                Runtime.getRuntime().availableProcessors());
+    }
+}
