@@ -211,6 +211,17 @@ public final class BatchScheduler {
         running.add(at < 0 ? -at - 1 : at, seq);
     }
 
+    /**
+     * After a failed step: every running sequence goes back to waiting, to be recomputed from its
+     * tokens; the worker forgot them all, so nothing is left to tell it.
+     */
+    public void requeueAllRunning() {
+        while (!running.isEmpty()) {
+            preemptLast();
+        }
+        dropped.clear();
+    }
+
     public boolean hasUnfinished() {
         return !running.isEmpty() || !waiting.isEmpty();
     }

@@ -117,6 +117,11 @@ public final class ModelRunner implements AutoCloseable {
         return seq;
     }
 
+    /** Drops every sequence: after a failed step the engine resubmits them in full. */
+    public void reset() {
+        sequences.clear();
+    }
+
     /** Sequences this runner holds state for (should be zero once the engine drains). */
     public int numSequences() {
         return sequences.size();

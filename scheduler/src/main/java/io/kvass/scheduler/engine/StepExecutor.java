@@ -1,0 +1,50 @@
+package io.kvass.scheduler.engine;
+
+import io.kvass.worker.step.ModelRunner;
+import io.kvass.worker.step.StepPlan;
+import io.kvass.worker.step.StepResult;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionStage;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+
+/**
+ * Where a replica's steps run. The engine never blocks on one: it gets a future and carries on
+ * receiving requests. Locally the runner has its own thread; remote workers answer over the cluster.
+ */
+public interface StepExecutor extends AutoCloseable {
+
+    CompletionStage<StepResult> execute(StepPlan plan);
+
+    /** Forgets every sequence (after a failed step the engine recomputes them from their tokens). */
+    void reset();
+
+    @Override
+    void close();
+
+    /** The model runner on a dedicated thread of its own (never a dispatcher thread). */
+    static StepExecutor local(ModelRunner runner) {
+        ExecutorService thread = Executors.newSingleThreadExecutor(r -> {
+            Thread t = new Thread(r, "kvass-step");
+            t.setDaemon(true);
+            return t;
+        });
+        return new StepExecutor() {
+            @Override
+            public CompletionStage<StepResult> execute(StepPlan plan) {
+                return CompletableFuture.supplyAsync(() -> runner.execute(plan), thread);
+            }
+
+            @Override
+            public void reset() {
+                CompletableFuture.runAsync(runner::reset, thread).join();
+            }
+
+            @Override
+            public void close() {
+                thread.shutdownNow();
+                runner.close();
+            }
+        };
+    }
+}
