@@ -9,7 +9,6 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Random;
-import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
@@ -26,17 +25,10 @@ class IncrementalDetokenizerTest {
 
     @BeforeAll
     static void load() {
-        stories = Tokenizer.load(Fixtures.path("models/stories260K"));
-        llama2c = Tokenizer.load(Fixtures.path("models/stories260K-llama2c"));
-        llama3 = Tokenizer.load(Fixtures.path("tokenizers/llama3"));
-        qwen3 = Tokenizer.load(Fixtures.path("tokenizers/qwen3"));
-    }
-
-    @AfterAll
-    static void close() {
-        stories.close();
-        llama3.close();
-        qwen3.close();
+        stories = Fixtures.tokenizer("models/stories260K");
+        llama2c = Fixtures.tokenizer("models/stories260K-llama2c");
+        llama3 = Fixtures.tokenizer("tokenizers/llama3");
+        qwen3 = Fixtures.tokenizer("tokenizers/qwen3");
     }
 
     /** Feeds every id; returns the pieces, the last one being flush()'s. */
