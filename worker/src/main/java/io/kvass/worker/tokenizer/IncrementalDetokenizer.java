@@ -10,7 +10,8 @@ import java.util.Arrays;
  * and the emitted pieces add up to {@code decode(allIds, skipSpecialTokens)}.
  *
  * <p>Text ending in U+FFFD is held back: it is a UTF-8 character whose remaining byte tokens have not
- * arrived. {@link #flush()} releases whatever is still held when generation ends. Not thread-safe; one
+ * arrived. So is a run of SentencePiece byte-fallback tokens ({@code <0xE6>}) until a token of another kind
+ * follows, because a later byte can still change how the whole run decodes. {@link #flush()} releases whatever is still held when generation ends. Not thread-safe; one
  * instance per sequence.
  */
 public final class IncrementalDetokenizer {
@@ -49,7 +50,21 @@ public final class IncrementalDetokenizer {
             ids = Arrays.copyOf(ids, size * 2);
         }
         ids[size++] = tokenId;
+        // A run of byte-fallback tokens decodes as a whole (invalid UTF-8 anywhere turns all of it into
+        // U+FFFD), so its text is final only once a token of another kind follows; skipped special tokens
+        // add no text and do not end a run.
+        if ((skipSpecialTokens && tokenizer.isSpecial(tokenId)) || isByteToken(tokenId)) {
+            return "";
+        }
         return emit(false);
+    }
+
+    private boolean isByteToken(int id) {
+        if (id >= tokenizer.vocabSize()) {
+            return false;
+        }
+        String piece = tokenizer.tokenText(id);
+        return piece.length() == 6 && piece.startsWith("<0x") && piece.endsWith(">");
     }
 
     /** Returns any text still held back (e.g. an incomplete UTF-8 character at the end, as U+FFFD). */

@@ -15,8 +15,8 @@ import java.util.stream.Collectors;
 import jinjava.javax.el.CompositeELResolver;
 
 /**
- * The one Jinjava engine for chat templates, configured like Hugging Face's Jinja2 environment
- * ({@code trim_blocks}, {@code lstrip_blocks}, Python operator precedence and string methods) and with the
+ * The one Jinjava engine for chat templates, configured like Hugging Face's Jinja2 environment (Python
+ * operator precedence, string methods; whitespace rules come from {@link JinjaSource}) and with the
  * globals HF adds: {@code raise_exception}, {@code strftime_now} and a Python-style {@code tojson}.
  */
 final class Jinja {
@@ -31,8 +31,7 @@ final class Jinja {
         resolver.add(new PyMethods());
         resolver.add(JinjavaConfig.newBuilder().build().getElResolver());
         JinjavaConfig config = JinjavaConfig.newBuilder()
-                .withTrimBlocks(true)
-                .withLstripBlocks(true)
+                // trim_blocks and lstrip_blocks are applied by JinjaSource: Jinjava's lstrip is not Jinja2's.
                 .withElResolver(resolver)
                 .withLegacyOverrides(LegacyOverrides.newBuilder()
                         .withUseNaturalOperatorPrecedence(true) // a + b | trim filters b only, as in Jinja2
@@ -41,6 +40,7 @@ final class Jinja {
                         .withEvaluateMapKeys(true)
                         .withIterateOverMapKeys(true)
                         .withKeepNullableLoopValues(true)
+                        .withUsePyishObjectMapper(true) // print lists and dicts as Python does
                         .build())
                 .build();
         Jinjava jinjava = new Jinjava(config);

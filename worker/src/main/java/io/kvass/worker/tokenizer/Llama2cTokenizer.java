@@ -23,9 +23,9 @@ import java.util.Set;
  * best-scoring adjacent pair first, with a dummy prefix space and byte fallback, as in llama2.c's
  * {@code run.c}. Ids 0, 1, 2 are {@code <unk>}, BOS, EOS; ids 3..258 are the bytes {@code <0x00>..<0xFF>}.
  *
- * <p>Decoding follows Hugging Face's decoder for the same vocabulary (byte runs that are not valid UTF-8
- * become one U+FFFD per byte) and run.c's rule that a leading space is dropped at the start of the text
- * and right after BOS.
+ * <p>Decoding follows Hugging Face's decoder for the same vocabulary (skipped special tokens are removed
+ * first; a run of byte tokens that is not valid UTF-8 becomes one U+FFFD per byte; the leading space of the
+ * text is dropped) and, where BOS is shown, run.c's rule that the space right after BOS is dropped too.
  */
 public final class Llama2cTokenizer implements Tokenizer {
 
@@ -164,8 +164,8 @@ public final class Llama2cTokenizer implements Tokenizer {
             if (id < 0) {
                 throw new IllegalArgumentException("negative token id " + id + " at position " + i);
             }
-            if (id >= pieces.length) {
-                continue;
+            if (id >= pieces.length || (id < FIRST_BYTE && skipSpecialTokens)) {
+                continue; // removed before decoding, as in HF: a byte run goes on across them
             }
             if (id >= FIRST_BYTE && id < FIRST_PIECE) {
                 byteRun.write(id - FIRST_BYTE);
@@ -173,11 +173,8 @@ public final class Llama2cTokenizer implements Tokenizer {
             }
             stripSpace = append(out, flushBytes(byteRun), stripSpace);
             if (id < FIRST_BYTE) {
-                if (!skipSpecialTokens) {
-                    out.append(SPECIAL_TEXT[id]);
-                    stripSpace = false;
-                }
-                stripSpace |= id == BOS;
+                out.append(SPECIAL_TEXT[id]);
+                stripSpace = id == BOS;
             } else {
                 stripSpace = append(out, utf8(pieces[id]), stripSpace);
             }

@@ -6,6 +6,8 @@ import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
 
 /** The shared fixtures: {@code -Dkvass.fixtures}, else {@code ../shared/fixtures} beside the repository root. */
 final class Fixtures {
@@ -24,6 +26,13 @@ final class Fixtures {
             }
         }
         throw new IllegalStateException("fixtures not found: set -Dkvass.fixtures");
+    }
+
+    private static final Map<String, Tokenizer> TOKENIZERS = new ConcurrentHashMap<>();
+
+    /** One shared tokenizer per fixture directory for the whole test run (loading llama3/qwen3 takes ~1 s). */
+    static Tokenizer tokenizer(String relative) {
+        return TOKENIZERS.computeIfAbsent(relative, r -> Tokenizer.load(path(r)));
     }
 
     static Path path(String relative) {

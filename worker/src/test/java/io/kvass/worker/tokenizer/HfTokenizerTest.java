@@ -10,7 +10,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import com.fasterxml.jackson.databind.JsonNode;
 import java.util.OptionalInt;
 import java.util.Set;
-import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
@@ -20,12 +19,7 @@ class HfTokenizerTest {
 
     @BeforeAll
     static void load() {
-        stories = Tokenizer.load(Fixtures.path("models/stories260K"));
-    }
-
-    @AfterAll
-    static void close() {
-        stories.close();
+        stories = Fixtures.tokenizer("models/stories260K");
     }
 
     @Test
@@ -93,19 +87,18 @@ class HfTokenizerTest {
 
     @Test
     void llama3AndQwen3SpecialTokens() {
-        try (Tokenizer llama3 = Tokenizer.load(Fixtures.path("tokenizers/llama3"));
-                Tokenizer qwen3 = Tokenizer.load(Fixtures.path("tokenizers/qwen3"))) {
-            assertEquals(128256, llama3.vocabSize());
-            assertEquals(OptionalInt.of(128000), llama3.bosTokenId());
-            assertEquals(Set.of(128001), llama3.eosTokenIds());
-            // This tokenizer.json's post-processor is plain ByteLevel (no BOS template), so HF adds nothing.
-            assertArrayEquals(llama3.encode("Hi", false), llama3.encode("Hi", true));
-            assertEquals("<|eot_id|>", llama3.tokenText(128009));
-            assertTrue(llama3.isSpecial(128009));
+        Tokenizer llama3 = Fixtures.tokenizer("tokenizers/llama3");
+        Tokenizer qwen3 = Fixtures.tokenizer("tokenizers/qwen3");
+        assertEquals(128256, llama3.vocabSize());
+        assertEquals(OptionalInt.of(128000), llama3.bosTokenId());
+        assertEquals(Set.of(128001), llama3.eosTokenIds());
+        // This tokenizer.json's post-processor is plain ByteLevel (no BOS template), so HF adds nothing.
+        assertArrayEquals(llama3.encode("Hi", false), llama3.encode("Hi", true));
+        assertEquals("<|eot_id|>", llama3.tokenText(128009));
+        assertTrue(llama3.isSpecial(128009));
 
-            assertEquals(OptionalInt.empty(), qwen3.bosTokenId());
-            assertEquals(Set.of(151645), qwen3.eosTokenIds());
-            assertArrayEquals(qwen3.encode("Hi", false), qwen3.encode("Hi", true), "Qwen3 adds no BOS");
-        }
+        assertEquals(OptionalInt.empty(), qwen3.bosTokenId());
+        assertEquals(Set.of(151645), qwen3.eosTokenIds());
+        assertArrayEquals(qwen3.encode("Hi", false), qwen3.encode("Hi", true), "Qwen3 adds no BOS");
     }
 }

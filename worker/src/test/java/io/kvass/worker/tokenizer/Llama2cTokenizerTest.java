@@ -9,7 +9,6 @@ import java.util.List;
 import java.util.OptionalInt;
 import java.util.Random;
 import java.util.Set;
-import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
@@ -21,13 +20,8 @@ class Llama2cTokenizerTest {
 
     @BeforeAll
     static void load() {
-        llama2c = Tokenizer.load(Fixtures.path("models/stories260K-llama2c"));
-        hf = Tokenizer.load(Fixtures.path("models/stories260K"));
-    }
-
-    @AfterAll
-    static void close() {
-        hf.close();
+        llama2c = Fixtures.tokenizer("models/stories260K-llama2c");
+        hf = Fixtures.tokenizer("models/stories260K");
     }
 
     @Test

@@ -32,7 +32,7 @@ class TokenizerCasesTest {
         List<String> outputs = Files.readAllLines(root.resolve("cases.out"));
         assertEquals(46, inputs.size(), "inputs");
         assertEquals(46, outputs.size(), "outputs");
-        Tokenizer tokenizer = Tokenizer.load(root); // shared by the cases; the native side is freed with the JVM
+        Tokenizer tokenizer = Fixtures.tokenizer(dir);
         List<DynamicTest> tests = new ArrayList<>();
         for (int n = 0; n < inputs.size(); n++) {
             int i = n;
