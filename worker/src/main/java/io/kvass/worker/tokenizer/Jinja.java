@@ -90,7 +90,7 @@ final class Jinja {
         failOnFatal(interpreter.getErrors(), origin);
     }
 
-    /** Renders, failing on the first fatal error; {@code raise_exception}'s message is passed on as is. */
+    /** Renders, failing on any fatal error; {@code raise_exception}'s message is passed on as is. */
     static String render(String source, Map<String, Object> context, Clock clock, String origin) {
         RenderResult result = ScopedValue.where(CLOCK, clock).call(() -> ENGINE.renderForResult(source, context));
         failOnFatal(result.getErrors(), origin);
