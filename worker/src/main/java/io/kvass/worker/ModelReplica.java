@@ -29,7 +29,7 @@ public record ModelReplica(LoadedModel model, Tokenizer tokenizer, Optional<Chat
             }
             Backend backend = switch (options.device()) {
                 case CPU -> cpuBackend(model, options, maxModelLen);
-                case CUDA -> throw new ModelLoadException("--device cuda: this build has no CUDA backend yet; use --device cpu");
+                case CUDA -> io.kvass.worker.cuda.CudaBackend.open(model, io.kvass.worker.cuda.CudaOptions.of(options, maxModelLen));
             };
             LOG.info("model {} loaded in {} ms: {} layers, hidden {}, vocab {}, {} KV blocks of {} tokens, max_model_len {}",
                     options.modelDir().getFileName(), (System.nanoTime() - start) / 1_000_000, model.config().numLayers(),

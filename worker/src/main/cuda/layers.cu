@@ -1,0 +1,215 @@
+// The per-token kernels of a Llama-family decoder step (everything but attention and the big GEMMs).
+// Shapes in comments: n = tokens in the step, H = hidden size, D = head dim.
+#include "common.cuh"
+
+// x[t, :] = emb[tokens[t], :] as fp32 (the residual stream stays fp32).
+// grid: n, block: 256.
+extern "C" __global__ void embed_rows(const int* __restrict__ tokens, const bf16* __restrict__ emb,
+                                      float* __restrict__ x, int hidden) {
+  const int t = blockIdx.x;
+  const bf16* row = emb + (size_t)tokens[t] * hidden;
+  float* out = x + (size_t)t * hidden;
+  for (int i = threadIdx.x; i < hidden; i += blockDim.x) out[i] = to_float(row[i]);
+}
+
+// out[i, :] = bf16(x[r, :] * rsqrt(mean(x[r, :]^2) + eps) * w), r = rows[i] (or i when rows is null).
+// x: [*, H] fp32, w: [H] fp32, out: [gridDim.x, H] bf16. grid: rows, block: 256.
+extern "C" __global__ void rms_norm(const float* __restrict__ x, const int* __restrict__ rows,
+                                    const float* __restrict__ w, bf16* __restrict__ out, int hidden, float eps) {
+  const int i = blockIdx.x;
+  const float* xr = x + (size_t)(rows ? rows[i] : i) * hidden;
+  float ss = 0.f;
+  for (int j = threadIdx.x; j < hidden; j += blockDim.x) {
+    const float v = xr[j];
+    ss += v * v;
+  }
+  const float inv = rsqrtf(block_sum(ss) / hidden + eps);
+  bf16* o = out + (size_t)i * hidden;
+  for (int j = threadIdx.x; j < hidden; j += blockDim.x) o[j] = to_bf16(xr[j] * inv * w[j]);
+}
+
+// After the fused q/k/v projection: adds the bias (Qwen2), rotates q and k (rotate-half: pair
+// (i, i + D/2) turns by positions[t] * inv_freq[i], the angle an fp32 product as transformers
+// computes it), writes q as bf16 and k, v into the paged cache at slot slots[t] (none if < 0).
+// qkv: [n, (heads + 2 kv_heads) * D] fp32; bias: same width or null; q_out: [n, heads * D];
+// k_cache, v_cache: [slots, kv_heads, D] of this layer. grid: n, block: 128.
+extern "C" __global__ void qkv_rope_store(const float* __restrict__ qkv, const float* __restrict__ bias,
+                                          const float* __restrict__ inv_freq, const int* __restrict__ positions,
+                                          const int* __restrict__ slots, bf16* __restrict__ q_out,
+                                          bf16* __restrict__ k_cache, bf16* __restrict__ v_cache, int num_heads,
+                                          int num_kv_heads, int head_dim) {
+  const int t = blockIdx.x;
+  const int half = head_dim / 2, q_dim = num_heads * head_dim, kv_dim = num_kv_heads * head_dim;
+  const float* row = qkv + (size_t)t * (q_dim + 2 * kv_dim);
+  const float pos = (float)positions[t];
+  const int slot = slots[t];
+  // q heads then k heads are contiguous in the row, so head h starts at h * head_dim for both.
+  const int pairs = (num_heads + num_kv_heads) * half;
+  for (int p = threadIdx.x; p < pairs; p += blockDim.x) {
+    const int h = p / half, i = p % half, a = h * head_dim + i, b = a + half;
+    float x1 = row[a], x2 = row[b];
+    if (bias) {
+      x1 += bias[a];
+      x2 += bias[b];
+    }
+    float s, c;
+    sincosf(pos * inv_freq[i], &s, &c);
+    const float y1 = x1 * c - x2 * s, y2 = x2 * c + x1 * s;
+    if (h < num_heads) {
+      q_out[(size_t)t * q_dim + a] = to_bf16(y1);
+      q_out[(size_t)t * q_dim + b] = to_bf16(y2);
+    } else if (slot >= 0) {
+      const size_t off = (size_t)slot * kv_dim + (h - num_heads) * head_dim + i;
+      k_cache[off] = to_bf16(y1);
+      k_cache[off + half] = to_bf16(y2);
+    }
+  }
+  if (slot >= 0) {
+    for (int j = threadIdx.x; j < kv_dim; j += blockDim.x) {
+      const int col = q_dim + kv_dim + j;
+      v_cache[(size_t)slot * kv_dim + j] = to_bf16(row[col] + (bias ? bias[col] : 0.f));
+    }
+  }
+}
+
+// out[t, i] = silu(gu[t, i]) * gu[t, ffn + i]. gu: [n, 2 ffn] bf16 (gate then up), out: [n, ffn].
+extern "C" __global__ void silu_mul(const bf16* __restrict__ gu, bf16* __restrict__ out, int n, int ffn) {
+  const size_t total = (size_t)n * ffn;
+  for (size_t idx = (size_t)blockIdx.x * blockDim.x + threadIdx.x; idx < total; idx += (size_t)gridDim.x * blockDim.x) {
+    const size_t t = idx / ffn, i = idx % ffn;
+    const float g = to_float(gu[t * 2 * ffn + i]), u = to_float(gu[t * 2 * ffn + ffn + i]);
+    out[idx] = to_bf16(g / (1.f + expf(-g)) * u);
+  }
+}
+
+// Copies whole K/V blocks src[p] -> dst[p] in every plane (a plane = one layer's K or V).
+// cache: planes of plane_bytes each; a block is block_bytes (a multiple of 16). grid: (pairs, planes).
+extern "C" __global__ void copy_blocks(char* __restrict__ cache, const int* __restrict__ src,
+                                       const int* __restrict__ dst, long long plane_bytes, int block_bytes) {
+  char* plane = cache + (size_t)blockIdx.y * plane_bytes;
+  const uint4* from = reinterpret_cast<const uint4*>(plane + (size_t)src[blockIdx.x] * block_bytes);
+  uint4* to = reinterpret_cast<uint4*>(plane + (size_t)dst[blockIdx.x] * block_bytes);
+  for (int i = threadIdx.x; i < block_bytes / 16; i += blockDim.x) to[i] = from[i];
+}
+
+__device__ __forceinline__ float uniform_pm1(unsigned long long seed, unsigned long long i) {
+  unsigned long long x = seed * 0x9E3779B97F4A7C15ULL + i;
+  x ^= x >> 33;
+  x *= 0xff51afd7ed558ccdULL;
+  x ^= x >> 33;
+  x *= 0xc4ceb9fe1a85ec53ULL;
+  x ^= x >> 33;
+  return (float)(x >> 40) * (2.f / 16777216.f) - 1.f;
+}
+
+// p[i] = offset + scale * u_i, u_i uniform in [-1, 1) from a hash of (seed, i): benchmark weights.
+extern "C" __global__ void fill_uniform_bf16(bf16* __restrict__ p, long long n, unsigned long long seed, float offset,
+                                             float scale) {
+  for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x)
+    p[i] = to_bf16(offset + scale * uniform_pm1(seed, i));
+}
+
+extern "C" __global__ void fill_uniform_f32(float* __restrict__ p, long long n, unsigned long long seed, float offset,
+                                            float scale) {
+  for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x)
+    p[i] = offset + scale * uniform_pm1(seed, i);
+}
+
+// ids[r] = argmax(logits[r, :]) (lowest index among equal maxima). grid: rows, block: 1024.
+extern "C" __global__ void argmax_rows(const float* __restrict__ logits, int* __restrict__ ids, int vocab) {
+  const float* row = logits + (size_t)blockIdx.x * vocab;
+  float best = -CUDART_INF_F;
+  int arg = 0x7fffffff;
+  for (int i = threadIdx.x; i < vocab; i += blockDim.x) {
+    const float v = row[i];
+    if (v > best) {
+      best = v;
+      arg = i;
+    }
+  }
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) {
+    const float ov = __shfl_xor_sync(0xffffffffu, best, o);
+    const int oa = __shfl_xor_sync(0xffffffffu, arg, o);
+    if (ov > best || (ov == best && oa < arg)) {
+      best = ov;
+      arg = oa;
+    }
+  }
+  __shared__ float bv[32];
+  __shared__ int ba[32];
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  if (lane == 0) {
+    bv[warp] = best;
+    ba[warp] = arg;
+  }
+  __syncthreads();
+  if (warp == 0) {
+    const int warps = blockDim.x >> 5;
+    best = lane < warps ? bv[lane] : -CUDART_INF_F;
+    arg = lane < warps ? ba[lane] : 0x7fffffff;
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) {
+      const float ov = __shfl_xor_sync(0xffffffffu, best, o);
+      const int oa = __shfl_xor_sync(0xffffffffu, arg, o);
+      if (ov > best || (ov == best && oa < arg)) {
+        best = ov;
+        arg = oa;
+      }
+    }
+    if (lane == 0) ids[blockIdx.x] = arg == 0x7fffffff ? 0 : arg;
+  }
+}
+
+// Skinny GEMM for decode (few tokens): y[t, o] = sum_k w[o, k] * x[t, k], t < n <= MAXN.
+// w: [out, K] bf16 row-major (a Hugging Face Linear weight), x: [n, K] bf16, K a multiple of 8.
+// mode 0: y bf16 [n, out]; 1: y fp32 [n, out]; 2: y fp32 [n, out] += (the residual add).
+// One warp per output row, 16-byte loads; every weight byte is read once. grid: ceil(out / 8), block: 256.
+template <int MAXN>
+__device__ __forceinline__ void skinny_gemm(const bf16* __restrict__ w, const bf16* __restrict__ x, void* __restrict__ y,
+                                            int n, int out, int K, int mode) {
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int o = blockIdx.x * (blockDim.x >> 5) + warp;
+  if (o >= out) return;
+  const uint4* wr = reinterpret_cast<const uint4*>(w + (size_t)o * K);
+  const int chunks = K / 8;
+  float acc[MAXN];
+#pragma unroll
+  for (int t = 0; t < MAXN; t++) acc[t] = 0.f;
+#pragma unroll 4
+  for (int c = lane; c < chunks; c += 32) {
+    float wf[8];
+    unpack8(__ldg(wr + c), wf);
+#pragma unroll
+    for (int t = 0; t < MAXN; t++) {
+      if (t < n) {
+        float xf[8];
+        unpack8(__ldg(reinterpret_cast<const uint4*>(x + (size_t)t * K) + c), xf);
+#pragma unroll
+        for (int e = 0; e < 8; e++) acc[t] += wf[e] * xf[e];
+      }
+    }
+  }
+#pragma unroll
+  for (int t = 0; t < MAXN; t++) {
+    if (t < n) {
+      const float s = warp_sum(acc[t]);
+      if (lane == 0) {
+        const size_t idx = (size_t)t * out + o;
+        if (mode == 0) reinterpret_cast<bf16*>(y)[idx] = to_bf16(s);
+        else if (mode == 1) reinterpret_cast<float*>(y)[idx] = s;
+        else reinterpret_cast<float*>(y)[idx] += s;
+      }
+    }
+  }
+}
+
+#define SKINNY(N)                                                                                              \
+  extern "C" __global__ void __launch_bounds__(256) skinny_gemm_n##N(const bf16* w, const bf16* x, void* y, int n, \
+                                                                     int out, int K, int mode) {               \
+    skinny_gemm<N>(w, x, y, n, out, K, mode);                                                                  \
+  }
+SKINNY(1)
+SKINNY(2)
+SKINNY(4)
+SKINNY(8)

@@ -1,0 +1,420 @@
+package io.kvass.worker.cuda;
+
+import io.kvass.worker.backend.Backend;
+import io.kvass.worker.backend.LogitsMode;
+import io.kvass.worker.backend.SequenceForward;
+import io.kvass.worker.model.LoadedModel;
+import io.kvass.worker.model.ModelConfig;
+import io.kvass.worker.model.ModelLoadException;
+import java.nio.ByteBuffer;
+import java.nio.FloatBuffer;
+import java.nio.IntBuffer;
+import java.util.ArrayList;
+import java.util.List;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The CUDA backend: the same Llama-family forward pass as the CPU backend on one GPU, with bf16
+ * weights and activations and fp32 accumulation (the residual stream stays fp32). All new tokens
+ * of a batch are flattened into one {@code [numTokens, hidden]} activation, so every weight is read
+ * once per step; attention reads each sequence's paged K/V through its block table. GEMMs go to
+ * cuBLAS (or, for a handful of tokens, our skinny GEMM kernel); everything else is kvass's own
+ * kernels ({@code src/main/cuda}). Decode steps replay as CUDA graphs.
+ */
+public final class CudaBackend implements Backend {
+    private static final Logger LOG = LoggerFactory.getLogger(CudaBackend.class);
+    /** Logit rows computed (and copied to the host) at a time. */
+    private static final int LOGIT_CHUNK = 256;
+    /** Decode batches up to this size run as graphs, padded to the next power of two. */
+    private static final int MAX_GRAPH_BATCH = 256;
+
+    private final ModelConfig config;
+    private final CudaOptions options;
+    private final CudaDevice device;
+    private final CudaKernels kernels;
+    private final CudaWeights weights;
+    private final CuBlas blas;
+    private final Scratch scratch;
+    private final StepInputs inputs;
+    private final DeviceBuffer inputsDevice;
+    private final ByteBuffer inputsHost;
+    private final ByteBuffer logitsHost;
+    private final ByteBuffer copyHost;
+    private final DeviceBuffer copyDevice;
+    private final CudaKvCache cache;
+    private final CudaGraphs graphs;
+    private final float attentionScale;
+    private int skinnyMaxTokens = CudaKernels.SKINNY_MAX_TOKENS;
+    private boolean closed;
+
+    /** Uploads a loaded model to the GPU ({@code --device cuda}). */
+    public static CudaBackend open(LoadedModel model, CudaOptions options) {
+        checkSupported(model.config());
+        CudaDevice device = new CudaDevice(options.device());
+        try {
+            CudaKernels kernels = new CudaKernels(device);
+            CudaWeights weights = CudaWeights.upload(device, model.config(), model.tensors());
+            return new CudaBackend(device, kernels, model.config(), weights, options);
+        } catch (RuntimeException | Error e) {
+            device.close();
+            throw e;
+        }
+    }
+
+    /** A model of {@code config}'s shapes with random weights made on the GPU (benchmarks). */
+    public static CudaBackend random(ModelConfig config, CudaOptions options, long seed) {
+        checkSupported(config);
+        CudaDevice device = new CudaDevice(options.device());
+        try {
+            CudaKernels kernels = new CudaKernels(device);
+            CudaWeights weights = CudaWeights.random(device, kernels, config, seed);
+            return new CudaBackend(device, kernels, config, weights, options);
+        } catch (RuntimeException | Error e) {
+            device.close();
+            throw e;
+        }
+    }
+
+    /** Empty when this machine can run the CUDA backend, otherwise why not. */
+    public static java.util.Optional<String> unavailableReason() {
+        if (!CudaKernels.hasKernels()) {
+            return java.util.Optional.of("this build has no CUDA kernels (nvcc was absent at build time)");
+        }
+        return CudaDevice.availability();
+    }
+
+    private static void checkSupported(ModelConfig c) {
+        if (!CudaKernels.supportsHeadDim(c.headDim())) {
+            throw new ModelLoadException("--device cuda: head_dim " + c.headDim() + " is not supported (supported: "
+                    + java.util.Arrays.toString(CudaKernels.HEAD_DIMS) + ")");
+        }
+        if (c.numHeads() / c.numKvHeads() > CudaKernels.MAX_GROUP) {
+            throw new ModelLoadException("--device cuda: " + c.numHeads() / c.numKvHeads() + " query heads per K/V head; "
+                    + "at most " + CudaKernels.MAX_GROUP + " are supported");
+        }
+    }
+
+    private CudaBackend(CudaDevice device, CudaKernels kernels, ModelConfig config, CudaWeights weights, CudaOptions options) {
+        this.config = config;
+        this.options = options;
+        this.device = device;
+        this.kernels = kernels;
+        this.weights = weights;
+        this.blas = new CuBlas(device, device.allocate(CuBlas.WORKSPACE_BYTES, "cuBLAS workspace"));
+        int tokens = options.maxTokensPerStep();
+        int logitRows = Math.max(LOGIT_CHUNK, Math.min(MAX_GRAPH_BATCH, tokens));
+        long partialRows = AttentionPlan.maxPartialRows(CudaKernels.MAX_GROUP, config.numKvHeads(), device.multiprocessors);
+        this.scratch = new Scratch(device, config, tokens, logitRows, partialRows);
+        int maxBlocks = (options.maxModelLen() + options.blockSize() - 1) / options.blockSize();
+        long inputBytes = StepInputs.bytes(tokens, maxBlocks);
+        this.inputsHost = device.allocateHost(inputBytes);
+        this.inputsDevice = device.allocate(inputBytes, "step inputs");
+        this.inputs = new StepInputs(tokens, maxBlocks, inputsHost);
+        this.logitsHost = device.allocateHost(4L * logitRows * config.vocabSize());
+        this.copyHost = device.allocateHost(8L * 4096);
+        this.copyDevice = device.allocate(8L * 4096, "block copies");
+        this.cache = new CudaKvCache(device, config, kvBlocks(), options.blockSize());
+        device.zero(inputsDevice);
+        device.synchronize();
+        this.graphs = new CudaGraphs(device);
+        this.attentionScale = (float) (1.0 / Math.sqrt(config.headDim()));
+        LOG.info("CUDA backend on {} ({} SMs): weights {} GiB, {} KV blocks of {} tokens ({} GiB), {} tokens per step",
+                device.name, device.multiprocessors, String.format("%.2f", CudaDevice.gib(weights.bytes())),
+                cache.numBlocks, cache.blockSize,
+                String.format("%.2f", CudaDevice.gib(cache.numBlocks * CudaKvCache.bytesPerBlock(config, cache.blockSize))),
+                tokens);
+    }
+
+    /** The fixed pool size, or what the memory budget holds, capped at what max_num_seqs sequences can use. */
+    private int kvBlocks() {
+        long perBlock = CudaKvCache.bytesPerBlock(config, options.blockSize());
+        long[] info = device.memoryInfo();
+        if (options.numKvBlocks() > 0) {
+            return options.numKvBlocks();
+        }
+        long budget = (long) (options.gpuMemoryUtilization() * info[0]);
+        long useful = (long) options.maxNumSeqs() * ((options.maxModelLen() + options.blockSize() - 1) / options.blockSize());
+        long blocks = Math.min(Math.min(budget / perBlock, useful), Integer.MAX_VALUE);
+        if (blocks < 1) {
+            throw new ModelLoadException(String.format("no GPU memory left for the K/V cache: %.2f GiB free after the "
+                    + "weights, %.2f of it allowed by --gpu-memory-utilization %.2f, one block of %d tokens needs %.1f MiB",
+                    CudaDevice.gib(info[0]), CudaDevice.gib(budget), options.gpuMemoryUtilization(), options.blockSize(),
+                    perBlock / 1048576.0));
+        }
+        return (int) blocks;
+    }
+
+    @Override
+    public ModelConfig config() {
+        return config;
+    }
+
+    @Override
+    public int numKvBlocks() {
+        return cache.numBlocks;
+    }
+
+    @Override
+    public int blockSize() {
+        return cache.blockSize;
+    }
+
+    /** GPU model for logs and benchmark reports. */
+    public String deviceName() {
+        return device.name;
+    }
+
+    int multiprocessors() {
+        return device.multiprocessors;
+    }
+
+    /** Sets the largest token count that uses the skinny GEMM kernel instead of cuBLAS (0 = never). */
+    synchronized void setSkinnyMaxTokens(int tokens) {
+        this.skinnyMaxTokens = Math.min(tokens, CudaKernels.SKINNY_MAX_TOKENS);
+        graphs.clear();
+    }
+
+    @Override
+    public synchronized List<float[][]> forward(List<SequenceForward> batch) {
+        checkOpen();
+        if (totalTokens(batch) > inputs.capacity) {
+            return BatchSplitter.forward(batch, inputs.capacity, this::forward);
+        }
+        boolean logitsReady = runLayers(batch);
+        return readLogits(batch, logitsReady);
+    }
+
+    /**
+     * A forward pass that returns, per sequence, the argmax of its last row's logits, computed on the
+     * GPU (only the ids cross to the host). Every sequence must ask for {@link LogitsMode#LAST}.
+     */
+    public synchronized int[] forwardGreedy(List<SequenceForward> batch) {
+        checkOpen();
+        for (SequenceForward s : batch) {
+            if (s.logits() != LogitsMode.LAST) {
+                throw new IllegalArgumentException("forwardGreedy needs LogitsMode.LAST for every sequence");
+            }
+        }
+        if (totalTokens(batch) > inputs.capacity) {
+            throw new IllegalArgumentException("forwardGreedy takes at most " + inputs.capacity + " tokens");
+        }
+        boolean logitsReady = runLayers(batch);
+        int rows = inputs.numLogitRows;
+        IntBuffer ids = logitsHost.asIntBuffer();
+        int[] out = new int[rows];
+        for (int r0 = 0; r0 < rows; r0 += scratch.logitRows) {
+            int count = Math.min(scratch.logitRows, rows - r0);
+            if (!logitsReady) {
+                computeLogits(rowsAddress(r0), count);
+            }
+            long src = logitsReady ? scratch.logits.address(4L * r0 * config.vocabSize()) : scratch.logits.address();
+            kernels.argmaxRows(count, src, scratch.ids.address(), config.vocabSize());
+            device.download(logitsHost, scratch.ids, 0, 4L * count);
+            device.synchronize();
+            ids.get(0, out, r0, count);
+        }
+        return out;
+    }
+
+    private static int totalTokens(List<SequenceForward> batch) {
+        int total = 0;
+        for (SequenceForward s : batch) {
+            total += s.numTokens();
+        }
+        return total;
+    }
+
+    /** Uploads the batch and runs every layer; true when the logits of all rows are already computed (graph). */
+    private boolean runLayers(List<SequenceForward> batch) {
+        device.makeCurrent();
+        inputs.fill(batch, config, cache.blockSize, cache.numBlocks, options.maxModelLen());
+        if (options.cudaGraphs() && StepInputs.isDecode(batch) && batch.size() <= Math.min(MAX_GRAPH_BATCH, inputs.capacity)) {
+            int bucket = Math.max(batch.size(), Math.min(bucketFor(batch.size()), inputs.capacity));
+            inputs.padTo(bucket);
+            upload();
+            AttentionPlan plan = plan(bucket);
+            int padded = bucket;
+            graphs.run(new CudaGraphs.Key(bucket, plan.contextBucket()), () -> {
+                layers(padded, plan);
+                computeLogits(0, padded);
+            });
+            return true;
+        }
+        upload();
+        layers(inputs.numTokens, plan(inputs.numTokens));
+        return false;
+    }
+
+    /** The next power of two: decode graphs exist for these batch sizes only. */
+    static int bucketFor(int batch) {
+        return batch <= 1 ? 1 : Integer.highestOneBit(batch - 1) << 1;
+    }
+
+    private AttentionPlan plan(int tokens) {
+        return AttentionPlan.of(tokens, inputs.maxContext, config.numKvHeads(), device.multiprocessors);
+    }
+
+    private void upload() {
+        device.upload(inputsDevice, 0, inputsHost.slice(0, (int) inputs.uploadBytes()), inputs.uploadBytes());
+    }
+
+    private long section(int section) {
+        return inputsDevice.address(inputs.sectionOffset(section));
+    }
+
+    private long rowsAddress(int firstRow) {
+        return section(StepInputs.LOGIT_ROWS) + 4L * firstRow;
+    }
+
+    /** The decoder layers over {@code n} flattened tokens; leaves the residual stream in {@code scratch.x}. */
+    private void layers(int n, AttentionPlan plan) {
+        int h = config.hiddenSize(), ffn = config.intermediateSize();
+        int qkvDim = config.qDim() + 2 * config.kvDim();
+        float eps = config.rmsNormEps();
+        Scratch s = scratch;
+        kernels.embedRows(n, section(StepInputs.TOKENS), weights.embedding(), s.x, h);
+        for (int l = 0; l < config.numLayers(); l++) {
+            CudaWeights.Layer w = weights.layers().get(l);
+            kernels.rmsNorm(n, s.x, 0, w.attnNorm(), s.xn, h, eps);
+            linear(w.qkv(), s.xn, s.qkv, n, qkvDim, h, CuBlas.Out.F32);
+            kernels.qkvRopeStore(n, s.qkv, w.qkvBias(), weights.invFreq(), section(StepInputs.POSITIONS),
+                    section(StepInputs.SLOTS), s.q, cache.keys(l), cache.values(l), config.numHeads(),
+                    config.numKvHeads(), config.headDim());
+            attention(n, plan, l);
+            linear(w.o(), s.attn, s.x, n, h, config.qDim(), CuBlas.Out.F32_ADD);
+            kernels.rmsNorm(n, s.x, 0, w.ffnNorm(), s.xn, h, eps);
+            linear(w.gateUp(), s.xn, s.gateUp, n, 2 * ffn, h, CuBlas.Out.BF16);
+            kernels.siluMul(n, ffn, s.gateUp, s.act);
+            linear(w.down(), s.act, s.x, n, h, ffn, CuBlas.Out.F32_ADD);
+        }
+    }
+
+    private void attention(int n, AttentionPlan plan, int layer) {
+        int heads = config.numHeads(), group = heads / config.numKvHeads();
+        kernels.pagedAttention(n, config.numKvHeads(), plan.parts(), config.headDim(), group, scratch.q,
+                cache.keys(layer), cache.values(layer), inputsDevice.address(inputs.tablesOffset()),
+                section(StepInputs.TOKEN_SEQUENCE), section(StepInputs.POSITIONS), scratch.attn, scratch.partOut,
+                scratch.partMl, heads, cache.blockSize, inputs.maxBlocks, plan.partSize(), attentionScale);
+        if (plan.parts() > 1) {
+            if ((long) n * heads * plan.parts() > scratch.partialRows) {
+                throw new IllegalStateException("attention plan " + plan + " for " + n + " tokens exceeds the partial buffer");
+            }
+            kernels.attentionReduce(n, heads, scratch.partOut, scratch.partMl, section(StepInputs.POSITIONS),
+                    scratch.attn, config.headDim(), plan.parts(), plan.partSize());
+        }
+    }
+
+    private void linear(long w, long x, long y, int n, int out, int in, CuBlas.Out mode) {
+        if (n <= skinnyMaxTokens && in % 8 == 0) {
+            kernels.skinnyGemm(w, x, y, n, out, in, mode.ordinal());
+        } else {
+            blas.linear(w, x, y, n, out, in, mode);
+        }
+    }
+
+    /** Final norm and LM head for {@code count} rows (row indices at {@code rows}, or the first rows if 0). */
+    private void computeLogits(long rows, int count) {
+        kernels.rmsNorm(count, scratch.x, rows, weights.finalNorm(), scratch.logitsNormed, config.hiddenSize(),
+                config.rmsNormEps());
+        linear(weights.lmHead(), scratch.logitsNormed, scratch.logits.address(), count, config.vocabSize(),
+                config.hiddenSize(), CuBlas.Out.F32);
+    }
+
+    private List<float[][]> readLogits(List<SequenceForward> batch, boolean logitsReady) {
+        int vocab = config.vocabSize(), rows = inputs.numLogitRows;
+        float[][] all = new float[rows][];
+        FloatBuffer host = logitsHost.asFloatBuffer();
+        for (int r0 = 0; r0 < rows; r0 += scratch.logitRows) {
+            int count = Math.min(scratch.logitRows, rows - r0);
+            if (!logitsReady) {
+                computeLogits(rowsAddress(r0), count);
+            }
+            long offset = logitsReady ? 4L * r0 * vocab : 0;
+            device.download(logitsHost, scratch.logits, offset, 4L * count * vocab);
+            device.synchronize();
+            for (int i = 0; i < count; i++) {
+                all[r0 + i] = new float[vocab];
+                host.get(i * vocab, all[r0 + i]);
+            }
+        }
+        List<float[][]> result = new ArrayList<>(batch.size());
+        int row = 0;
+        for (SequenceForward s : batch) {
+            int count = s.logits() == LogitsMode.NONE ? 0 : s.logits() == LogitsMode.LAST ? 1 : s.numTokens();
+            float[][] seqRows = new float[count][];
+            for (int i = 0; i < count; i++) {
+                seqRows[i] = all[row++];
+            }
+            result.add(seqRows);
+        }
+        if (rows == 0) {
+            device.synchronize();  // NOTE: the step's errors surface here rather than in the next one
+        }
+        return result;
+    }
+
+    @Override
+    public synchronized void copyBlocks(int[] src, int[] dst) {
+        checkOpen();
+        if (src.length != dst.length) {
+            throw new IllegalArgumentException("copyBlocks: " + src.length + " sources, " + dst.length + " destinations");
+        }
+        device.makeCurrent();
+        int max = (int) (copyHost.capacity() / 8);
+        for (int start = 0; start < src.length; start += max) {
+            int count = Math.min(max, src.length - start);
+            IntBuffer ints = copyHost.asIntBuffer();
+            for (int i = 0; i < count; i++) {
+                int a = src[start + i], b = dst[start + i];
+                if (a < 0 || a >= cache.numBlocks || b < 0 || b >= cache.numBlocks) {
+                    throw new IllegalArgumentException("copyBlocks: block " + (a < 0 || a >= cache.numBlocks ? a : b)
+                            + " outside the pool of " + cache.numBlocks);
+                }
+                ints.put(i, a);
+                ints.put(max + i, b);
+            }
+            device.upload(copyDevice, 0, copyHost, copyHost.capacity());
+            kernels.copyBlocks(count, cache.planes(), cache.base(), copyDevice.address(), copyDevice.address(4L * max),
+                    cache.planeBytes, cache.blockBytes);
+            device.synchronize();
+        }
+    }
+
+    /** Waits for the GPU (benchmarks). */
+    void synchronize() {
+        device.makeCurrent();
+        device.synchronize();
+    }
+
+    /** Fills the whole K/V cache with small random values (benchmarks: attention over garbage is the same speed). */
+    void randomizeKvCache(long seed) {
+        device.makeCurrent();
+        long elements = cache.planes() * cache.planeBytes / 2;
+        kernels.fillUniformBf16(cache.base(), elements, seed, 0f, 0.5f);
+        device.synchronize();
+    }
+
+    int graphCount() {
+        return graphs.size();
+    }
+
+    private void checkOpen() {
+        if (closed) {
+            throw new IllegalStateException("CUDA backend is closed");
+        }
+    }
+
+    @Override
+    public synchronized void close() {
+        if (closed) {
+            return;
+        }
+        closed = true;
+        device.makeCurrent();
+        graphs.close();
+        blas.close();
+        kernels.close();
+        device.close();
+    }
+}

@@ -1,0 +1,180 @@
+package io.kvass.worker.cuda;
+
+import static jcuda.driver.JCudaDriver.cuLaunchKernel;
+import static jcuda.driver.JCudaDriver.cuModuleGetFunction;
+import static jcuda.driver.JCudaDriver.cuModuleLoadData;
+import static jcuda.driver.JCudaDriver.cuModuleUnload;
+
+import io.kvass.worker.model.ModelLoadException;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.UncheckedIOException;
+import java.util.HashMap;
+import java.util.Map;
+import jcuda.Pointer;
+import jcuda.driver.CUfunction;
+import jcuda.driver.CUmodule;
+
+/**
+ * kvass's own kernels ({@code src/main/cuda/*.cu}), loaded from the fatbins the build put on the
+ * classpath, with one typed launch method per kernel. All launches go to the device's stream.
+ * Device pointers are raw addresses ({@code 0} for "none").
+ */
+final class CudaKernels implements AutoCloseable {
+    private static final String[] MODULES = {"layers", "attention"};
+    /** Head dims the attention kernel is instantiated for (D / 8 a power of two). */
+    static final int[] HEAD_DIMS = {8, 16, 32, 64, 128, 256};
+    /** Largest number of query heads sharing one K/V head. */
+    static final int MAX_GROUP = 8;
+    static final int SKINNY_MAX_TOKENS = 8;
+
+    private final CudaDevice device;
+    private final Map<String, CUmodule> modules = new HashMap<>();
+    private final Map<String, CUfunction> functions = new HashMap<>();
+
+    CudaKernels(CudaDevice device) {
+        this.device = device;
+        device.makeCurrent();
+        for (String name : MODULES) {
+            CUmodule module = new CUmodule();
+            cuModuleLoadData(module, fatbin(name));
+            modules.put(name, module);
+        }
+    }
+
+    static byte[] fatbin(String name) {
+        String resource = name + ".fatbin";
+        try (InputStream in = CudaKernels.class.getResourceAsStream(resource)) {
+            if (in == null) {
+                throw new ModelLoadException("--device cuda: this build has no CUDA kernels (" + resource
+                        + " missing from the classpath: nvcc was absent when kvass-worker was built; rebuild where "
+                        + "/usr/local/cuda/bin/nvcc exists)");
+            }
+            return in.readAllBytes();
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+    }
+
+    static boolean hasKernels() {
+        return CudaKernels.class.getResource("layers.fatbin") != null && CudaKernels.class.getResource("attention.fatbin") != null;
+    }
+
+    private CUfunction function(String module, String name) {
+        return functions.computeIfAbsent(name, n -> {
+            CUfunction f = new CUfunction();
+            cuModuleGetFunction(f, modules.get(module), n);
+            return f;
+        });
+    }
+
+    /** Kernel arguments by value: Long (addresses, 64-bit), Integer, Float. */
+    private static Pointer args(Object... values) {
+        Pointer[] pointers = new Pointer[values.length];
+        for (int i = 0; i < values.length; i++) {
+            pointers[i] = switch (values[i]) {
+                case Long l -> Pointer.to(new long[] {l});
+                case Integer n -> Pointer.to(new int[] {n});
+                case Float f -> Pointer.to(new float[] {f});
+                default -> throw new IllegalArgumentException("kernel argument of type " + values[i].getClass());
+            };
+        }
+        return Pointer.to(pointers);
+    }
+
+    private void launch(String module, String kernel, int gx, int gy, int gz, int block, Object... values) {
+        if (gx == 0 || gy == 0 || gz == 0) {
+            return;
+        }
+        cuLaunchKernel(function(module, kernel), gx, gy, gz, block, 1, 1, 0, device.stream(), args(values), null);
+    }
+
+    /** x[t, :] = emb[tokens[t], :] as fp32. */
+    void embedRows(int n, long tokens, long embedding, long x, int hidden) {
+        launch("layers", "embed_rows", n, 1, 1, 256, tokens, embedding, x, hidden);
+    }
+
+    /** out[i, :] = bf16(rmsnorm(x[rows[i], :]) * w); rows == 0: row i. */
+    void rmsNorm(int numRows, long x, long rows, long weight, long out, int hidden, float eps) {
+        launch("layers", "rms_norm", numRows, 1, 1, 256, x, rows, weight, out, hidden, eps);
+    }
+
+    void qkvRopeStore(int n, long qkv, long bias, long invFreq, long positions, long slots, long qOut, long kCache,
+                      long vCache, int heads, int kvHeads, int headDim) {
+        launch("layers", "qkv_rope_store", n, 1, 1, 128, qkv, bias, invFreq, positions, slots, qOut, kCache, vCache,
+                heads, kvHeads, headDim);
+    }
+
+    void siluMul(int n, int ffn, long gateUp, long out) {
+        long total = (long) n * ffn;
+        int grid = (int) Math.min((total + 255) / 256, 65535L * 4);
+        launch("layers", "silu_mul", grid, 1, 1, 256, gateUp, out, n, ffn);
+    }
+
+    void copyBlocks(int pairs, int planes, long cache, long src, long dst, long planeBytes, int blockBytes) {
+        launch("layers", "copy_blocks", pairs, planes, 1, 256, cache, src, dst, planeBytes, blockBytes);
+    }
+
+    void fillUniformBf16(long p, long n, long seed, float offset, float scale) {
+        launch("layers", "fill_uniform_bf16", fillGrid(n), 1, 1, 256, p, n, seed, offset, scale);
+    }
+
+    void fillUniformF32(long p, long n, long seed, float offset, float scale) {
+        launch("layers", "fill_uniform_f32", fillGrid(n), 1, 1, 256, p, n, seed, offset, scale);
+    }
+
+    private int fillGrid(long n) {
+        return (int) Math.max(1, Math.min((n + 255) / 256, (long) device.multiprocessors * 32));
+    }
+
+    void argmaxRows(int rows, long logits, long ids, int vocab) {
+        launch("layers", "argmax_rows", rows, 1, 1, 1024, logits, ids, vocab);
+    }
+
+    /** y (+)= x w^T for n <= {@link #SKINNY_MAX_TOKENS} tokens; mode 0 bf16 out, 1 fp32 out, 2 fp32 accumulate. */
+    void skinnyGemm(long w, long x, long y, int n, int out, int k, int mode) {
+        int variant = n <= 1 ? 1 : n <= 2 ? 2 : n <= 4 ? 4 : 8;
+        launch("layers", "skinny_gemm_n" + variant, (out + 7) / 8, 1, 1, 256, w, x, y, n, out, k, mode);
+    }
+
+    static boolean supportsHeadDim(int headDim) {
+        for (int d : HEAD_DIMS) {
+            if (d == headDim) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    static int groupVariant(int group) {
+        return group <= 1 ? 1 : group <= 2 ? 2 : group <= 4 ? 4 : 8;
+    }
+
+    /**
+     * Paged attention for {@code n} query tokens; {@code parts} partitions of {@code partSize} keys.
+     * With one partition the result goes to {@code out}, otherwise to the partial buffers.
+     */
+    void pagedAttention(int n, int kvHeads, int parts, int headDim, int group, long q, long kCache, long vCache,
+                        long blockTables, long tokSeq, long positions, long out, long partOut, long partMl, int heads,
+                        int blockSize, int maxBlocks, int partSize, float scale) {
+        String kernel = "paged_attention_d" + headDim + "_g" + groupVariant(group);
+        launch("attention", kernel, n, kvHeads, parts, 128, q, kCache, vCache, blockTables, tokSeq, positions, out,
+                partOut, partMl, heads, kvHeads, group, blockSize, maxBlocks, partSize, scale);
+    }
+
+    void attentionReduce(int n, int heads, long partOut, long partMl, long positions, long out, int headDim, int parts,
+                         int partSize) {
+        launch("attention", "attention_reduce", n, heads, 1, 128, partOut, partMl, positions, out, heads, headDim, parts,
+                partSize);
+    }
+
+    @Override
+    public void close() {
+        device.makeCurrent();
+        for (CUmodule m : modules.values()) {
+            cuModuleUnload(m);
+        }
+        modules.clear();
+        functions.clear();
+    }
+}

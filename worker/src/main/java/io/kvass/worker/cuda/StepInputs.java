@@ -1,0 +1,168 @@
+package io.kvass.worker.cuda;
+
+import io.kvass.worker.backend.LogitsMode;
+import io.kvass.worker.backend.SequenceForward;
+import io.kvass.worker.model.ModelConfig;
+import java.nio.ByteBuffer;
+import java.nio.IntBuffer;
+import java.util.List;
+
+/**
+ * A batch flattened into the integer arrays the kernels read, validated once, in a host buffer laid
+ * out exactly like its device copy: five sections of {@code capacity} ints (token ids, positions,
+ * cache slots, each token's sequence row, the rows that need logits) and then the block tables,
+ * {@code maxBlocks} ints per sequence. Sections sit at fixed offsets so that a captured CUDA graph
+ * reads every step's inputs from the same addresses.
+ */
+final class StepInputs {
+    static final int TOKENS = 0;
+    static final int POSITIONS = 1;
+    static final int SLOTS = 2;
+    static final int TOKEN_SEQUENCE = 3;
+    static final int LOGIT_ROWS = 4;
+    private static final int SECTIONS = 5;
+
+    final int capacity;
+    final int maxBlocks;
+    private final IntBuffer host;
+
+    int numTokens;
+    int numSequences;
+    int numLogitRows;
+    int maxContext;
+    /** Rows the forward pass covers: {@code numTokens}, or more after {@link #padTo}. */
+    int paddedTokens;
+
+    StepInputs(int capacity, int maxBlocks, ByteBuffer host) {
+        if (host.capacity() < bytes(capacity, maxBlocks)) {
+            throw new IllegalArgumentException("host buffer of " + host.capacity() + " bytes, need " + bytes(capacity, maxBlocks));
+        }
+        this.capacity = capacity;
+        this.maxBlocks = maxBlocks;
+        this.host = host.asIntBuffer();
+    }
+
+    /** Host (and device) bytes for {@code capacity} tokens; one spare table row serves padding tokens. */
+    static long bytes(int capacity, int maxBlocks) {
+        return 4L * (SECTIONS * (long) capacity + (capacity + 1L) * maxBlocks);
+    }
+
+    /** Byte offset of a section in the buffer. */
+    long sectionOffset(int section) {
+        return 4L * section * capacity;
+    }
+
+    long tablesOffset() {
+        return 4L * SECTIONS * capacity;
+    }
+
+    /** Bytes to upload for the current batch: the sections and the used table rows. */
+    long uploadBytes() {
+        return tablesOffset() + 4L * (numSequences + (paddedTokens > numTokens ? 1 : 0)) * maxBlocks;
+    }
+
+    int get(int section, int index) {
+        return host.get(section * capacity + index);
+    }
+
+    int table(int sequence, int index) {
+        return host.get(SECTIONS * capacity + sequence * maxBlocks + index);
+    }
+
+    /** Validates and writes {@code batch}; throws {@link IllegalArgumentException} naming the bad sequence. */
+    void fill(List<SequenceForward> batch, ModelConfig config, int blockSize, int numBlocks, int maxModelLen) {
+        if (batch.isEmpty()) {
+            throw new IllegalArgumentException("empty forward batch");
+        }
+        int t = 0, rows = 0, maxCtx = 0;
+        for (int s = 0; s < batch.size(); s++) {
+            SequenceForward seq = batch.get(s);
+            if (seq.adapterSlot() != 0) {
+                throw new IllegalArgumentException("sequence " + s + " asks for LoRA adapter slot " + seq.adapterSlot()
+                        + ": the CUDA backend does not run adapters yet");
+            }
+            int end = seq.endPosition();
+            if (end > maxModelLen) {
+                throw new IllegalArgumentException("sequence " + s + " reaches position " + end + ", beyond max_model_len "
+                        + maxModelLen);
+            }
+            int needed = (end + blockSize - 1) / blockSize;
+            if (seq.blockTable().length < needed) {
+                throw new IllegalArgumentException("sequence " + s + "'s block table covers " + seq.blockTable().length * blockSize
+                        + " positions, needs " + end);
+            }
+            if (t + seq.numTokens() > capacity) {
+                throw new IllegalArgumentException("batch of more than " + capacity + " tokens (split it first)");
+            }
+            int tableBase = SECTIONS * capacity + s * maxBlocks;
+            for (int b = 0; b < needed; b++) {
+                int block = seq.blockTable()[b];
+                if (block < 0 || block >= numBlocks) {
+                    throw new IllegalArgumentException("sequence " + s + ": block id " + block + " outside the pool of " + numBlocks);
+                }
+                host.put(tableBase + b, block);
+            }
+            int first = t;
+            for (int i = 0; i < seq.numTokens(); i++, t++) {
+                int id = seq.tokenIds()[i];
+                if (id < 0 || id >= config.vocabSize()) {
+                    throw new IllegalArgumentException("sequence " + s + ": token id " + id + " outside the vocabulary of "
+                            + config.vocabSize());
+                }
+                int pos = seq.startPosition() + i;
+                put(TOKENS, t, id);
+                put(POSITIONS, t, pos);
+                put(SLOTS, t, seq.blockTable()[pos / blockSize] * blockSize + pos % blockSize);
+                put(TOKEN_SEQUENCE, t, s);
+            }
+            if (seq.logits() == LogitsMode.ALL) {
+                for (int i = first; i < t; i++) {
+                    put(LOGIT_ROWS, rows++, i);
+                }
+            } else if (seq.logits() == LogitsMode.LAST) {
+                put(LOGIT_ROWS, rows++, t - 1);
+            }
+            maxCtx = Math.max(maxCtx, end);
+        }
+        numTokens = t;
+        paddedTokens = t;
+        numSequences = batch.size();
+        numLogitRows = rows;
+        maxContext = maxCtx;
+    }
+
+    /**
+     * Pads to {@code tokens} rows for a captured graph: padding tokens are id 0 at position 0, write no
+     * K/V (slot -1) and read block 0 through the spare table row; their outputs are never returned.
+     */
+    void padTo(int tokens) {
+        if (tokens > capacity || tokens < numTokens) {
+            throw new IllegalArgumentException("cannot pad " + numTokens + " tokens to " + tokens);
+        }
+        for (int t = numTokens; t < tokens; t++) {
+            put(TOKENS, t, 0);
+            put(POSITIONS, t, 0);
+            put(SLOTS, t, -1);
+            put(TOKEN_SEQUENCE, t, numSequences);
+            put(LOGIT_ROWS, t, t);
+        }
+        if (tokens > numTokens) {
+            host.put(SECTIONS * capacity + numSequences * maxBlocks, 0);
+        }
+        paddedTokens = tokens;
+    }
+
+    /** True when every sequence decodes one token and wants its logits: a step a CUDA graph can run. */
+    static boolean isDecode(List<SequenceForward> batch) {
+        for (SequenceForward s : batch) {
+            if (s.numTokens() != 1 || s.logits() != LogitsMode.LAST || s.adapterSlot() != 0) {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    private void put(int section, int index, int value) {
+        host.put(section * capacity + index, value);
+    }
+}
