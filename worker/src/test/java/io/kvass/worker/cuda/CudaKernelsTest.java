@@ -1,0 +1,225 @@
+package io.kvass.worker.cuda;
+
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.kvass.worker.backend.LogitsMode;
+import io.kvass.worker.backend.SequenceForward;
+import io.kvass.worker.model.Architecture;
+import io.kvass.worker.model.ModelConfig;
+import io.kvass.worker.model.RopeScaling;
+import java.nio.ByteBuffer;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.OptionalInt;
+import java.util.Random;
+import java.util.Set;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+import org.junit.jupiter.params.provider.ValueSource;
+
+/**
+ * Kernels against double-precision references on fresh random data, at the shapes the fixtures do not
+ * reach (head dim 128 with 4 query heads per K/V head: Llama 3 8B).
+ */
+@Tag("gpu")
+class CudaKernelsTest {
+    private static CudaDevice device;
+    private static CudaKernels kernels;
+    private static CuBlas blas;
+
+    @BeforeAll
+    static void open() {
+        Gpu.assumePresent();
+        device = new CudaDevice(0);
+        kernels = new CudaKernels(device);
+        blas = new CuBlas(device, device.allocate(CuBlas.WORKSPACE_BYTES, "workspace"));
+    }
+
+    @AfterAll
+    static void close() {
+        if (device != null) {
+            blas.close();
+            kernels.close();
+            device.close();
+        }
+    }
+
+    private static short[] randomBf16(Random rnd, int n) {
+        short[] out = new short[n];
+        for (int i = 0; i < n; i++) {
+            out[i] = Bf16.of(rnd.nextFloat() * 2 - 1);
+        }
+        return out;
+    }
+
+    private static DeviceBuffer upload(short[] values) {
+        DeviceBuffer b = device.allocate(2L * values.length, "test");
+        ByteBuffer host = device.allocateHost(2L * values.length);
+        host.asShortBuffer().put(values);
+        device.upload(b, 0, host, 2L * values.length);
+        device.synchronize();
+        return b;
+    }
+
+    private static short[] downloadBf16(DeviceBuffer b, int n) {
+        ByteBuffer host = device.allocateHost(2L * n);
+        device.download(host, b, 0, 2L * n);
+        device.synchronize();
+        short[] out = new short[n];
+        host.asShortBuffer().get(out);
+        return out;
+    }
+
+    private static float[] downloadF32(DeviceBuffer b, int n) {
+        ByteBuffer host = device.allocateHost(4L * n);
+        device.download(host, b, 0, 4L * n);
+        device.synchronize();
+        float[] out = new float[n];
+        host.asFloatBuffer().get(out);
+        return out;
+    }
+
+    @ParameterizedTest(name = "head dim {0}, {1} query heads per kv head, {2} kv heads")
+    @CsvSource({"128,4,8", "128,7,2", "64,8,1", "16,3,2", "8,2,4", "256,2,2", "32,1,4"})
+    void pagedAttentionMatchesADoubleReference(int headDim, int group, int kvHeads) {
+        int heads = group * kvHeads, blockSize = 16, numBlocks = 128;
+        Random rnd = new Random(headDim * 131L + group * 7L + kvHeads);
+        List<Integer> free = new ArrayList<>();
+        for (int b = 0; b < numBlocks; b++) {
+            free.add(b);
+        }
+        java.util.Collections.shuffle(free, rnd);
+        // A long decode, a prefill chunk, a first token, a chunk crossing block boundaries.
+        int[][] spans = {{1500, 1}, {60, 7}, {0, 1}, {250, 3}};
+        List<SequenceForward> batch = new ArrayList<>();
+        for (int[] span : spans) {
+            int blocks = (span[0] + span[1] + blockSize - 1) / blockSize;
+            int[] table = new int[blocks];
+            for (int i = 0; i < blocks; i++) {
+                table[i] = free.removeFirst();
+            }
+            batch.add(new SequenceForward(new int[span[1]], span[0], table, LogitsMode.LAST));
+        }
+        ModelConfig config = new ModelConfig(Architecture.LLAMA, heads * headDim, 64, 1, heads, kvHeads, headDim, 10,
+                1e-5f, RopeScaling.plain(1e4), 4096, false, false, OptionalInt.empty(), Set.of());
+        int maxBlocks = 4096 / blockSize, capacity = 64;
+        ByteBuffer host = device.allocateHost(StepInputs.bytes(capacity, maxBlocks));
+        StepInputs in = new StepInputs(capacity, maxBlocks, host);
+        in.fill(batch, config, blockSize, numBlocks, 4096);
+        int n = in.numTokens, slotElems = kvHeads * headDim;
+        short[] k = randomBf16(rnd, numBlocks * blockSize * slotElems);
+        short[] v = randomBf16(rnd, numBlocks * blockSize * slotElems);
+        short[] q = randomBf16(rnd, n * heads * headDim);
+        float scale = (float) (1 / Math.sqrt(headDim));
+        double[] expected = new double[n * heads * headDim];
+        for (int t = 0; t < n; t++) {
+            int seq = in.get(StepInputs.TOKEN_SEQUENCE, t), pos = in.get(StepInputs.POSITIONS, t);
+            for (int h = 0; h < heads; h++) {
+                int kvh = h / group;
+                double[] p = new double[pos + 1];
+                double max = Double.NEGATIVE_INFINITY, sum = 0;
+                for (int j = 0; j <= pos; j++) {
+                    int slot = in.table(seq, j / blockSize) * blockSize + j % blockSize;
+                    double s = 0;
+                    for (int d = 0; d < headDim; d++) {
+                        s += Bf16.toFloat(q[(t * heads + h) * headDim + d]) * Bf16.toFloat(k[slot * slotElems + kvh * headDim + d]);
+                    }
+                    p[j] = s * scale;
+                    max = Math.max(max, p[j]);
+                }
+                for (int j = 0; j <= pos; j++) {
+                    p[j] = Math.exp(p[j] - max);
+                    sum += p[j];
+                }
+                for (int j = 0; j <= pos; j++) {
+                    int slot = in.table(seq, j / blockSize) * blockSize + j % blockSize;
+                    for (int d = 0; d < headDim; d++) {
+                        expected[(t * heads + h) * headDim + d] += p[j] / sum * Bf16.toFloat(v[slot * slotElems + kvh * headDim + d]);
+                    }
+                }
+            }
+        }
+        DeviceBuffer kd = upload(k), vd = upload(v), qd = upload(q);
+        DeviceBuffer inputs = device.allocate(StepInputs.bytes(capacity, maxBlocks), "inputs");
+        device.upload(inputs, 0, host, in.uploadBytes());
+        DeviceBuffer out = device.allocate(2L * n * heads * headDim, "out");
+        long partialRows = AttentionPlan.maxPartialRows(8, kvHeads, device.multiprocessors) + 64L * n * heads;
+        DeviceBuffer partOut = device.allocate(4 * partialRows * headDim, "partials");
+        DeviceBuffer partMl = device.allocate(8 * partialRows, "partials");
+        AttentionPlan auto = AttentionPlan.of(n, in.maxContext, kvHeads, device.multiprocessors);
+        List<AttentionPlan> plans = List.of(auto, new AttentionPlan(1, 2048, 2048), new AttentionPlan(32, 64, 2048));
+        for (AttentionPlan plan : plans) {
+            device.zero(out);
+            kernels.pagedAttention(n, kvHeads, plan.parts(), headDim, group, qd.address(), kd.address(), vd.address(),
+                    inputs.address(in.tablesOffset()), inputs.address(in.sectionOffset(StepInputs.TOKEN_SEQUENCE)),
+                    inputs.address(in.sectionOffset(StepInputs.POSITIONS)), out.address(), partOut.address(),
+                    partMl.address(), heads, blockSize, maxBlocks, plan.partSize(), scale);
+            if (plan.parts() > 1) {
+                kernels.attentionReduce(n, heads, partOut.address(), partMl.address(),
+                        inputs.address(in.sectionOffset(StepInputs.POSITIONS)), out.address(), headDim, plan.parts(),
+                        plan.partSize());
+            }
+            short[] got = downloadBf16(out, n * heads * headDim);
+            double maxDiff = 0;
+            for (int i = 0; i < got.length; i++) {
+                maxDiff = Math.max(maxDiff, Math.abs(Bf16.toFloat(got[i]) - expected[i]));
+            }
+            System.out.printf("[cuda] attention D=%d G=%d kv=%d %s: max |diff| %.2e%n", headDim, group, kvHeads, plan, maxDiff);
+            assertTrue(maxDiff < 1e-2, "attention " + plan + " differs by " + maxDiff);
+        }
+    }
+
+    @ParameterizedTest(name = "{0} tokens")
+    @ValueSource(ints = {1, 3, 8, 40})
+    void linearLayersMatchADoubleReference(int n) {
+        int out = 777, in = 1024;
+        Random rnd = new Random(n);
+        short[] w = randomBf16(rnd, out * in), x = randomBf16(rnd, n * in);
+        double[] ref = new double[n * out];
+        for (int t = 0; t < n; t++) {
+            for (int o = 0; o < out; o++) {
+                double s = 0;
+                for (int i = 0; i < in; i++) {
+                    s += (double) Bf16.toFloat(w[o * in + i]) * Bf16.toFloat(x[t * in + i]);
+                }
+                ref[t * out + o] = s;
+            }
+        }
+        DeviceBuffer wd = upload(w), xd = upload(x);
+        DeviceBuffer y = device.allocate(4L * n * out, "y");
+        for (String impl : n <= CudaKernels.SKINNY_MAX_TOKENS ? List.of("skinny", "cublas") : List.of("cublas")) {
+            for (CuBlas.Out mode : CuBlas.Out.values()) {
+                short[] ones = new short[2 * n * out];
+                for (int i = 0; i < n * out; i++) {
+                    ones[2 * i + 1] = 0x3f80; // fp32 1.0 in little-endian halves
+                }
+                DeviceBuffer init = upload(ones);
+                jcuda.driver.JCudaDriver.cuMemcpyDtoDAsync(y.pointer(), init.pointer(), 4L * n * out, device.stream());
+                if (impl.equals("skinny")) {
+                    kernels.skinnyGemm(wd.address(), xd.address(), y.address(), n, out, in, mode.ordinal());
+                } else {
+                    blas.linear(wd.address(), xd.address(), y.address(), n, out, in, mode);
+                }
+                device.synchronize();
+                double maxDiff = 0;
+                if (mode == CuBlas.Out.BF16) {
+                    short[] got = downloadBf16(y, n * out);
+                    for (int i = 0; i < n * out; i++) {
+                        maxDiff = Math.max(maxDiff, Math.abs(Bf16.toFloat(got[i]) - ref[i]) / (1 + Math.abs(ref[i])));
+                    }
+                } else {
+                    float[] got = downloadF32(y, n * out);
+                    double add = mode == CuBlas.Out.F32_ADD ? 1 : 0;
+                    for (int i = 0; i < n * out; i++) {
+                        maxDiff = Math.max(maxDiff, Math.abs(got[i] - ref[i] - add) / (1 + Math.abs(ref[i])));
+                    }
+                }
+                System.out.printf("[cuda] linear %s n=%d %s: max rel diff %.2e%n", impl, n, mode, maxDiff);
+                assertTrue(maxDiff < (mode == CuBlas.Out.BF16 ? 5e-3 : 1e-4), impl + " " + mode + " differs by " + maxDiff);
+            }
+        }
+    }
+}
