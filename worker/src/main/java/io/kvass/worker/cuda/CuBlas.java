@@ -34,6 +34,8 @@ final class CuBlas implements AutoCloseable {
 
     CuBlas(CudaDevice device, DeviceBuffer workspace) {
         device.makeCurrent();
+        // cuBLAS works in the CUDA runtime's current device, whose primary context JCuda retained.
+        check(org.bytedeco.cuda.global.cudart.cudaSetDevice(device.ordinal), "cudaSetDevice");
         check(cublasCreate_v2(handle), "cublasCreate");
         check(cublasSetStream_v2(handle, new CUstream_st(raw(device.stream().handle()))), "cublasSetStream");
         check(cublasSetWorkspace_v2(handle, raw(workspace.address()), workspace.bytes()), "cublasSetWorkspace");

@@ -44,7 +44,7 @@ import jcuda.driver.JCudaDriver;
 final class CudaDevice implements AutoCloseable {
     private static volatile Optional<String> unavailable;
 
-    private final int ordinal;
+    final int ordinal;
     private final CUdevice device = new CUdevice();
     private final CUcontext context = new CUcontext();
     private final Stream stream = new Stream();
