@@ -15,8 +15,9 @@ status=0
 for what in "${@:-tests bench}"; do
   case "$what" in
     tests)
-      "$java" "${flags[@]}" -Dkvass.fixtures="$here/fixtures" -jar "$here/lib/junit-console.jar" execute \
-        --class-path "$cp" --select-package io.kvass.worker.cuda --include-tag gpu --details=tree \
+      # NOTE: JUnit's own --class-path does not expand "lib/*"; the java launcher's -cp does.
+      "$java" "${flags[@]}" -Dkvass.fixtures="$here/fixtures" -cp "$cp" org.junit.platform.console.ConsoleLauncher execute \
+        --scan-classpath "$here/app/worker-test-classes" --include-package io.kvass.worker.cuda --include-tag gpu --exclude-engine junit-vintage --details=tree \
         --disable-banner --reports-dir "$out/junit" 2>&1 | tee "$out/tests.log" || status=1
       grep -h '^\[cuda\]' "$out/tests.log" > "$out/tests-summary.txt" || true ;;
     bench|bench-quick)

@@ -23,13 +23,15 @@ struct AttnShape {
   static_assert(TG >= 1 && TG <= 32 && (TG & (TG - 1)) == 0, "D / 8 must be a power of two <= 32");
 };
 
-// q: [n, heads, D] bf16. out: [n, heads, D] bf16 (one partition) or part_out: [n, heads, parts, D]
-// fp32 and part_ml: [n, heads, parts, 2] (max, sum) with parts = gridDim.z.
+// q: [n, heads, D] bf16. out: [n, heads, D] bf16 (one partition) or part_out: [m, heads, parts, D]
+// fp32 and part_ml: [m, heads, parts, 2] (max, sum) with parts = gridDim.z. The m = gridDim.x query
+// tokens are token_list[0..m) (or 0..m when token_list is null).
 template <int D, int MAXG>
 __device__ __forceinline__ void paged_attention(const bf16* __restrict__ q, const bf16* __restrict__ k_cache,
                                                 const bf16* __restrict__ v_cache, const int* __restrict__ block_tables,
                                                 const int* __restrict__ tok_seq, const int* __restrict__ positions,
-                                                bf16* __restrict__ out, float* __restrict__ part_out,
+                                                const int* __restrict__ token_list, bf16* __restrict__ out,
+                                                float* __restrict__ part_out,
                                                 float* __restrict__ part_ml, int num_heads, int num_kv_heads, int group,
                                                 int block_size, int max_blocks, int part_size, float scale) {
   using S = AttnShape<D, MAXG>;
@@ -38,7 +40,7 @@ __device__ __forceinline__ void paged_attention(const bf16* __restrict__ q, cons
   __shared__ float m_s[MAXG], l_s[MAXG], alpha_s[MAXG];
   float* p_s = smem;  // [MAXG][CHUNK] scores, then probabilities
 
-  const int tok = blockIdx.x, kvh = blockIdx.y, part = blockIdx.z;
+  const int tok = token_list ? token_list[blockIdx.x] : blockIdx.x, kvh = blockIdx.y, part = blockIdx.z;
   const int ctx = positions[tok] + 1;
   const int begin = part * part_size;
   if (begin >= ctx) return;  // NOTE: the reducer reads only partitions that hold keys
@@ -175,11 +177,12 @@ __device__ __forceinline__ void paged_attention(const bf16* __restrict__ q, cons
     float sum = 0.f;
 #pragma unroll 8
     for (int r = 0; r < R; r++) sum += red[(r * MAXG + g) * D + d];
-    const size_t head = (size_t)tok * num_heads + kvh * group + g;
+    const int h = kvh * group + g;
     if (gridDim.z == 1) {
-      out[head * D + d] = to_bf16(sum / l_s[g]);
+      out[((size_t)tok * num_heads + h) * D + d] = to_bf16(sum / l_s[g]);
     } else {
-      const size_t idx = head * gridDim.z + part;
+      // NOTE: partials are indexed by the block's place in the token list, not by the token.
+      const size_t idx = ((size_t)blockIdx.x * num_heads + h) * gridDim.z + part;
       part_out[idx * D + d] = sum / l_s[g];
       if (d == 0) {
         part_ml[idx * 2] = m_s[g];
@@ -192,10 +195,10 @@ __device__ __forceinline__ void paged_attention(const bf16* __restrict__ q, cons
 #define PAGED_ATTENTION(D, G)                                                                                        \
   extern "C" __global__ void __launch_bounds__(128) paged_attention_d##D##_g##G(                                    \
       const bf16* q, const bf16* k_cache, const bf16* v_cache, const int* block_tables, const int* tok_seq,          \
-      const int* positions, bf16* out, float* part_out, float* part_ml, int num_heads, int num_kv_heads, int group, \
-      int block_size, int max_blocks, int part_size, float scale) {                                                  \
-    paged_attention<D, G>(q, k_cache, v_cache, block_tables, tok_seq, positions, out, part_out, part_ml, num_heads, \
-                          num_kv_heads, group, block_size, max_blocks, part_size, scale);                           \
+      const int* positions, const int* token_list, bf16* out, float* part_out, float* part_ml, int num_heads,       \
+      int num_kv_heads, int group, int block_size, int max_blocks, int part_size, float scale) {                     \
+    paged_attention<D, G>(q, k_cache, v_cache, block_tables, tok_seq, positions, token_list, out, part_out, part_ml, \
+                          num_heads, num_kv_heads, group, block_size, max_blocks, part_size, scale);                \
   }
 #define PAGED_ATTENTION_ALL_G(D) PAGED_ATTENTION(D, 1) PAGED_ATTENTION(D, 2) PAGED_ATTENTION(D, 4) PAGED_ATTENTION(D, 8)
 PAGED_ATTENTION_ALL_G(8)
@@ -206,13 +209,14 @@ PAGED_ATTENTION_ALL_G(128)
 PAGED_ATTENTION_ALL_G(256)
 
 // Combines the partitions of each (token, head): weights l_p * exp(m_p - M), M the largest max.
-// grid: (n, heads), block: 128.
+// grid: (m, heads), block: 128.
 extern "C" __global__ void attention_reduce(const float* __restrict__ part_out, const float* __restrict__ part_ml,
-                                            const int* __restrict__ positions, bf16* __restrict__ out, int num_heads,
-                                            int head_dim, int max_parts, int part_size) {
-  const int tok = blockIdx.x, h = blockIdx.y;
+                                            const int* __restrict__ positions, const int* __restrict__ token_list,
+                                            bf16* __restrict__ out, int num_heads, int head_dim, int max_parts,
+                                            int part_size) {
+  const int tok = token_list ? token_list[blockIdx.x] : blockIdx.x, h = blockIdx.y;
   const int parts = (positions[tok] + part_size) / part_size;  // ceil((pos + 1) / part_size)
-  const size_t base = ((size_t)tok * num_heads + h) * max_parts;
+  const size_t base = ((size_t)blockIdx.x * num_heads + h) * max_parts;
   float M = -CUDART_INF_F;
   for (int p = 0; p < parts; p++) M = fmaxf(M, part_ml[(base + p) * 2]);
   float L = 0.f;

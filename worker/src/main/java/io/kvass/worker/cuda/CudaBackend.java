@@ -45,7 +45,9 @@ public final class CudaBackend implements Backend {
     private final CudaKvCache cache;
     private final CudaGraphs graphs;
     private final float attentionScale;
-    private int skinnyMaxTokens = CudaKernels.SKINNY_MAX_TOKENS;
+    private final boolean prefillKernel;
+    private int skinnyMaxTokens = 1;
+    private CudaProfile profile;
     private boolean closed;
 
     /** Uploads a loaded model to the GPU ({@code --device cuda}). */
@@ -119,6 +121,8 @@ public final class CudaBackend implements Backend {
         device.synchronize();
         this.graphs = new CudaGraphs(device);
         this.attentionScale = (float) (1.0 / Math.sqrt(config.headDim()));
+        this.prefillKernel = CudaKernels.hasPrefillKernel(config.headDim())
+                && !Boolean.getBoolean("kvass.cuda.noPrefillKernel");
         LOG.info("CUDA backend on {} ({} SMs): weights {} GiB, {} KV blocks of {} tokens ({} GiB), {} tokens per step",
                 device.name, device.multiprocessors, String.format("%.2f", CudaDevice.gib(weights.bytes())),
                 cache.numBlocks, cache.blockSize,
@@ -228,8 +232,8 @@ public final class CudaBackend implements Backend {
     /** Uploads the batch and runs every layer; true when the logits of all rows are already computed (graph). */
     private boolean runLayers(List<SequenceForward> batch) {
         device.makeCurrent();
-        inputs.fill(batch, config, cache.blockSize, cache.numBlocks, options.maxModelLen());
-        if (options.cudaGraphs() && StepInputs.isDecode(batch) && batch.size() <= Math.min(MAX_GRAPH_BATCH, inputs.capacity)) {
+        inputs.fill(batch, config, cache.blockSize, cache.numBlocks, options.maxModelLen(), prefillKernel);
+        if (options.cudaGraphs() && profile == null && StepInputs.isDecode(batch) && batch.size() <= Math.min(MAX_GRAPH_BATCH, inputs.capacity)) {
             int bucket = Math.max(batch.size(), Math.min(bucketFor(batch.size()), inputs.capacity));
             inputs.padTo(bucket);
             upload();
@@ -242,7 +246,7 @@ public final class CudaBackend implements Backend {
             return true;
         }
         upload();
-        layers(inputs.numTokens, plan(inputs.numTokens));
+        layers(inputs.numTokens, plan(inputs.numTiles > 0 ? inputs.numPagedTokens : inputs.numTokens));
         return false;
     }
 
@@ -252,7 +256,7 @@ public final class CudaBackend implements Backend {
     }
 
     private AttentionPlan plan(int tokens) {
-        return AttentionPlan.of(tokens, inputs.maxContext, config.numKvHeads(), device.multiprocessors);
+        return AttentionPlan.of(Math.max(1, tokens), inputs.maxContext, config.numKvHeads(), device.multiprocessors);
     }
 
     private void upload() {
@@ -273,36 +277,63 @@ public final class CudaBackend implements Backend {
         int qkvDim = config.qDim() + 2 * config.kvDim();
         float eps = config.rmsNormEps();
         Scratch s = scratch;
-        kernels.embedRows(n, section(StepInputs.TOKENS), weights.embedding(), s.x, h);
+        phase("embed", () -> kernels.embedRows(n, section(StepInputs.TOKENS), weights.embedding(), s.x, h));
         for (int l = 0; l < config.numLayers(); l++) {
             CudaWeights.Layer w = weights.layers().get(l);
-            kernels.rmsNorm(n, s.x, 0, w.attnNorm(), s.xn, h, eps);
-            linear(w.qkv(), s.xn, s.qkv, n, qkvDim, h, CuBlas.Out.F32);
-            kernels.qkvRopeStore(n, s.qkv, w.qkvBias(), weights.invFreq(), section(StepInputs.POSITIONS),
-                    section(StepInputs.SLOTS), s.q, cache.keys(l), cache.values(l), config.numHeads(),
-                    config.numKvHeads(), config.headDim());
+            int layer = l;
+            phase("norm", () -> kernels.rmsNorm(n, s.x, 0, w.attnNorm(), s.xn, h, eps));
+            phase("qkv gemm", () -> linear(w.qkv(), s.xn, s.qkv, n, qkvDim, h, CuBlas.Out.F32));
+            phase("rope + kv store", () -> kernels.qkvRopeStore(n, s.qkv, w.qkvBias(), weights.invFreq(),
+                    section(StepInputs.POSITIONS), section(StepInputs.SLOTS), s.q, cache.keys(layer), cache.values(layer),
+                    config.numHeads(), config.numKvHeads(), config.headDim()));
             attention(n, plan, l);
-            linear(w.o(), s.attn, s.x, n, h, config.qDim(), CuBlas.Out.F32_ADD);
-            kernels.rmsNorm(n, s.x, 0, w.ffnNorm(), s.xn, h, eps);
-            linear(w.gateUp(), s.xn, s.gateUp, n, 2 * ffn, h, CuBlas.Out.BF16);
-            kernels.siluMul(n, ffn, s.gateUp, s.act);
-            linear(w.down(), s.act, s.x, n, h, ffn, CuBlas.Out.F32_ADD);
+            phase("o gemm", () -> linear(w.o(), s.attn, s.x, n, h, config.qDim(), CuBlas.Out.F32_ADD));
+            phase("norm", () -> kernels.rmsNorm(n, s.x, 0, w.ffnNorm(), s.xn, h, eps));
+            phase("gate/up gemm", () -> linear(w.gateUp(), s.xn, s.gateUp, n, 2 * ffn, h, CuBlas.Out.BF16));
+            phase("silu*up", () -> kernels.siluMul(n, ffn, s.gateUp, s.act));
+            phase("down gemm", () -> linear(w.down(), s.act, s.x, n, h, ffn, CuBlas.Out.F32_ADD));
         }
     }
 
+    private void phase(String name, Runnable op) {
+        if (profile == null) {
+            op.run();
+        } else {
+            profile.time(name, op);
+        }
+    }
+
+    /**
+     * Prompt tiles (if any) on the tensor-core prefill kernel; the other tokens, or all {@code n} when
+     * there are no tiles (decode steps, graphs, padding included), on the paged kernel.
+     */
     private void attention(int n, AttentionPlan plan, int layer) {
         int heads = config.numHeads(), group = heads / config.numKvHeads();
-        kernels.pagedAttention(n, config.numKvHeads(), plan.parts(), config.headDim(), group, scratch.q,
-                cache.keys(layer), cache.values(layer), inputsDevice.address(inputs.tablesOffset()),
-                section(StepInputs.TOKEN_SEQUENCE), section(StepInputs.POSITIONS), scratch.attn, scratch.partOut,
-                scratch.partMl, heads, cache.blockSize, inputs.maxBlocks, plan.partSize(), attentionScale);
-        if (plan.parts() > 1) {
-            if ((long) n * heads * plan.parts() > scratch.partialRows) {
-                throw new IllegalStateException("attention plan " + plan + " for " + n + " tokens exceeds the partial buffer");
-            }
-            kernels.attentionReduce(n, heads, scratch.partOut, scratch.partMl, section(StepInputs.POSITIONS),
-                    scratch.attn, config.headDim(), plan.parts(), plan.partSize());
+        long tables = inputsDevice.address(inputs.tablesOffset());
+        long tokSeq = section(StepInputs.TOKEN_SEQUENCE), positions = section(StepInputs.POSITIONS);
+        boolean tiles = inputs.numTiles > 0;
+        if (tiles) {
+            phase("attention (prefill)", () -> kernels.flashPrefill(inputs.numTiles, heads, config.numKvHeads(),
+                    config.headDim(), scratch.q, cache.keys(layer), cache.values(layer), tables, tokSeq, positions,
+                    section(StepInputs.TILES), scratch.attn, cache.blockSize, inputs.maxBlocks, attentionScale));
         }
+        int count = tiles ? inputs.numPagedTokens : n;
+        long list = tiles ? section(StepInputs.PAGED_TOKENS) : 0;
+        if (count == 0) {
+            return;
+        }
+        if (plan.parts() > 1 && (long) count * heads * plan.parts() > scratch.partialRows) {
+            throw new IllegalStateException("attention plan " + plan + " for " + count + " tokens exceeds the partial buffer");
+        }
+        phase("attention (paged)", () -> {
+            kernels.pagedAttention(count, config.numKvHeads(), plan.parts(), config.headDim(), group, scratch.q,
+                    cache.keys(layer), cache.values(layer), tables, tokSeq, positions, list, scratch.attn, scratch.partOut,
+                    scratch.partMl, heads, cache.blockSize, inputs.maxBlocks, plan.partSize(), attentionScale);
+            if (plan.parts() > 1) {
+                kernels.attentionReduce(count, heads, scratch.partOut, scratch.partMl, positions, list, scratch.attn,
+                        config.headDim(), plan.parts(), plan.partSize());
+            }
+        });
     }
 
     private void linear(long w, long x, long y, int n, int out, int in, CuBlas.Out mode) {
@@ -315,10 +346,30 @@ public final class CudaBackend implements Backend {
 
     /** Final norm and LM head for {@code count} rows (row indices at {@code rows}, or the first rows if 0). */
     private void computeLogits(long rows, int count) {
-        kernels.rmsNorm(count, scratch.x, rows, weights.finalNorm(), scratch.logitsNormed, config.hiddenSize(),
-                config.rmsNormEps());
-        linear(weights.lmHead(), scratch.logitsNormed, scratch.logits.address(), count, config.vocabSize(),
-                config.hiddenSize(), CuBlas.Out.F32);
+        phase("norm", () -> kernels.rmsNorm(count, scratch.x, rows, weights.finalNorm(), scratch.logitsNormed,
+                config.hiddenSize(), config.rmsNormEps()));
+        phase("lm head gemm", () -> linear(weights.lmHead(), scratch.logitsNormed, scratch.logits.address(), count,
+                config.vocabSize(), config.hiddenSize(), CuBlas.Out.F32));
+    }
+
+    /**
+     * Runs {@code batch} eagerly with device events around every launch and returns GPU milliseconds
+     * per phase (summed over layers) and {@code "step (wall)"}, the step's wall time under profiling.
+     */
+    synchronized java.util.Map<String, Double> profile(List<SequenceForward> batch) {
+        checkOpen();
+        device.makeCurrent();
+        profile = new CudaProfile(device);
+        try {
+            long start = System.nanoTime();
+            forwardGreedy(batch);
+            double wall = (System.nanoTime() - start) / 1e6;
+            java.util.Map<String, Double> ms = profile.millis();
+            ms.put("step (wall)", wall);
+            return ms;
+        } finally {
+            profile = null;
+        }
     }
 
     private List<float[][]> readLogits(List<SequenceForward> batch, boolean logitsReady) {

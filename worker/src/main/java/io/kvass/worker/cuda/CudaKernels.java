@@ -21,7 +21,7 @@ import jcuda.driver.CUmodule;
  * Device pointers are raw addresses ({@code 0} for "none").
  */
 final class CudaKernels implements AutoCloseable {
-    private static final String[] MODULES = {"layers", "attention"};
+    private static final String[] MODULES = {"layers", "attention", "prefill"};
     /** Head dims the attention kernel is instantiated for (D / 8 a power of two). */
     static final int[] HEAD_DIMS = {8, 16, 32, 64, 128, 256};
     /** Largest number of query heads sharing one K/V head. */
@@ -31,6 +31,8 @@ final class CudaKernels implements AutoCloseable {
     private final CudaDevice device;
     private final Map<String, CUmodule> modules = new HashMap<>();
     private final Map<String, CUfunction> functions = new HashMap<>();
+    private final java.util.Set<String> prefillReady = new java.util.HashSet<>();
+    private static final double LOG2_E = 1.4426950408889634;
 
     CudaKernels(CudaDevice device) {
         this.device = device;
@@ -57,7 +59,12 @@ final class CudaKernels implements AutoCloseable {
     }
 
     static boolean hasKernels() {
-        return CudaKernels.class.getResource("layers.fatbin") != null && CudaKernels.class.getResource("attention.fatbin") != null;
+        for (String name : MODULES) {
+            if (CudaKernels.class.getResource(name + ".fatbin") == null) {
+                return false;
+            }
+        }
+        return true;
     }
 
     private CUfunction function(String module, String name) {
@@ -83,10 +90,15 @@ final class CudaKernels implements AutoCloseable {
     }
 
     private void launch(String module, String kernel, int gx, int gy, int gz, int block, Object... values) {
+        launchShared(module, kernel, gx, gy, gz, block, 0, values);
+    }
+
+    private void launchShared(String module, String kernel, int gx, int gy, int gz, int block, int sharedBytes,
+                              Object... values) {
         if (gx == 0 || gy == 0 || gz == 0) {
             return;
         }
-        cuLaunchKernel(function(module, kernel), gx, gy, gz, block, 1, 1, 0, device.stream(), args(values), null);
+        cuLaunchKernel(function(module, kernel), gx, gy, gz, block, 1, 1, sharedBytes, device.stream(), args(values), null);
     }
 
     /** x[t, :] = emb[tokens[t], :] as fp32. */
@@ -155,17 +167,36 @@ final class CudaKernels implements AutoCloseable {
      * With one partition the result goes to {@code out}, otherwise to the partial buffers.
      */
     void pagedAttention(int n, int kvHeads, int parts, int headDim, int group, long q, long kCache, long vCache,
-                        long blockTables, long tokSeq, long positions, long out, long partOut, long partMl, int heads,
-                        int blockSize, int maxBlocks, int partSize, float scale) {
+                        long blockTables, long tokSeq, long positions, long tokenList, long out, long partOut,
+                        long partMl, int heads, int blockSize, int maxBlocks, int partSize, float scale) {
         String kernel = "paged_attention_d" + headDim + "_g" + groupVariant(group);
-        launch("attention", kernel, n, kvHeads, parts, 128, q, kCache, vCache, blockTables, tokSeq, positions, out,
-                partOut, partMl, heads, kvHeads, group, blockSize, maxBlocks, partSize, scale);
+        launch("attention", kernel, n, kvHeads, parts, 128, q, kCache, vCache, blockTables, tokSeq, positions, tokenList,
+                out, partOut, partMl, heads, kvHeads, group, blockSize, maxBlocks, partSize, scale);
     }
 
-    void attentionReduce(int n, int heads, long partOut, long partMl, long positions, long out, int headDim, int parts,
-                         int partSize) {
-        launch("attention", "attention_reduce", n, heads, 1, 128, partOut, partMl, positions, out, heads, headDim, parts,
-                partSize);
+    void attentionReduce(int n, int heads, long partOut, long partMl, long positions, long tokenList, long out,
+                         int headDim, int parts, int partSize) {
+        launch("attention", "attention_reduce", n, heads, 1, 128, partOut, partMl, positions, tokenList, out, heads,
+                headDim, parts, partSize);
+    }
+
+    /** Head dims the tensor-core prefill kernel is built for. */
+    static boolean hasPrefillKernel(int headDim) {
+        return headDim == 64 || headDim == 128;
+    }
+
+    /** Causal attention of query tiles ({@code [first token, count]} pairs at {@code tiles}) on tensor cores. */
+    void flashPrefill(int numTiles, int heads, int kvHeads, int headDim, long q, long kCache, long vCache,
+                      long blockTables, long tokSeq, long positions, long tiles, long out, int blockSize, int maxBlocks,
+                      float scale) {
+        String kernel = "flash_prefill_d" + headDim;
+        int shared = 3 * 64 * (headDim + 8) * 2;
+        if (prefillReady.add(kernel)) {
+            jcuda.driver.JCudaDriver.cuFuncSetAttribute(function("prefill", kernel),
+                    jcuda.driver.CUfunction_attribute.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, shared);
+        }
+        launchShared("prefill", kernel, numTiles, heads, 1, 128, shared, q, kCache, vCache, blockTables, tokSeq,
+                positions, tiles, out, heads, kvHeads, blockSize, maxBlocks, (float) (scale * LOG2_E));
     }
 
     @Override

@@ -9,10 +9,15 @@ import java.util.List;
 
 /**
  * A batch flattened into the integer arrays the kernels read, validated once, in a host buffer laid
- * out exactly like its device copy: five sections of {@code capacity} ints (token ids, positions,
- * cache slots, each token's sequence row, the rows that need logits) and then the block tables,
+ * out exactly like its device copy: sections of {@code capacity} ints (token ids, positions, cache
+ * slots, each token's sequence row, the rows that need logits, the tokens left to the paged attention
+ * kernel, and two for the query tiles of the prefill attention kernel) and then the block tables,
  * {@code maxBlocks} ints per sequence. Sections sit at fixed offsets so that a captured CUDA graph
  * reads every step's inputs from the same addresses.
+ *
+ * <p>Attention split: a sequence with at least {@link #TILE_MIN_TOKENS} new tokens goes to the prefill
+ * kernel in tiles of up to {@link #TILE_TOKENS} consecutive tokens ({@code [first token, count]} pairs);
+ * the other tokens (decodes, short chunks) to the paged kernel.
  */
 final class StepInputs {
     static final int TOKENS = 0;
@@ -20,7 +25,11 @@ final class StepInputs {
     static final int SLOTS = 2;
     static final int TOKEN_SEQUENCE = 3;
     static final int LOGIT_ROWS = 4;
-    private static final int SECTIONS = 5;
+    static final int PAGED_TOKENS = 5;
+    static final int TILES = 6;           // two sections: pairs
+    private static final int SECTIONS = 8;
+    static final int TILE_TOKENS = 64;
+    static final int TILE_MIN_TOKENS = 16;
 
     final int capacity;
     final int maxBlocks;
@@ -30,6 +39,8 @@ final class StepInputs {
     int numSequences;
     int numLogitRows;
     int maxContext;
+    int numTiles;
+    int numPagedTokens;
     /** Rows the forward pass covers: {@code numTokens}, or more after {@link #padTo}. */
     int paddedTokens;
 
@@ -70,11 +81,11 @@ final class StepInputs {
     }
 
     /** Validates and writes {@code batch}; throws {@link IllegalArgumentException} naming the bad sequence. */
-    void fill(List<SequenceForward> batch, ModelConfig config, int blockSize, int numBlocks, int maxModelLen) {
+    void fill(List<SequenceForward> batch, ModelConfig config, int blockSize, int numBlocks, int maxModelLen, boolean tiles) {
         if (batch.isEmpty()) {
             throw new IllegalArgumentException("empty forward batch");
         }
-        int t = 0, rows = 0, maxCtx = 0;
+        int t = 0, rows = 0, maxCtx = 0, tileCount = 0, paged = 0;
         for (int s = 0; s < batch.size(); s++) {
             SequenceForward seq = batch.get(s);
             if (seq.adapterSlot() != 0) {
@@ -115,6 +126,17 @@ final class StepInputs {
                 put(SLOTS, t, seq.blockTable()[pos / blockSize] * blockSize + pos % blockSize);
                 put(TOKEN_SEQUENCE, t, s);
             }
+            if (tiles && seq.numTokens() >= TILE_MIN_TOKENS) {
+                for (int i = first; i < t; i += TILE_TOKENS) {
+                    put(TILES, 2 * tileCount, i);
+                    put(TILES, 2 * tileCount + 1, Math.min(TILE_TOKENS, t - i));
+                    tileCount++;
+                }
+            } else {
+                for (int i = first; i < t; i++) {
+                    put(PAGED_TOKENS, paged++, i);
+                }
+            }
             if (seq.logits() == LogitsMode.ALL) {
                 for (int i = first; i < t; i++) {
                     put(LOGIT_ROWS, rows++, i);
@@ -129,6 +151,8 @@ final class StepInputs {
         numSequences = batch.size();
         numLogitRows = rows;
         maxContext = maxCtx;
+        numTiles = tileCount;
+        numPagedTokens = paged;
     }
 
     /**

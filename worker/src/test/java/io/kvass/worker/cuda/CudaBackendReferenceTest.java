@@ -42,6 +42,9 @@ class CudaBackendReferenceTest {
         Gpu.assumePresent();
     }
 
+    /** bf16 vs fp32 logits of stories260K: 0.28 at most over 200 steps in the NumPy emulation. */
+    static final double STORIES_TOLERANCE = 0.35;
+
     static double tolerance(String variant) {
         return variant.equals("qwen2-bias") ? 0.5 : 0.25;
     }
@@ -194,22 +197,40 @@ class CudaBackendReferenceTest {
         }
     }
 
+    /**
+     * llama2.c's 200 greedy ids (which the fp32 CPU backend reproduces). A bf16 backend must follow them
+     * while its logits stay within {@link #STORIES_TOLERANCE} of the CPU's, and may leave them only at
+     * a near tie: a step whose fp32 top-2 gap is within twice the logit error seen so far. (Seen on an
+     * H100: 185 ids, then step 185, whose fp32 gap is 0.0042, the smallest of the 200.)
+     */
     @ParameterizedTest
     @ValueSource(strings = {"stories260K", "stories260K-llama2c"})
-    void storiesReproducesLlama2cGoldenIds(String dir) throws IOException {
+    void storiesFollowsLlama2cGoldenIdsUpToANearTie(String dir) throws IOException {
         Path modelDir = Fixtures.root().resolve("models").resolve(dir);
         var expected = new ObjectMapper().readTree(modelDir.resolve("expected.json").toFile());
         int[] prompt = ReferenceCase.ints(expected.path("prompt_ids"));
         int[] golden = ReferenceCase.ints(expected.path("greedy_ids"));
         assertEquals(200, golden.length);
-        try (LoadedModel model = LoadedModel.load(modelDir); CudaBackend backend = open(model, 32, true)) {
-            int[] ids = GreedyRunner.run(backend, List.of(prompt), golden.length).getFirst().greedy();
+        try (LoadedModel model = LoadedModel.load(modelDir); CudaBackend backend = open(model, 32, true);
+             io.kvass.worker.cpu.CpuBackend cpu = new io.kvass.worker.cpu.CpuBackend(model, 32, 16, 4)) {
+            GreedyRunner.Result gpu = GreedyRunner.run(backend, List.of(prompt), golden.length).getFirst();
+            GreedyRunner.Result ref = GreedyRunner.run(cpu, List.of(prompt), golden.length).getFirst();
+            assertArrayEquals(golden, ref.greedy(), "the fp32 CPU backend reproduces llama2.c");
             int same = 0;
-            while (same < ids.length && ids[same] == golden[same]) {
+            double worst = 0;
+            while (same < golden.length && gpu.greedy()[same] == golden[same]) {
+                worst = Math.max(worst, ReferenceCase.maxAbsDiff(ref.decodeLogits()[same], gpu.decodeLogits()[same]));
                 same++;
             }
-            System.out.printf("[cuda] %s: %d of 200 greedy ids match llama2.c before the first difference%n", dir, same);
-            assertArrayEquals(golden, ids);
+            double gap = same < golden.length ? Gpu.top2Gap(ref.decodeLogits()[same]) : Double.NaN;
+            double err = same < golden.length
+                    ? Math.max(worst, ReferenceCase.maxAbsDiff(ref.decodeLogits()[same], gpu.decodeLogits()[same])) : worst;
+            System.out.printf("[cuda] %s: %d of 200 greedy ids match llama2.c; logits within %.4f of fp32%s%n", dir, same,
+                    worst, same < golden.length ? String.format(" (step %d: fp32 top-2 gap %.4f)", same, gap) : "");
+            assertTrue(worst < STORIES_TOLERANCE, dir + ": logits differ from fp32 by " + worst);
+            assertTrue(same == golden.length || gap <= 2 * err,
+                    dir + ": greedy ids leave llama2.c's at step " + same + " where the fp32 top-2 gap " + gap
+                            + " exceeds twice the logit error " + err);
         }
     }
 
@@ -237,7 +258,8 @@ class CudaBackendReferenceTest {
                 + "steps, gap >= %.2f for the first %d%n", where, prefillWorst, decodeWorst, same, same, tol, comparable);
         assertTrue(prefillWorst < tol, where + ": prefill logits differ by " + prefillWorst);
         assertTrue(decodeWorst < tol, where + ": decode logits differ by " + decodeWorst);
-        assertTrue(same >= comparable, where + ": greedy ids differ at step " + same + " where the reference top-2 gap is "
-                + Gpu.top2Gap(p.decodeLogits()[same]));
+        int differ = same;
+        assertTrue(same >= comparable, () -> where + ": greedy ids differ at step " + differ
+                + " where the reference top-2 gap is " + Gpu.top2Gap(p.decodeLogits()[differ]));
     }
 }

@@ -53,7 +53,7 @@ public final class CudaBenchmark {
             System.out.printf("device %s, setup %.1f s%n", backend.deviceName(), (System.nanoTime() - t0) / 1e9);
             List<String> decode = new ArrayList<>();
             for (int batch : batches) {
-                for (int skinny : batch <= 8 ? new int[] {8, 0} : new int[] {8}) {
+                for (int skinny : batch == 1 ? new int[] {1, 0} : batch <= 8 ? new int[] {8, 0} : new int[] {0}) {
                     backend.setSkinnyMaxTokens(skinny);
                     double ms = decodeStepMs(backend, batch, context, blocksPerSeq, warmup, measured, true);
                     double msLogits = batch <= 32 || !quick ? decodeStepMs(backend, batch, context, blocksPerSeq, 1,
@@ -66,9 +66,20 @@ public final class CudaBenchmark {
                             batch * 1000 / ms, msLogits));
                 }
             }
-            backend.setSkinnyMaxTokens(8);
+            backend.setSkinnyMaxTokens(1);
             json.add("\"decode\": [\n    " + String.join(",\n    ", decode) + "\n  ]");
             json.add(prefill(backend, c, prefillLen, maxBatch * blocksPerSeq, quick ? 3 : 5));
+            List<String> profiles = new ArrayList<>();
+            for (int batch : new int[] {1, 32, 256}) {
+                profiles.add(profile(backend, "decode batch " + batch, decodeBatch(batch, context, blocksPerSeq)));
+            }
+            int[] table = new int[prefillLen / 16];
+            for (int b = 0; b < table.length; b++) {
+                table[b] = maxBatch * blocksPerSeq + b;
+            }
+            profiles.add(profile(backend, "prefill " + prefillLen, List.of(new SequenceForward(
+                    new Random(5).ints(prefillLen, 0, c.vocabSize()).toArray(), 0, table, LogitsMode.LAST))));
+            json.add("\"profiles_ms\": {\n    " + String.join(",\n    ", profiles) + "\n  }");
         }
         String doc = String.format(Locale.ROOT, "{\n  \"date\": \"%s\",\n  \"model\": \"Llama-3-8B shape, random bf16 weights\",\n  %s\n}%n",
                 Instant.now(), String.join(",\n  ", json));
@@ -109,6 +120,34 @@ public final class CudaBenchmark {
         }
         Arrays.sort(times);
         return times[times.length / 2];
+    }
+
+    static List<SequenceForward> decodeBatch(int batch, int context, int blocksPerSeq) {
+        List<SequenceForward> seqs = new ArrayList<>();
+        for (int s = 0; s < batch; s++) {
+            int[] table = new int[blocksPerSeq];
+            for (int b = 0; b < blocksPerSeq; b++) {
+                table[b] = s * blocksPerSeq + b;
+            }
+            seqs.add(new SequenceForward(new int[] {42}, context, table, LogitsMode.LAST));
+        }
+        return seqs;
+    }
+
+    /** GPU time per phase of one eager step (second of two), as a JSON member. */
+    static String profile(CudaBackend backend, String name, List<SequenceForward> batch) {
+        backend.profile(batch);
+        java.util.Map<String, Double> ms = backend.profile(batch);
+        double gpu = ms.entrySet().stream().filter(e -> !e.getKey().equals("step (wall)")).mapToDouble(java.util.Map.Entry::getValue).sum();
+        StringBuilder line = new StringBuilder(String.format(Locale.ROOT, "profile %s: GPU %.3f ms of wall %.3f ms (eager, events):", name,
+                gpu, ms.get("step (wall)")));
+        List<String> members = new ArrayList<>();
+        for (var e : ms.entrySet()) {
+            line.append(String.format(Locale.ROOT, " %s %.3f;", e.getKey(), e.getValue()));
+            members.add(String.format(Locale.ROOT, "\"%s\": %.4f", e.getKey(), e.getValue()));
+        }
+        System.out.println(line);
+        return String.format(Locale.ROOT, "\"%s\": {%s}", name, String.join(", ", members));
     }
 
     static String prefill(CudaBackend backend, ModelConfig c, int len, int firstBlock, int measured) {

@@ -34,7 +34,7 @@ class CudaHostLogicTest {
         in.fill(List.of(
                 new SequenceForward(new int[] {5, 6, 7}, 2, new int[] {3, 1}, LogitsMode.ALL),
                 new SequenceForward(new int[] {9}, 17, new int[] {0, 4, 2, 6}, LogitsMode.LAST),
-                new SequenceForward(new int[] {1, 2}, 0, new int[] {7}, LogitsMode.NONE)), TINY, 16, 8, 256);
+                new SequenceForward(new int[] {1, 2}, 0, new int[] {7}, LogitsMode.NONE)), TINY, 16, 8, 256, false);
         assertEquals(6, in.numTokens);
         assertEquals(3, in.numSequences);
         assertEquals(4, in.numLogitRows);
@@ -54,9 +54,31 @@ class CudaHostLogicTest {
     }
 
     @Test
+    void longChunksBecomePrefillTilesAndTheRestGoesToThePagedKernel() {
+        StepInputs in = inputs(256, 16);
+        in.fill(List.of(
+                new SequenceForward(new int[130], 0, new int[] {0, 1, 2, 3, 4, 5, 6, 7, 8}, LogitsMode.LAST),
+                new SequenceForward(new int[] {1}, 3, new int[] {9}, LogitsMode.LAST),
+                new SequenceForward(new int[15], 0, new int[] {10}, LogitsMode.LAST),
+                new SequenceForward(new int[16], 20, new int[] {11, 12, 13}, LogitsMode.LAST)), TINY, 16, 16, 256, true);
+        assertEquals(4, in.numTiles);
+        int[][] tiles = new int[4][];
+        for (int i = 0; i < 4; i++) {
+            tiles[i] = new int[] {in.get(StepInputs.TILES, 2 * i), in.get(StepInputs.TILES, 2 * i + 1)};
+        }
+        assertArrayEquals(new int[] {0, 64}, tiles[0]);
+        assertArrayEquals(new int[] {64, 64}, tiles[1]);
+        assertArrayEquals(new int[] {128, 2}, tiles[2]);
+        assertArrayEquals(new int[] {146, 16}, tiles[3]);
+        assertEquals(16, in.numPagedTokens);
+        assertEquals(130, in.get(StepInputs.PAGED_TOKENS, 0));
+        assertEquals(145, in.get(StepInputs.PAGED_TOKENS, 15));
+    }
+
+    @Test
     void paddingTokensWriteNothingAndReadTheSpareTableRow() {
         StepInputs in = inputs(8, 4);
-        in.fill(List.of(new SequenceForward(new int[] {3}, 5, new int[] {2}, LogitsMode.LAST)), TINY, 16, 4, 64);
+        in.fill(List.of(new SequenceForward(new int[] {3}, 5, new int[] {2}, LogitsMode.LAST)), TINY, 16, 4, 64, false);
         in.padTo(4);
         assertEquals(4, in.paddedTokens);
         for (int t = 1; t < 4; t++) {
@@ -72,19 +94,19 @@ class CudaHostLogicTest {
     void rejectsBadInputsWithReasons() {
         StepInputs in = inputs(8, 4);
         assertTrue(assertThrows(IllegalArgumentException.class, () -> in.fill(List.of(
-                new SequenceForward(new int[] {100}, 0, new int[] {0}, LogitsMode.LAST)), TINY, 16, 4, 64))
+                new SequenceForward(new int[] {100}, 0, new int[] {0}, LogitsMode.LAST)), TINY, 16, 4, 64, false))
                 .getMessage().contains("vocabulary"));
         assertTrue(assertThrows(IllegalArgumentException.class, () -> in.fill(List.of(
-                new SequenceForward(new int[] {1}, 16, new int[] {0}, LogitsMode.LAST)), TINY, 16, 4, 64))
+                new SequenceForward(new int[] {1}, 16, new int[] {0}, LogitsMode.LAST)), TINY, 16, 4, 64, false))
                 .getMessage().contains("block table"));
         assertTrue(assertThrows(IllegalArgumentException.class, () -> in.fill(List.of(
-                new SequenceForward(new int[] {1}, 0, new int[] {9}, LogitsMode.LAST)), TINY, 16, 4, 64))
+                new SequenceForward(new int[] {1}, 0, new int[] {9}, LogitsMode.LAST)), TINY, 16, 4, 64, false))
                 .getMessage().contains("outside the pool"));
         assertTrue(assertThrows(IllegalArgumentException.class, () -> in.fill(List.of(
-                new SequenceForward(new int[] {1}, 64, new int[] {0, 1, 2, 3, 0}, LogitsMode.LAST)), TINY, 16, 4, 64))
+                new SequenceForward(new int[] {1}, 64, new int[] {0, 1, 2, 3, 0}, LogitsMode.LAST)), TINY, 16, 4, 64, false))
                 .getMessage().contains("max_model_len"));
         assertTrue(assertThrows(IllegalArgumentException.class, () -> in.fill(List.of(
-                new SequenceForward(new int[] {1}, 0, new int[] {0}, LogitsMode.LAST, 2)), TINY, 16, 4, 64))
+                new SequenceForward(new int[] {1}, 0, new int[] {0}, LogitsMode.LAST, 2)), TINY, 16, 4, 64, false))
                 .getMessage().contains("LoRA"));
     }
 

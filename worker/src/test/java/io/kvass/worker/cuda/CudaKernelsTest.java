@@ -108,11 +108,47 @@ class CudaKernelsTest {
         int maxBlocks = 4096 / blockSize, capacity = 64;
         ByteBuffer host = device.allocateHost(StepInputs.bytes(capacity, maxBlocks));
         StepInputs in = new StepInputs(capacity, maxBlocks, host);
-        in.fill(batch, config, blockSize, numBlocks, 4096);
+        in.fill(batch, config, blockSize, numBlocks, 4096, false);
         int n = in.numTokens, slotElems = kvHeads * headDim;
         short[] k = randomBf16(rnd, numBlocks * blockSize * slotElems);
         short[] v = randomBf16(rnd, numBlocks * blockSize * slotElems);
         short[] q = randomBf16(rnd, n * heads * headDim);
+        float scale = (float) (1 / Math.sqrt(headDim));
+        double[] expected = reference(in, q, k, v, heads, group, kvHeads, headDim, blockSize);
+        DeviceBuffer kd = upload(k), vd = upload(v), qd = upload(q);
+        DeviceBuffer inputs = device.allocate(StepInputs.bytes(capacity, maxBlocks), "inputs");
+        device.upload(inputs, 0, host, in.uploadBytes());
+        DeviceBuffer out = device.allocate(2L * n * heads * headDim, "out");
+        long partialRows = AttentionPlan.maxPartialRows(8, kvHeads, device.multiprocessors) + 64L * n * heads;
+        DeviceBuffer partOut = device.allocate(4 * partialRows * headDim, "partials");
+        DeviceBuffer partMl = device.allocate(8 * partialRows, "partials");
+        AttentionPlan auto = AttentionPlan.of(n, in.maxContext, kvHeads, device.multiprocessors);
+        List<AttentionPlan> plans = List.of(auto, new AttentionPlan(1, 2048, 2048), new AttentionPlan(32, 64, 2048));
+        for (AttentionPlan plan : plans) {
+            device.zero(out);
+            kernels.pagedAttention(n, kvHeads, plan.parts(), headDim, group, qd.address(), kd.address(), vd.address(),
+                    inputs.address(in.tablesOffset()), inputs.address(in.sectionOffset(StepInputs.TOKEN_SEQUENCE)),
+                    inputs.address(in.sectionOffset(StepInputs.POSITIONS)), 0L, out.address(), partOut.address(),
+                    partMl.address(), heads, blockSize, maxBlocks, plan.partSize(), scale);
+            if (plan.parts() > 1) {
+                kernels.attentionReduce(n, heads, partOut.address(), partMl.address(),
+                        inputs.address(in.sectionOffset(StepInputs.POSITIONS)), 0L, out.address(), headDim, plan.parts(),
+                        plan.partSize());
+            }
+            short[] got = downloadBf16(out, n * heads * headDim);
+            double maxDiff = 0;
+            for (int i = 0; i < got.length; i++) {
+                maxDiff = Math.max(maxDiff, Math.abs(Bf16.toFloat(got[i]) - expected[i]));
+            }
+            System.out.printf("[cuda] attention D=%d G=%d kv=%d %s: max |diff| %.2e%n", headDim, group, kvHeads, plan, maxDiff);
+            assertTrue(maxDiff < 1e-2, "attention " + plan + " differs by " + maxDiff);
+        }
+    }
+
+    /** Causal attention in double over the bf16 inputs, each token over its own sequence's blocks. */
+    static double[] reference(StepInputs in, short[] q, short[] k, short[] v, int heads, int group, int kvHeads,
+                              int headDim, int blockSize) {
+        int n = in.numTokens, slotElems = kvHeads * headDim;
         float scale = (float) (1 / Math.sqrt(headDim));
         double[] expected = new double[n * heads * headDim];
         for (int t = 0; t < n; t++) {
@@ -142,34 +178,53 @@ class CudaKernelsTest {
                 }
             }
         }
+        return expected;
+    }
+
+    @ParameterizedTest(name = "head dim {0}, {1} query heads per kv head")
+    @CsvSource({"128,4,8", "64,2,2", "128,1,2"})
+    void prefillKernelMatchesADoubleReference(int headDim, int group, int kvHeads) {
+        int heads = group * kvHeads, blockSize = 16, numBlocks = 64;
+        Random rnd = new Random(headDim * 31L + group);
+        // A fresh prompt of 100, a chunk of 130 at position 300 (three tiles), one of 16 at 64 (a single tile).
+        int[][] spans = {{0, 100}, {300, 130}, {64, 16}};
+        List<SequenceForward> batch = new ArrayList<>();
+        int next = numBlocks - 1;
+        for (int[] span : spans) {
+            int[] table = new int[(span[0] + span[1] + blockSize - 1) / blockSize];
+            for (int i = 0; i < table.length; i++) {
+                table[i] = next--; // descending: blocks out of order
+            }
+            batch.add(new SequenceForward(new int[span[1]], span[0], table, LogitsMode.NONE));
+        }
+        ModelConfig config = new ModelConfig(Architecture.LLAMA, heads * headDim, 64, 1, heads, kvHeads, headDim, 10,
+                1e-5f, RopeScaling.plain(1e4), 4096, false, false, OptionalInt.empty(), Set.of());
+        int maxBlocks = 4096 / blockSize, capacity = 512;
+        ByteBuffer host = device.allocateHost(StepInputs.bytes(capacity, maxBlocks));
+        StepInputs in = new StepInputs(capacity, maxBlocks, host);
+        in.fill(batch, config, blockSize, numBlocks, 4096, true);
+        assertTrue(in.numTiles == 6 && in.numPagedTokens == 0, "tiles " + in.numTiles);
+        int n = in.numTokens;
+        short[] k = randomBf16(rnd, numBlocks * blockSize * kvHeads * headDim);
+        short[] v = randomBf16(rnd, numBlocks * blockSize * kvHeads * headDim);
+        short[] q = randomBf16(rnd, n * heads * headDim);
+        double[] expected = reference(in, q, k, v, heads, group, kvHeads, headDim, blockSize);
         DeviceBuffer kd = upload(k), vd = upload(v), qd = upload(q);
         DeviceBuffer inputs = device.allocate(StepInputs.bytes(capacity, maxBlocks), "inputs");
         device.upload(inputs, 0, host, in.uploadBytes());
         DeviceBuffer out = device.allocate(2L * n * heads * headDim, "out");
-        long partialRows = AttentionPlan.maxPartialRows(8, kvHeads, device.multiprocessors) + 64L * n * heads;
-        DeviceBuffer partOut = device.allocate(4 * partialRows * headDim, "partials");
-        DeviceBuffer partMl = device.allocate(8 * partialRows, "partials");
-        AttentionPlan auto = AttentionPlan.of(n, in.maxContext, kvHeads, device.multiprocessors);
-        List<AttentionPlan> plans = List.of(auto, new AttentionPlan(1, 2048, 2048), new AttentionPlan(32, 64, 2048));
-        for (AttentionPlan plan : plans) {
-            device.zero(out);
-            kernels.pagedAttention(n, kvHeads, plan.parts(), headDim, group, qd.address(), kd.address(), vd.address(),
-                    inputs.address(in.tablesOffset()), inputs.address(in.sectionOffset(StepInputs.TOKEN_SEQUENCE)),
-                    inputs.address(in.sectionOffset(StepInputs.POSITIONS)), out.address(), partOut.address(),
-                    partMl.address(), heads, blockSize, maxBlocks, plan.partSize(), scale);
-            if (plan.parts() > 1) {
-                kernels.attentionReduce(n, heads, partOut.address(), partMl.address(),
-                        inputs.address(in.sectionOffset(StepInputs.POSITIONS)), out.address(), headDim, plan.parts(),
-                        plan.partSize());
-            }
-            short[] got = downloadBf16(out, n * heads * headDim);
-            double maxDiff = 0;
-            for (int i = 0; i < got.length; i++) {
-                maxDiff = Math.max(maxDiff, Math.abs(Bf16.toFloat(got[i]) - expected[i]));
-            }
-            System.out.printf("[cuda] attention D=%d G=%d kv=%d %s: max |diff| %.2e%n", headDim, group, kvHeads, plan, maxDiff);
-            assertTrue(maxDiff < 1e-2, "attention " + plan + " differs by " + maxDiff);
+        device.zero(out);
+        kernels.flashPrefill(in.numTiles, heads, kvHeads, headDim, qd.address(), kd.address(), vd.address(),
+                inputs.address(in.tablesOffset()), inputs.address(in.sectionOffset(StepInputs.TOKEN_SEQUENCE)),
+                inputs.address(in.sectionOffset(StepInputs.POSITIONS)), inputs.address(in.sectionOffset(StepInputs.TILES)),
+                out.address(), blockSize, maxBlocks, (float) (1 / Math.sqrt(headDim)));
+        short[] got = downloadBf16(out, n * heads * headDim);
+        double maxDiff = 0;
+        for (int i = 0; i < got.length; i++) {
+            maxDiff = Math.max(maxDiff, Math.abs(Bf16.toFloat(got[i]) - expected[i]));
         }
+        System.out.printf("[cuda] prefill attention D=%d G=%d kv=%d: max |diff| %.2e%n", headDim, group, kvHeads, maxDiff);
+        assertTrue(maxDiff < 1e-2, "prefill attention differs by " + maxDiff);
     }
 
     @ParameterizedTest(name = "{0} tokens")
