@@ -168,6 +168,7 @@ extern "C" __global__ void argmax_rows(const float* __restrict__ logits, int* __
 template <int MAXN>
 __device__ __forceinline__ void skinny_gemm(const bf16* __restrict__ w, const bf16* __restrict__ x, void* __restrict__ y,
                                             int n, int out, int K, int mode) {
+  constexpr int U = 8;  // 16-byte weight loads in flight per lane
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int o = blockIdx.x * (blockDim.x >> 5) + warp;
   if (o >= out) return;
@@ -176,17 +177,28 @@ __device__ __forceinline__ void skinny_gemm(const bf16* __restrict__ w, const bf
   float acc[MAXN];
 #pragma unroll
   for (int t = 0; t < MAXN; t++) acc[t] = 0.f;
-#pragma unroll 4
-  for (int c = lane; c < chunks; c += 32) {
-    float wf[8];
-    unpack8(__ldg(wr + c), wf);
+  for (int base = 0; base < chunks; base += 32 * U) {
+    uint4 wv[U];
 #pragma unroll
-    for (int t = 0; t < MAXN; t++) {
-      if (t < n) {
-        float xf[8];
-        unpack8(__ldg(reinterpret_cast<const uint4*>(x + (size_t)t * K) + c), xf);
+    for (int u = 0; u < U; u++) {
+      const int c = base + u * 32 + lane;
+      wv[u] = c < chunks ? __ldg(wr + c) : make_uint4(0, 0, 0, 0);
+    }
 #pragma unroll
-        for (int e = 0; e < 8; e++) acc[t] += wf[e] * xf[e];
+    for (int u = 0; u < U; u++) {
+      const int c = base + u * 32 + lane;
+      if (c < chunks) {
+        float wf[8];
+        unpack8(wv[u], wf);
+#pragma unroll
+        for (int t = 0; t < MAXN; t++) {
+          if (t < n) {
+            float xf[8];
+            unpack8(__ldg(reinterpret_cast<const uint4*>(x + (size_t)t * K) + c), xf);
+#pragma unroll
+            for (int e = 0; e < 8; e++) acc[t] += wf[e] * xf[e];
+          }
+        }
       }
     }
   }

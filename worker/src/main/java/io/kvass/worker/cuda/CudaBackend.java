@@ -47,6 +47,8 @@ public final class CudaBackend implements Backend {
     private final float attentionScale;
     private final boolean prefillKernel;
     private int skinnyMaxTokens = 1;
+    private CudaKernels.AttentionVariant attentionVariant = CudaKernels.AttentionVariant.valueOf(
+            System.getProperty("kvass.cuda.attention", "warps4").toUpperCase(java.util.Locale.ROOT));
     private CudaProfile profile;
     private boolean closed;
 
@@ -176,6 +178,12 @@ public final class CudaBackend implements Backend {
     /** Sets the largest token count that uses the skinny GEMM kernel instead of cuBLAS (0 = never). */
     synchronized void setSkinnyMaxTokens(int tokens) {
         this.skinnyMaxTokens = Math.min(tokens, CudaKernels.SKINNY_MAX_TOKENS);
+        graphs.clear();
+    }
+
+    /** Picks the paged attention kernel (benchmarks compare them). */
+    synchronized void setAttentionVariant(CudaKernels.AttentionVariant variant) {
+        this.attentionVariant = variant;
         graphs.clear();
     }
 
@@ -326,7 +334,7 @@ public final class CudaBackend implements Backend {
             throw new IllegalStateException("attention plan " + plan + " for " + count + " tokens exceeds the partial buffer");
         }
         phase("attention (paged)", () -> {
-            kernels.pagedAttention(count, config.numKvHeads(), plan.parts(), config.headDim(), group, scratch.q,
+            kernels.pagedAttention(attentionVariant, count, config.numKvHeads(), plan.parts(), config.headDim(), group, scratch.q,
                     cache.keys(layer), cache.values(layer), tables, tokSeq, positions, list, scratch.attn, scratch.partOut,
                     scratch.partMl, heads, cache.blockSize, inputs.maxBlocks, plan.partSize(), attentionScale);
             if (plan.parts() > 1) {

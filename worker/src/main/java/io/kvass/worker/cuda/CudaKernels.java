@@ -166,10 +166,37 @@ final class CudaKernels implements AutoCloseable {
      * Paged attention for {@code n} query tokens; {@code parts} partitions of {@code partSize} keys.
      * With one partition the result goes to {@code out}, otherwise to the partial buffers.
      */
-    void pagedAttention(int n, int kvHeads, int parts, int headDim, int group, long q, long kCache, long vCache,
-                        long blockTables, long tokSeq, long positions, long tokenList, long out, long partOut,
-                        long partMl, int heads, int blockSize, int maxBlocks, int partSize, float scale) {
-        String kernel = "paged_attention_d" + headDim + "_g" + groupVariant(group);
+    /** Paged attention kernels: {@code block} syncs the block per key chunk, {@code warps} lets warps run apart. */
+    enum AttentionVariant {
+        BLOCK("paged_attention"), WARPS("paged_attention_warps"), WARPS4("paged_attention_warps4");
+
+        final String prefix;
+
+        AttentionVariant(String prefix) {
+            this.prefix = prefix;
+        }
+    }
+
+    private boolean hasFunction(String module, String name) {
+        if (functions.containsKey(name)) {
+            return true;
+        }
+        try {
+            function(module, name);
+            return true;
+        } catch (jcuda.CudaException e) {
+            return false;
+        }
+    }
+
+    void pagedAttention(AttentionVariant variant, int n, int kvHeads, int parts, int headDim, int group, long q,
+                        long kCache, long vCache, long blockTables, long tokSeq, long positions, long tokenList, long out,
+                        long partOut, long partMl, int heads, int blockSize, int maxBlocks, int partSize, float scale) {
+        String suffix = "_d" + headDim + "_g" + groupVariant(group);
+        String kernel = variant.prefix + suffix;
+        if (variant == AttentionVariant.WARPS4 && !hasFunction("attention", kernel)) {
+            kernel = AttentionVariant.WARPS.prefix + suffix;
+        }
         launch("attention", kernel, n, kvHeads, parts, 128, q, kCache, vCache, blockTables, tokSeq, positions, tokenList,
                 out, partOut, partMl, heads, kvHeads, group, blockSize, maxBlocks, partSize, scale);
     }

@@ -67,6 +67,18 @@ public final class CudaBenchmark {
                 }
             }
             backend.setSkinnyMaxTokens(1);
+            List<String> variants = new ArrayList<>();
+            for (CudaKernels.AttentionVariant variant : CudaKernels.AttentionVariant.values()) {
+                backend.setAttentionVariant(variant);
+                for (int batch : new int[] {1, 32, 128, 256}) {
+                    double ms = decodeStepMs(backend, batch, context, blocksPerSeq, warmup, measured, true);
+                    System.out.printf(Locale.ROOT, "attention %s: decode batch %d: %.3f ms/step%n", variant, batch, ms);
+                    variants.add(String.format(Locale.ROOT, "{\"attention\": \"%s\", \"batch\": %d, \"step_ms\": %.4f}",
+                            variant, batch, ms));
+                }
+            }
+            backend.setAttentionVariant(CudaKernels.AttentionVariant.WARPS4);
+            json.add("\"attention_variants\": [\n    " + String.join(",\n    ", variants) + "\n  ]");
             json.add("\"decode\": [\n    " + String.join(",\n    ", decode) + "\n  ]");
             json.add(prefill(backend, c, prefillLen, maxBatch * blocksPerSeq, quick ? 3 : 5));
             List<String> profiles = new ArrayList<>();

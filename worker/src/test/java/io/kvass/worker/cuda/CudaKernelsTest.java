@@ -125,8 +125,9 @@ class CudaKernelsTest {
         AttentionPlan auto = AttentionPlan.of(n, in.maxContext, kvHeads, device.multiprocessors);
         List<AttentionPlan> plans = List.of(auto, new AttentionPlan(1, 2048, 2048), new AttentionPlan(32, 64, 2048));
         for (AttentionPlan plan : plans) {
+          for (CudaKernels.AttentionVariant variant : CudaKernels.AttentionVariant.values()) {
             device.zero(out);
-            kernels.pagedAttention(n, kvHeads, plan.parts(), headDim, group, qd.address(), kd.address(), vd.address(),
+            kernels.pagedAttention(variant, n, kvHeads, plan.parts(), headDim, group, qd.address(), kd.address(), vd.address(),
                     inputs.address(in.tablesOffset()), inputs.address(in.sectionOffset(StepInputs.TOKEN_SEQUENCE)),
                     inputs.address(in.sectionOffset(StepInputs.POSITIONS)), 0L, out.address(), partOut.address(),
                     partMl.address(), heads, blockSize, maxBlocks, plan.partSize(), scale);
@@ -140,8 +141,10 @@ class CudaKernelsTest {
             for (int i = 0; i < got.length; i++) {
                 maxDiff = Math.max(maxDiff, Math.abs(Bf16.toFloat(got[i]) - expected[i]));
             }
-            System.out.printf("[cuda] attention D=%d G=%d kv=%d %s: max |diff| %.2e%n", headDim, group, kvHeads, plan, maxDiff);
-            assertTrue(maxDiff < 1e-2, "attention " + plan + " differs by " + maxDiff);
+            System.out.printf("[cuda] attention %s D=%d G=%d kv=%d %s: max |diff| %.2e%n", variant, headDim, group,
+                    kvHeads, plan, maxDiff);
+            assertTrue(maxDiff < 1e-2, "attention " + variant + " " + plan + " differs by " + maxDiff);
+          }
         }
     }
 
