@@ -40,7 +40,9 @@ __device__ __forceinline__ void paged_attention(const bf16* __restrict__ q, cons
   __shared__ float m_s[MAXG], l_s[MAXG], alpha_s[MAXG];
   float* p_s = smem;  // [MAXG][CHUNK] scores, then probabilities
 
-  const int tok = token_list ? token_list[blockIdx.x] : blockIdx.x, kvh = blockIdx.y, part = blockIdx.z;
+  // NOTE: the kv head is the fastest grid index, so blocks running together read whole K/V slot rows.
+  const int item = blockIdx.y, kvh = blockIdx.x, part = blockIdx.z;
+  const int tok = token_list ? token_list[item] : item;
   const int ctx = positions[tok] + 1;
   const int begin = part * part_size;
   if (begin >= ctx) return;  // NOTE: the reducer reads only partitions that hold keys
@@ -182,7 +184,7 @@ __device__ __forceinline__ void paged_attention(const bf16* __restrict__ q, cons
       out[((size_t)tok * num_heads + h) * D + d] = to_bf16(sum / l_s[g]);
     } else {
       // NOTE: partials are indexed by the block's place in the token list, not by the token.
-      const size_t idx = ((size_t)blockIdx.x * num_heads + h) * gridDim.z + part;
+      const size_t idx = ((size_t)item * num_heads + h) * gridDim.z + part;
       part_out[idx * D + d] = sum / l_s[g];
       if (d == 0) {
         part_ml[idx * 2] = m_s[g];
@@ -214,7 +216,9 @@ __device__ __forceinline__ void paged_attention_warps(const bf16* __restrict__ q
   __shared__ float red_acc[NW][MAXG][D];
   __shared__ float red_m[NW][MAXG], red_l[NW][MAXG];
 
-  const int tok = token_list ? token_list[blockIdx.x] : blockIdx.x, kvh = blockIdx.y, part = blockIdx.z;
+  // NOTE: the kv head is the fastest grid index, so blocks running together read whole K/V slot rows.
+  const int item = blockIdx.y, kvh = blockIdx.x, part = blockIdx.z;
+  const int tok = token_list ? token_list[item] : item;
   const int ctx = positions[tok] + 1;
   const int begin = part * part_size;
   if (begin >= ctx) return;
@@ -350,7 +354,7 @@ __device__ __forceinline__ void paged_attention_warps(const bf16* __restrict__ q
     if (gridDim.z == 1) {
       out[((size_t)tok * num_heads + h) * D + d] = to_bf16(O / L);
     } else {
-      const size_t idx = ((size_t)blockIdx.x * num_heads + h) * gridDim.z + part;
+      const size_t idx = ((size_t)item * num_heads + h) * gridDim.z + part;
       part_out[idx * D + d] = O / L;
       if (d == 0) {
         part_ml[idx * 2] = M;

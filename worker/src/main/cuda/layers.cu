@@ -164,62 +164,57 @@ extern "C" __global__ void argmax_rows(const float* __restrict__ logits, int* __
 // Skinny GEMM for decode (few tokens): y[t, o] = sum_k w[o, k] * x[t, k], t < n <= MAXN.
 // w: [out, K] bf16 row-major (a Hugging Face Linear weight), x: [n, K] bf16, K a multiple of 8.
 // mode 0: y bf16 [n, out]; 1: y fp32 [n, out]; 2: y fp32 [n, out] += (the residual add).
-// One warp per output row, 16-byte loads; every weight byte is read once. grid: ceil(out / 8), block: 256.
+// split (1, 2, 4 or 8) warps per output row, 16-byte loads; every weight byte is read once.
+// grid: ceil(out * split / 8), block: 256.
 template <int MAXN>
 __device__ __forceinline__ void skinny_gemm(const bf16* __restrict__ w, const bf16* __restrict__ x, void* __restrict__ y,
-                                            int n, int out, int K, int mode) {
-  constexpr int U = 8;  // 16-byte weight loads in flight per lane
+                                            int n, int out, int K, int mode, int split) {
+  // split warps share a row (each a strided share of K), so small matrices still fill the GPU.
+  __shared__ float partial[8][MAXN];
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-  const int o = blockIdx.x * (blockDim.x >> 5) + warp;
-  if (o >= out) return;
-  const uint4* wr = reinterpret_cast<const uint4*>(w + (size_t)o * K);
+  const int o = blockIdx.x * (8 / split) + warp / split, share = warp % split;
+  const uint4* wr = reinterpret_cast<const uint4*>(w + (size_t)(o < out ? o : 0) * K);
   const int chunks = K / 8;
   float acc[MAXN];
 #pragma unroll
   for (int t = 0; t < MAXN; t++) acc[t] = 0.f;
-  for (int base = 0; base < chunks; base += 32 * U) {
-    uint4 wv[U];
+  if (o < out) {
+#pragma unroll 4
+    for (int c = share * 32 + lane; c < chunks; c += 32 * split) {
+      float wf[8];
+      unpack8(__ldg(wr + c), wf);
 #pragma unroll
-    for (int u = 0; u < U; u++) {
-      const int c = base + u * 32 + lane;
-      wv[u] = c < chunks ? __ldg(wr + c) : make_uint4(0, 0, 0, 0);
-    }
+      for (int t = 0; t < MAXN; t++) {
+        if (t < n) {
+          float xf[8];
+          unpack8(__ldg(reinterpret_cast<const uint4*>(x + (size_t)t * K) + c), xf);
 #pragma unroll
-    for (int u = 0; u < U; u++) {
-      const int c = base + u * 32 + lane;
-      if (c < chunks) {
-        float wf[8];
-        unpack8(wv[u], wf);
-#pragma unroll
-        for (int t = 0; t < MAXN; t++) {
-          if (t < n) {
-            float xf[8];
-            unpack8(__ldg(reinterpret_cast<const uint4*>(x + (size_t)t * K) + c), xf);
-#pragma unroll
-            for (int e = 0; e < 8; e++) acc[t] += wf[e] * xf[e];
-          }
+          for (int e = 0; e < 8; e++) acc[t] += wf[e] * xf[e];
         }
       }
     }
   }
 #pragma unroll
   for (int t = 0; t < MAXN; t++) {
-    if (t < n) {
-      const float s = warp_sum(acc[t]);
-      if (lane == 0) {
-        const size_t idx = (size_t)t * out + o;
-        if (mode == 0) reinterpret_cast<bf16*>(y)[idx] = to_bf16(s);
-        else if (mode == 1) reinterpret_cast<float*>(y)[idx] = s;
-        else reinterpret_cast<float*>(y)[idx] += s;
-      }
-    }
+    const float s = warp_sum(acc[t]);
+    if (lane == 0) partial[warp][t] = s;
+  }
+  __syncthreads();
+  if (share == 0 && lane < n && o < out) {
+    const int t = lane;
+    float s = 0.f;
+    for (int i = 0; i < split; i++) s += partial[warp + i][t];
+    const size_t idx = (size_t)t * out + o;
+    if (mode == 0) reinterpret_cast<bf16*>(y)[idx] = to_bf16(s);
+    else if (mode == 1) reinterpret_cast<float*>(y)[idx] = s;
+    else reinterpret_cast<float*>(y)[idx] += s;
   }
 }
 
 #define SKINNY(N)                                                                                              \
   extern "C" __global__ void __launch_bounds__(256) skinny_gemm_n##N(const bf16* w, const bf16* x, void* y, int n, \
-                                                                     int out, int K, int mode) {               \
-    skinny_gemm<N>(w, x, y, n, out, K, mode);                                                                  \
+                                                                     int out, int K, int mode, int split) {    \
+    skinny_gemm<N>(w, x, y, n, out, K, mode, split);                                                           \
   }
 SKINNY(1)
 SKINNY(2)

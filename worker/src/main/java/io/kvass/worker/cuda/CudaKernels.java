@@ -146,7 +146,15 @@ final class CudaKernels implements AutoCloseable {
     /** y (+)= x w^T for n <= {@link #SKINNY_MAX_TOKENS} tokens; mode 0 bf16 out, 1 fp32 out, 2 fp32 accumulate. */
     void skinnyGemm(long w, long x, long y, int n, int out, int k, int mode) {
         int variant = n <= 1 ? 1 : n <= 2 ? 2 : n <= 4 ? 4 : 8;
-        launch("layers", "skinny_gemm_n" + variant, (out + 7) / 8, 1, 1, 256, w, x, y, n, out, k, mode);
+        // Enough warps for about two waves of the GPU (64 warps per SM), at most 8 per row.
+        long wanted = 2L * 64 * device.multiprocessors;
+        int split = 1;
+        while (split < 8 && (long) out * split < wanted && k / 8 >= 64 * split) {
+            split *= 2;
+        }
+        int rowsPerBlock = 8 / split;
+        launch("layers", "skinny_gemm_n" + variant, (out + rowsPerBlock - 1) / rowsPerBlock, 1, 1, 256, w, x, y, n, out,
+                k, mode, split);
     }
 
     static boolean supportsHeadDim(int headDim) {
@@ -197,7 +205,7 @@ final class CudaKernels implements AutoCloseable {
         if (variant == AttentionVariant.WARPS4 && !hasFunction("attention", kernel)) {
             kernel = AttentionVariant.WARPS.prefix + suffix;
         }
-        launch("attention", kernel, n, kvHeads, parts, 128, q, kCache, vCache, blockTables, tokSeq, positions, tokenList,
+        launch("attention", kernel, kvHeads, n, parts, 128, q, kCache, vCache, blockTables, tokSeq, positions, tokenList,
                 out, partOut, partMl, heads, kvHeads, group, blockSize, maxBlocks, partSize, scale);
     }
 

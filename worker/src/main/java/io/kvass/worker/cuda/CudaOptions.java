@@ -27,6 +27,9 @@ public record CudaOptions(int device, double gpuMemoryUtilization, int blockSize
         if (maxModelLen < 1 || maxNumSeqs < 1 || maxTokensPerStep < 1 || numKvBlocks < 0 || device < 0) {
             throw new IllegalArgumentException("max_model_len, max_num_seqs and max tokens per step must be positive");
         }
+        if (maxTokensPerStep > 65535) {
+            throw new IllegalArgumentException("at most 65535 tokens per step (a CUDA grid dimension), got " + maxTokensPerStep);
+        }
     }
 
     public static CudaOptions defaults(int maxModelLen) {
