@@ -23,7 +23,15 @@ for what in "${@:-tests bench}"; do
     bench|bench-quick)
       "$java" "${flags[@]}" -cp "$cp" io.kvass.worker.cuda.CudaBenchmark "$out/cuda-bench.json" \
         $([[ "$what" == bench-quick ]] && echo quick) 2>&1 | tee "$out/bench.log" || status=1 ;;
-    *) echo "unknown step '$what' (tests | bench | bench-quick)"; status=1 ;;
+    probe)
+      "$java" "${flags[@]}" -cp "$cp" io.kvass.worker.cuda.CudaAttentionProbe 2>&1 | tee "$out/probe.log" || status=1 ;;
+    ncu-attention)
+      ncu="$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)"
+      "$ncu" --target-processes all -k regex:paged_attention_warps4 -c 1 --section SpeedOfLight \
+        --section MemoryWorkloadAnalysis --section MemoryWorkloadAnalysis_Tables --section WarpStateStats \
+        --section Occupancy --section LaunchStats "$java" "${flags[@]}" -cp "$cp" \
+        io.kvass.worker.cuda.CudaAttentionProbe 2>&1 | tee "$out/ncu-attention.log" || status=1 ;;
+    *) echo "unknown step '$what' (tests | bench | bench-quick | probe | ncu-attention)"; status=1 ;;
   esac
 done
 exit $status
