@@ -48,7 +48,7 @@ public final class CudaBackend implements Backend {
     private final boolean prefillKernel;
     private int skinnyMaxTokens = 1;
     private CudaKernels.AttentionVariant attentionVariant = CudaKernels.AttentionVariant.valueOf(
-            System.getProperty("kvass.cuda.attention", "warps4").toUpperCase(java.util.Locale.ROOT));
+            System.getProperty("kvass.cuda.attention", "mma").toUpperCase(java.util.Locale.ROOT));
     private CudaProfile profile;
     private boolean closed;
 

@@ -21,7 +21,7 @@ import jcuda.driver.CUmodule;
  * Device pointers are raw addresses ({@code 0} for "none").
  */
 final class CudaKernels implements AutoCloseable {
-    private static final String[] MODULES = {"layers", "attention", "prefill"};
+    private static final String[] MODULES = {"layers", "attention", "prefill", "decode"};
     /** Head dims the attention kernel is instantiated for (D / 8 a power of two). */
     static final int[] HEAD_DIMS = {8, 16, 32, 64, 128, 256};
     /** Largest number of query heads sharing one K/V head. */
@@ -176,7 +176,9 @@ final class CudaKernels implements AutoCloseable {
      */
     /** Paged attention kernels: {@code block} syncs the block per key chunk, {@code warps} lets warps run apart. */
     enum AttentionVariant {
-        BLOCK("paged_attention"), WARPS("paged_attention_warps"), WARPS4("paged_attention_warps4");
+        BLOCK("paged_attention"), WARPS("paged_attention_warps"), WARPS4("paged_attention_warps4"),
+        /** Tensor cores (head dims 64 and 128; others fall back to {@code WARPS4}). */
+        MMA("paged_attention_mma");
 
         final String prefix;
 
@@ -200,6 +202,17 @@ final class CudaKernels implements AutoCloseable {
     void pagedAttention(AttentionVariant variant, int n, int kvHeads, int parts, int headDim, int group, long q,
                         long kCache, long vCache, long blockTables, long tokSeq, long positions, long tokenList, long out,
                         long partOut, long partMl, int heads, int blockSize, int maxBlocks, int partSize, float scale) {
+        if (variant == AttentionVariant.MMA && hasPrefillKernel(headDim)) {
+            String kernel = variant.prefix + "_d" + headDim;
+            int shared = 4 * 4 * 16 * (headDim + 8) * 2;
+            allowDynamicShared("decode", kernel, shared);
+            launchShared("decode", kernel, kvHeads, n, parts, 128, shared, q, kCache, vCache, blockTables, tokSeq,
+                    positions, tokenList, out, partOut, partMl, heads, kvHeads, group, blockSize, maxBlocks, partSize, scale);
+            return;
+        }
+        if (variant == AttentionVariant.MMA) {
+            variant = AttentionVariant.WARPS4;
+        }
         String suffix = "_d" + headDim + "_g" + groupVariant(group);
         String kernel = variant.prefix + suffix;
         if (variant == AttentionVariant.WARPS4 && !hasFunction("attention", kernel)) {
@@ -220,16 +233,21 @@ final class CudaKernels implements AutoCloseable {
         return headDim == 64 || headDim == 128;
     }
 
+    /** Kernels using more than 48 KB of shared memory must say so once. */
+    private void allowDynamicShared(String module, String kernel, int bytes) {
+        if (bytes > 48 * 1024 && prefillReady.add(kernel)) {
+            jcuda.driver.JCudaDriver.cuFuncSetAttribute(function(module, kernel),
+                    jcuda.driver.CUfunction_attribute.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, bytes);
+        }
+    }
+
     /** Causal attention of query tiles ({@code [first token, count]} pairs at {@code tiles}) on tensor cores. */
     void flashPrefill(int numTiles, int heads, int kvHeads, int headDim, long q, long kCache, long vCache,
                       long blockTables, long tokSeq, long positions, long tiles, long out, int blockSize, int maxBlocks,
                       float scale) {
         String kernel = "flash_prefill_d" + headDim;
         int shared = 3 * 64 * (headDim + 8) * 2;
-        if (prefillReady.add(kernel)) {
-            jcuda.driver.JCudaDriver.cuFuncSetAttribute(function("prefill", kernel),
-                    jcuda.driver.CUfunction_attribute.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, shared);
-        }
+        allowDynamicShared("prefill", kernel, shared);
         launchShared("prefill", kernel, numTiles, heads, 1, 128, shared, q, kCache, vCache, blockTables, tokSeq,
                 positions, tiles, out, heads, kvHeads, blockSize, maxBlocks, (float) (scale * LOG2_E));
     }

@@ -77,7 +77,7 @@ public final class CudaBenchmark {
                             variant, batch, ms));
                 }
             }
-            backend.setAttentionVariant(CudaKernels.AttentionVariant.WARPS4);
+            backend.setAttentionVariant(CudaKernels.AttentionVariant.MMA);
             json.add("\"attention_variants\": [\n    " + String.join(",\n    ", variants) + "\n  ]");
             json.add("\"decode\": [\n    " + String.join(",\n    ", decode) + "\n  ]");
             json.add(prefill(backend, c, prefillLen, maxBatch * blocksPerSeq, quick ? 3 : 5));

@@ -1,0 +1,214 @@
+// Paged attention on tensor cores for decode (and any short chunk), same interface and results as
+// paged_attention in attention.cu.
+//
+// The `group` query heads of a token that share a K/V head are the rows of one 16-row mma tile
+// (rows >= group are zero), so GQA reads each K/V row once and the products run as mma.sync
+// m16n8k16 instead of SIMT FMAs and shuffles (that kernel is issue-bound: ncu, H100, batch 256).
+// Each of the block's 4 warps walks its own 16-key tiles of the partition (tiles w, w + 4, ...):
+// K/V rows gathered through the block table into the warp's two shared-memory buffers with
+// cp.async, so the next tile loads while the current one computes; online softmax in registers
+// (log2 domain); the warps combine once at the end.
+#include "mma.cuh"
+
+template <int D>
+__device__ __forceinline__ void paged_attention_mma(const bf16* __restrict__ q, const bf16* __restrict__ k_cache,
+                                                    const bf16* __restrict__ v_cache, const int* __restrict__ block_tables,
+                                                    const int* __restrict__ tok_seq, const int* __restrict__ positions,
+                                                    const int* __restrict__ token_list, bf16* __restrict__ out,
+                                                    float* __restrict__ part_out, float* __restrict__ part_ml,
+                                                    int num_heads, int num_kv_heads, int group, int block_size,
+                                                    int max_blocks, int part_size, float scale) {
+  constexpr int NW = 4;             // warps per block
+  constexpr int KT = 16;            // keys per warp tile
+  constexpr int STRIDE = D + 8;     // padded rows: ldmatrix rows land in different banks
+  constexpr int CHUNKS = D / 8;     // 16-byte pieces per row
+  constexpr int BUF = KT * STRIDE;  // elements of one K or V tile
+  constexpr float LOG2E = 1.4426950408889634f, LN2 = 0.6931471805599453f;
+  extern __shared__ __align__(16) unsigned char smem_raw[];  // [NW][2 buffers][K, V][KT][STRIDE]
+  __shared__ __align__(16) bf16 q_s[16 * STRIDE];
+  __shared__ float red_m[NW][16], red_l[NW][16];
+
+  const int item = blockIdx.y, kvh = blockIdx.x, part = blockIdx.z;
+  const int tok = token_list ? token_list[item] : item;
+  const int ctx = positions[tok] + 1;
+  const int begin = part * part_size;
+  if (begin >= ctx) return;  // NOTE: the reducer reads only partitions that hold keys
+  const int end = min(ctx, begin + part_size);
+  const int* table = block_tables + (size_t)tok_seq[tok] * max_blocks;
+  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+  const float scale_log2 = scale * LOG2E;
+
+  for (int i = tid; i < 16 * CHUNKS; i += NW * 32) {
+    const int r = i / CHUNKS, c = (i % CHUNKS) * 8;
+    uint4 v = make_uint4(0, 0, 0, 0);
+    if (r < group) v = *reinterpret_cast<const uint4*>(q + ((size_t)tok * num_heads + kvh * group + r) * D + c);
+    *reinterpret_cast<uint4*>(q_s + r * STRIDE + c) = v;
+  }
+  __syncthreads();
+  uint32_t qf[D / 16][4];
+#pragma unroll
+  for (int kk = 0; kk < D / 16; kk++) {
+    const int m = lane >> 3;
+    ldmatrix_x4(qf[kk][0], qf[kk][1], qf[kk][2], qf[kk][3], q_s + ((lane & 7) + (m & 1) * 8) * STRIDE + kk * 16 + (m >> 1) * 8);
+  }
+
+  bf16* mine = reinterpret_cast<bf16*>(smem_raw) + warp * 4 * BUF;
+  const int tiles = (end - begin + KT - 1) / KT;
+  auto load_tile = [&](int tile, int buf) {
+    bf16* kd = mine + (2 * buf) * BUF;
+    bf16* vd = kd + BUF;
+    const int k0 = begin + tile * KT;
+#pragma unroll 4
+    for (int i = lane; i < KT * CHUNKS; i += 32) {
+      const int r = i / CHUNKS, c = (i % CHUNKS) * 8, pos = k0 + r;
+      if (pos < end) {
+        const size_t slot = (size_t)table[pos / block_size] * block_size + pos % block_size;
+        const size_t off = (slot * num_kv_heads + kvh) * D + c;
+        cp_async16(kd + r * STRIDE + c, k_cache + off);
+        cp_async16(vd + r * STRIDE + c, v_cache + off);
+      } else {
+        *reinterpret_cast<uint4*>(kd + r * STRIDE + c) = make_uint4(0, 0, 0, 0);
+        *reinterpret_cast<uint4*>(vd + r * STRIDE + c) = make_uint4(0, 0, 0, 0);
+      }
+    }
+    cp_async_commit();
+  };
+
+  float o[D / 8][4];
+#pragma unroll
+  for (int i = 0; i < D / 8; i++) o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.f;
+  float row_max[2] = {-CUDART_INF_F, -CUDART_INF_F}, row_sum[2] = {0.f, 0.f};
+  const int quad_row = lane >> 2, quad_col = 2 * (lane & 3);
+
+  if (warp < tiles) load_tile(warp, 0);
+  for (int t = warp, it = 0; t < tiles; t += NW, it++) {
+    const int cur = it & 1;
+    if (t + NW < tiles) {
+      load_tile(t + NW, cur ^ 1);
+      cp_async_wait<1>();
+    } else {
+      cp_async_wait<0>();
+    }
+    __syncwarp();
+    const bf16* kb = mine + (2 * cur) * BUF;
+    const bf16* vb = kb + BUF;
+    // S = Q K^T: 16 rows x 16 keys.
+    float s[2][4] = {{0.f, 0.f, 0.f, 0.f}, {0.f, 0.f, 0.f, 0.f}};
+#pragma unroll
+    for (int kk = 0; kk < D / 16; kk++) {
+      const int m = lane >> 3;
+      uint32_t b0, b1, b2, b3;
+      ldmatrix_x4(b0, b1, b2, b3, kb + ((lane & 7) + (m >> 1) * 8) * STRIDE + kk * 16 + (m & 1) * 8);
+      mma_bf16(s[0], qf[kk], b0, b1);
+      mma_bf16(s[1], qf[kk], b2, b3);
+    }
+    const int k0 = begin + t * KT;
+#pragma unroll
+    for (int rr = 0; rr < 2; rr++) {
+      float mx = -CUDART_INF_F;
+#pragma unroll
+      for (int nt = 0; nt < 2; nt++) {
+#pragma unroll
+        for (int e = 0; e < 2; e++) {
+          const int key = k0 + nt * 8 + quad_col + e;
+          const float v = key < end ? s[nt][2 * rr + e] * scale_log2 : -CUDART_INF_F;
+          s[nt][2 * rr + e] = v;
+          mx = fmaxf(mx, v);
+        }
+      }
+      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+      const float m_new = fmaxf(row_max[rr], mx);  // finite: every tile holds a key
+      const float alpha = exp2f(row_max[rr] - m_new);
+      row_max[rr] = m_new;
+      float sum = 0.f;
+#pragma unroll
+      for (int nt = 0; nt < 2; nt++) {
+#pragma unroll
+        for (int e = 0; e < 2; e++) {
+          const float p = exp2f(s[nt][2 * rr + e] - m_new);
+          s[nt][2 * rr + e] = p;
+          sum += p;
+        }
+      }
+      row_sum[rr] = row_sum[rr] * alpha + sum;
+#pragma unroll
+      for (int dt = 0; dt < D / 8; dt++) {
+        o[dt][2 * rr] *= alpha;
+        o[dt][2 * rr + 1] *= alpha;
+      }
+    }
+    // O += P V over the tile's 16 keys.
+    const uint32_t a[4] = {pack_bf16(s[0][0], s[0][1]), pack_bf16(s[0][2], s[0][3]), pack_bf16(s[1][0], s[1][1]),
+                           pack_bf16(s[1][2], s[1][3])};
+#pragma unroll
+    for (int dt = 0; dt < D / 16; dt++) {
+      const int m = lane >> 3;
+      uint32_t b0, b1, b2, b3;
+      ldmatrix_x4_trans(b0, b1, b2, b3, vb + ((lane & 7) + (m & 1) * 8) * STRIDE + dt * 16 + (m >> 1) * 8);
+      mma_bf16(o[2 * dt], a, b0, b1);
+      mma_bf16(o[2 * dt + 1], a, b2, b3);
+    }
+    __syncwarp();  // this buffer is refilled two tiles on
+  }
+
+  // Combine the warps: their tiles' buffers become the exchange area.
+#pragma unroll
+  for (int rr = 0; rr < 2; rr++) {
+    row_sum[rr] += __shfl_xor_sync(0xffffffffu, row_sum[rr], 1);
+    row_sum[rr] += __shfl_xor_sync(0xffffffffu, row_sum[rr], 2);
+  }
+  __syncthreads();
+  float* red_o = reinterpret_cast<float*>(smem_raw);  // [NW][16][D]
+#pragma unroll
+  for (int rr = 0; rr < 2; rr++) {
+    const int row = quad_row + 8 * rr;
+    if (row < group) {
+#pragma unroll
+      for (int dt = 0; dt < D / 8; dt++) {
+        red_o[(warp * 16 + row) * D + dt * 8 + quad_col] = o[dt][2 * rr];
+        red_o[(warp * 16 + row) * D + dt * 8 + quad_col + 1] = o[dt][2 * rr + 1];
+      }
+      if ((lane & 3) == 0) {
+        red_m[warp][row] = row_max[rr];
+        red_l[warp][row] = row_sum[rr];
+      }
+    }
+  }
+  __syncthreads();
+  for (int i = tid; i < group * D; i += NW * 32) {
+    const int g = i / D, d = i % D;
+    float M = -CUDART_INF_F;
+#pragma unroll
+    for (int w = 0; w < NW; w++) M = fmaxf(M, red_m[w][g]);
+    float L = 0.f, O = 0.f;
+#pragma unroll
+    for (int w = 0; w < NW; w++) {
+      const float f = exp2f(red_m[w][g] - M);  // 0 for a warp that had no tile
+      L += red_l[w][g] * f;
+      O += red_o[(w * 16 + g) * D + d] * f;
+    }
+    const int h = kvh * group + g;
+    if (gridDim.z == 1) {
+      out[((size_t)tok * num_heads + h) * D + d] = to_bf16(O / L);
+    } else {
+      const size_t idx = ((size_t)item * num_heads + h) * gridDim.z + part;
+      part_out[idx * D + d] = O / L;
+      if (d == 0) {
+        part_ml[idx * 2] = M * LN2;  // the reducer works in natural-log units
+        part_ml[idx * 2 + 1] = L;
+      }
+    }
+  }
+}
+
+#define PAGED_ATTENTION_MMA(D)                                                                                        \
+  extern "C" __global__ void __launch_bounds__(128) paged_attention_mma_d##D(                                        \
+      const bf16* q, const bf16* k_cache, const bf16* v_cache, const int* block_tables, const int* tok_seq,           \
+      const int* positions, const int* token_list, bf16* out, float* part_out, float* part_ml, int num_heads,        \
+      int num_kv_heads, int group, int block_size, int max_blocks, int part_size, float scale) {                      \
+    paged_attention_mma<D>(q, k_cache, v_cache, block_tables, tok_seq, positions, token_list, out, part_out, part_ml, \
+                           num_heads, num_kv_heads, group, block_size, max_blocks, part_size, scale);                 \
+  }
+PAGED_ATTENTION_MMA(64)
+PAGED_ATTENTION_MMA(128)
