@@ -6,7 +6,8 @@ package io.kvass.worker.cuda;
  * single partition when the tokens alone fill it (large batches, prefill). Derived only from the
  * step's shape bucket, so a CUDA graph captured for a bucket fits every step in it.
  *
- * @param contextBucket the longest context this plan covers (a power of two, at least 64)
+ * @param contextBucket the longest context this plan covers: at least 64, rounded up to a quarter of
+ *     its octave (1025 -> 1280), so partitions stay balanced and there are few graph shapes
  */
 record AttentionPlan(int parts, int partSize, int contextBucket) {
     /** Keys per partition are a multiple of this (the kernels' chunk). */
@@ -15,11 +16,19 @@ record AttentionPlan(int parts, int partSize, int contextBucket) {
     private static final int BLOCKS_PER_SM = 4;
 
     static AttentionPlan of(int tokens, int maxContext, int kvHeads, int multiprocessors) {
-        int bucket = Math.max(GRANULE, Integer.highestOneBit(Math.max(1, maxContext - 1)) << 1);
+        int bucket = contextBucket(maxContext);
         long blocksPerPart = (long) tokens * kvHeads;
         int wanted = (int) Math.max(1, (BLOCKS_PER_SM * (long) multiprocessors + blocksPerPart - 1) / blocksPerPart);
         int partSize = roundUp(ceilDiv(bucket, wanted), GRANULE);
         return new AttentionPlan(ceilDiv(bucket, partSize), partSize, bucket);
+    }
+
+    static int contextBucket(int maxContext) {
+        if (maxContext <= GRANULE) {
+            return GRANULE;
+        }
+        int step = Math.max(GRANULE, Integer.highestOneBit(maxContext - 1) / 4);
+        return roundUp(maxContext, step);
     }
 
     /** Partial-result rows ({@code tokens * heads * parts}) the largest plan can need: see {@link #of}. */

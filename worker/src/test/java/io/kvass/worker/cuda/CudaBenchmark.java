@@ -51,6 +51,8 @@ public final class CudaBenchmark {
         try (CudaBackend backend = CudaBackend.random(c, options, 1234)) {
             backend.randomizeKvCache(99);
             System.out.printf("device %s, setup %.1f s%n", backend.deviceName(), (System.nanoTime() - t0) / 1e9);
+            json.add(String.format(Locale.ROOT, "\"device\": \"%s\", \"kv_blocks\": %d, \"block_size\": %d", backend.deviceName(),
+                    backend.numKvBlocks(), backend.blockSize()));
             List<String> decode = new ArrayList<>();
             for (int batch : batches) {
                 for (int skinny : batch == 1 ? new int[] {1, 0} : batch <= 8 ? new int[] {8, 0} : new int[] {0}) {

@@ -114,8 +114,12 @@ class CudaHostLogicTest {
     void attentionPlansFillTheGpuAndStayWithinThePartialBuffer() {
         int sms = 132;
         AttentionPlan one = AttentionPlan.of(1, 1025, 8, sms);
-        assertEquals(2048, one.contextBucket());
-        assertTrue(one.parts() > 1 && one.parts() * one.partSize() >= 2048 && one.partSize() % 64 == 0, one.toString());
+        assertEquals(1280, one.contextBucket());
+        assertTrue(one.parts() > 1 && one.parts() * one.partSize() >= 1025 && one.partSize() % 64 == 0, one.toString());
+        assertEquals(1024, AttentionPlan.contextBucket(1024));
+        assertEquals(128, AttentionPlan.contextBucket(65));
+        assertEquals(2048, AttentionPlan.contextBucket(2048));
+        assertEquals(2560, AttentionPlan.contextBucket(2049));
         assertEquals(1, AttentionPlan.of(256, 1025, 8, sms).parts());
         assertEquals(1, AttentionPlan.of(2048, 2048, 8, sms).parts());
         assertEquals(64, AttentionPlan.of(4, 1, 2, sms).contextBucket());
@@ -123,7 +127,7 @@ class CudaHostLogicTest {
             for (int kv : new int[] {1, 2, 8}) {
                 for (int ctx : new int[] {1, 63, 64, 65, 1000, 8192, 131072}) {
                     AttentionPlan p = AttentionPlan.of(tokens, ctx, kv, sms);
-                    assertTrue(p.parts() * p.partSize() >= ctx);
+                    assertTrue(p.parts() * p.partSize() >= ctx && p.contextBucket() >= ctx);
                     if (p.parts() > 1) {
                         assertTrue((long) tokens * kv * 8 * p.parts() <= AttentionPlan.maxPartialRows(8, kv, sms), p.toString());
                     }
