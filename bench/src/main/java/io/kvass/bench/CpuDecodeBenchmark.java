@@ -15,6 +15,7 @@ import java.util.Arrays;
 import java.util.List;
 import java.util.Locale;
 import java.util.Random;
+import java.util.function.DoubleSupplier;
 import java.util.stream.Stream;
 import jdk.incubator.vector.LongVector;
 import jdk.incubator.vector.VectorOperators;
@@ -25,16 +26,18 @@ import jdk.incubator.vector.VectorSpecies;
  * measured in the same run: a decode step must stream every weight it multiplies once, so
  * {@code decodeBytes / bandwidth} is the fastest a step can be.
  *
- * <pre>CpuDecodeBenchmark MODEL_DIR [batch=1,16] [steps=32] [warmup=4] [prompt=32] [threads=N] [bw_reps=7]</pre>
+ * <pre>CpuDecodeBenchmark MODEL_DIR [batch=1,16] [steps=32] [warmup=4] [prompt=32] [threads=N]</pre>
  */
 public final class CpuDecodeBenchmark {
     private static final VectorSpecies<Long> L = LongVector.SPECIES_PREFERRED;
     private static final int BLOCK_SIZE = 16;
+    /** Bytes per floor loop iteration; every decode matrix is a multiple of it. */
+    private static final int UNIT = 2 * L.vectorByteSize();
 
-    record Options(int[] batches, int steps, int warmup, int prompt, int threads, int bwReps) {
+    record Options(int[] batches, int steps, int warmup, int prompt, int threads) {
         static Options parse(String[] args) {
             int[] batches = {1, 16};
-            int steps = 32, warmup = 4, prompt = 32, bwReps = 7;
+            int steps = 32, warmup = 4, prompt = 32;
             int threads = Runtime.getRuntime().availableProcessors();
             for (int i = 1; i < args.length; i++) {
                 String[] kv = args[i].split("=", 2);
@@ -47,29 +50,43 @@ public final class CpuDecodeBenchmark {
                     case "warmup" -> warmup = Integer.parseInt(kv[1]);
                     case "prompt" -> prompt = Integer.parseInt(kv[1]);
                     case "threads" -> threads = Integer.parseInt(kv[1]);
-                    case "bw_reps" -> bwReps = Integer.parseInt(kv[1]);
                     default -> throw new IllegalArgumentException("unknown option '" + kv[0] + "'");
                 }
             }
-            return new Options(batches, steps, warmup, prompt, threads, bwReps);
+            return new Options(batches, steps, warmup, prompt, threads);
         }
     }
 
-    /** One batch size's result; times in ms. */
-    record DecodeResult(int batch, double prefillMs, int prefillTokens, double medianMs, double meanMs, double minMs) {
+    /** Sorted samples in ms. */
+    record Times(double[] sorted) {
+        static Times of(double[] ms) {
+            double[] s = ms.clone();
+            Arrays.sort(s);
+            return new Times(s);
+        }
+
+        double median() {
+            int n = sorted.length;
+            return n % 2 == 1 ? sorted[n / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2;
+        }
+
+        double mean() {
+            return Arrays.stream(sorted).average().orElse(Double.NaN);
+        }
+
+        double min() {
+            return sorted[0];
+        }
+    }
+
+    /** One batch size: its decode steps, and a floor pass run right after each step. */
+    record DecodeResult(int batch, double prefillMs, int prefillTokens, Times steps, Times floor, long bytes) {
         double tokensPerSecond() {
-            return batch * 1000 / medianMs;
+            return batch * 1000 / steps.median();
         }
 
-        double meanTokensPerSecond() {
-            return batch * 1000 / meanMs;
-        }
-    }
-
-    /** Streaming every decode weight once: best and median over repetitions. */
-    record Floor(long bytes, double bestMs, double medianMs) {
-        double gbPerSecond() {
-            return bytes / bestMs / 1e6;
+        double bandwidthGbps() {
+            return bytes / floor.median() / 1e6;
         }
     }
 
@@ -78,7 +95,7 @@ public final class CpuDecodeBenchmark {
 
     public static void main(String[] args) {
         if (args.length < 1) {
-            System.err.println("usage: CpuDecodeBenchmark MODEL_DIR [batch=1,16] [steps=32] [warmup=4] [prompt=32] [threads=N] [bw_reps=7]");
+            System.err.println("usage: CpuDecodeBenchmark MODEL_DIR [batch=1,16] [steps=32] [warmup=4] [prompt=32] [threads=N]");
             System.exit(2);
         }
         Options o = Options.parse(args);
@@ -93,20 +110,25 @@ public final class CpuDecodeBenchmark {
             if (bytes != backend.decodeBytes()) {
                 throw new IllegalStateException("floor streams " + bytes + " bytes, the backend " + backend.decodeBytes());
             }
-            System.out.printf(Locale.ROOT, "model %s: %s, %d threads, %.3f GB of weights per decode step%n",
-                    dir, model.config().architecture(), o.threads(), bytes / 1e9);
-            Floor floor = floor(weights, threads, o.bwReps());
+            System.out.printf(Locale.ROOT, "model %s: %s, %d threads, %.3f GB of weights per decode step, %s%n",
+                    dir, model.config().architecture(), o.threads(), bytes / 1e9, Runtime.version());
+            long[] sink = new long[1];
+            warmUp(weights, threads, sink);
             List<DecodeResult> results = new ArrayList<>();
             for (int batch : o.batches()) {
-                results.add(decode(backend, batch, blocksPerSeq, o));
+                results.add(decode(backend, batch, blocksPerSeq, o, () -> floorPass(weights, threads, sink), bytes));
             }
-            // Again after decoding: the better of the two, so a noisy first pass does not flatter the kernels.
-            Floor again = floor(weights, threads, o.bwReps());
-            report(o, floor.bestMs() <= again.bestMs() ? floor : again, results);
+            report(o, results, sink[0]);
         }
     }
 
-    private static DecodeResult decode(CpuBackend backend, int batch, int blocksPerSeq, Options o) {
+    /**
+     * Prefills {@code batch} sequences, then times decode steps. NOTE: the memory bandwidth of a shared
+     * machine drifts by 2x within minutes, so a floor pass follows every step and each batch size is
+     * compared with the floor of its own minutes.
+     */
+    private static DecodeResult decode(CpuBackend backend, int batch, int blocksPerSeq, Options o,
+                                       DoubleSupplier floorPass, long bytes) {
         int vocab = backend.config().vocabSize();
         Random random = new Random(batch);
         int[][] tables = new int[batch][blocksPerSeq];
@@ -121,7 +143,8 @@ public final class CpuDecodeBenchmark {
         long t0 = System.nanoTime();
         List<float[][]> logits = backend.forward(prefill);
         double prefillMs = (System.nanoTime() - t0) / 1e6;
-        double[] times = new double[o.steps()];
+        double[] steps = new double[o.steps()];
+        double[] floor = new double[o.steps()];
         for (int i = -o.warmup(); i < o.steps(); i++) {
             for (int s = 0; s < batch; s++) {
                 next[s] = argmax(logits.get(s)[0]);
@@ -133,15 +156,18 @@ public final class CpuDecodeBenchmark {
             }
             long start = System.nanoTime();
             logits = backend.forward(step);
+            double ms = (System.nanoTime() - start) / 1e6;
+            double floorMs = floorPass.getAsDouble();
             if (i >= 0) {
-                times[i] = (System.nanoTime() - start) / 1e6;
+                steps[i] = ms;
+                floor[i] = floorMs;
             }
         }
-        Arrays.sort(times);
-        DecodeResult r = new DecodeResult(batch, prefillMs, batch * o.prompt(), median(times),
-                Arrays.stream(times).average().orElse(0), times[0]);
-        System.out.printf(Locale.ROOT, "batch %2d: %.1f ms/step median (mean %.1f, min %.1f) -> %.2f tok/s; prefill %d tokens in %.0f ms%n",
-                batch, r.medianMs(), r.meanMs(), r.minMs(), r.tokensPerSecond(), r.prefillTokens(), prefillMs);
+        DecodeResult r = new DecodeResult(batch, prefillMs, batch * o.prompt(), Times.of(steps), Times.of(floor), bytes);
+        System.out.printf(Locale.ROOT, "batch %2d: %.1f ms/step median (mean %.1f, min %.1f) -> %.2f tok/s;"
+                        + " floor %.1f ms median (min %.1f), %.1f GB/s; prefill %d tokens in %.0f ms%n",
+                batch, r.steps().median(), r.steps().mean(), r.steps().min(), r.tokensPerSecond(), r.floor().median(),
+                r.floor().min(), r.bandwidthGbps(), r.prefillTokens(), prefillMs);
         return r;
     }
 
@@ -156,88 +182,70 @@ public final class CpuDecodeBenchmark {
     }
 
     /**
-     * Streams all segments once per repetition, split into one contiguous byte range per thread, with a
-     * vector sum that does almost no work per byte: the read bandwidth the kernels cannot beat.
+     * One pass over every decode weight, each matrix split into one contiguous byte range per thread as
+     * the kernels split it, with a vector sum that does almost no work per byte: the read bandwidth the
+     * kernels cannot beat.
      */
-    private static Floor floor(List<MemorySegment> segments, CpuThreads threads, int reps) {
-        long total = segments.stream().mapToLong(MemorySegment::byteSize).sum();
-        long[] sink = new long[1];
-        double[] ms = new double[reps + 1];
-        for (int rep = 0; rep <= reps; rep++) { // rep 0 faults the pages in and compiles the loop
-            long t0 = System.nanoTime();
+    private static double floorPass(List<MemorySegment> segments, CpuThreads threads, long[] sink) {
+        long t0 = System.nanoTime();
+        for (MemorySegment seg : segments) {
+            long units = seg.byteSize() / UNIT;
             threads.forRange(threads.threads(), (p, pEnd) -> {
-                long from = align(total * p / threads.threads()), to = align(total * pEnd / threads.threads());
-                long s = stream(segments, from, to);
+                long s = stream(seg, units * p / threads.threads() * UNIT, units * pEnd / threads.threads() * UNIT);
                 synchronized (sink) {
                     sink[0] += s;
                 }
                 return 0;
             });
-            ms[rep] = (System.nanoTime() - t0) / 1e6;
         }
-        double[] timed = Arrays.copyOfRange(ms, 1, ms.length);
-        Arrays.sort(timed);
-        if (sink[0] == 42) {
-            System.out.println(); // keeps the sum observable
-        }
-        Floor f = new Floor(total, timed[0], median(timed));
-        System.out.printf(Locale.ROOT, "floor: %.3f GB in %.1f ms best (median %.1f) -> %.1f GB/s, %.2f tok/s at batch 1%n",
-                total / 1e9, f.bestMs(), f.medianMs(), f.gbPerSecond(), 1000 / f.bestMs());
-        return f;
+        return (System.nanoTime() - t0) / 1e6;
     }
 
-    private static long align(long offset) {
-        return offset & ~(L.vectorByteSize() * 4L - 1);
-    }
-
-    /** Sums bytes {@code [from, to)} of the segments' concatenation as longs. */
-    private static long stream(List<MemorySegment> segments, long from, long to) {
-        long sum = 0, base = 0;
-        for (MemorySegment seg : segments) {
-            long start = Math.max(from, base) - base, end = Math.min(to, base + seg.byteSize()) - base;
-            base += seg.byteSize();
-            if (start >= end) {
-                continue;
-            }
-            int w = L.vectorByteSize();
-            LongVector a0 = LongVector.zero(L), a1 = a0, a2 = a0, a3 = a0;
-            long i = start;
-            for (; i + 4L * w <= end; i += 4L * w) {
-                a0 = a0.add(LongVector.fromMemorySegment(L, seg, i, ByteOrder.nativeOrder()));
-                a1 = a1.add(LongVector.fromMemorySegment(L, seg, i + w, ByteOrder.nativeOrder()));
-                a2 = a2.add(LongVector.fromMemorySegment(L, seg, i + 2L * w, ByteOrder.nativeOrder()));
-                a3 = a3.add(LongVector.fromMemorySegment(L, seg, i + 3L * w, ByteOrder.nativeOrder()));
-            }
-            sum += a0.add(a1).add(a2).add(a3).reduceLanes(VectorOperators.ADD);
-            for (; i < end; i++) {
-                sum += seg.get(java.lang.foreign.ValueLayout.JAVA_BYTE, i);
-            }
+    /** Gets {@link #stream} compiled by C2 on cached data, then faults every page in once. */
+    private static void warmUp(List<MemorySegment> segments, CpuThreads threads, long[] sink) {
+        MemorySegment head = segments.getFirst().asSlice(0, Math.min(segments.getFirst().byteSize(), 64 << 10));
+        for (int i = 0; i < 20_000; i++) {
+            sink[0] += stream(head, 0, head.byteSize() / UNIT * UNIT);
         }
-        return sum;
+        floorPass(segments, threads, sink);
     }
 
-    private static void report(Options o, Floor floor, List<DecodeResult> results) {
+    /** Sums bytes {@code [from, to)} of a segment as longs; the length is a multiple of {@link #UNIT}. */
+    private static long stream(MemorySegment seg, long from, long to) {
+        int w = L.vectorByteSize();
+        LongVector a0 = LongVector.zero(L), a1 = a0;
+        for (long i = from; i < to; i += 2L * w) {
+            a0 = a0.add(LongVector.fromMemorySegment(L, seg, i, ByteOrder.nativeOrder()));
+            a1 = a1.add(LongVector.fromMemorySegment(L, seg, i + w, ByteOrder.nativeOrder()));
+        }
+        return a0.add(a1).reduceLanes(VectorOperators.ADD);
+    }
+
+    private static void report(Options o, List<DecodeResult> results, long sink) {
         System.out.println();
-        System.out.println("| batch | ms/step (median) | ms/step (mean) | tok/s (median) | tok/s (mean) | floor ms/step | % of floor speed |");
-        System.out.println("|------:|-----------------:|---------------:|---------------:|-------------:|--------------:|-----------------:|");
+        System.out.println("| batch | ms/step median | ms/step mean | tok/s median | floor ms/step median | bandwidth GB/s | floor tok/s | step / floor |");
+        System.out.println("|------:|---------------:|-------------:|-------------:|---------------------:|---------------:|------------:|-------------:|");
         for (DecodeResult r : results) {
-            System.out.printf(Locale.ROOT, "| %d | %.1f | %.1f | %.2f | %.2f | %.1f | %.0f%% |%n", r.batch(), r.medianMs(),
-                    r.meanMs(), r.tokensPerSecond(), r.meanTokensPerSecond(), floor.bestMs(), 100 * floor.bestMs() / r.medianMs());
+            System.out.printf(Locale.ROOT, "| %d | %.1f | %.1f | %.2f | %.1f | %.1f | %.2f | %.2f |%n", r.batch(), r.steps().median(),
+                    r.steps().mean(), r.tokensPerSecond(), r.floor().median(), r.bandwidthGbps(),
+                    r.batch() * 1000 / r.floor().median(), r.steps().median() / r.floor().median());
         }
-        StringBuilder json = new StringBuilder();
-        json.append(String.format(Locale.ROOT,
-                "{\"bench\":\"cpu_decode\",\"threads\":%d,\"steps\":%d,\"prompt\":%d,\"decode_bytes\":%d,"
-                        + "\"bandwidth_gbps\":%.2f,\"floor_ms\":%.2f,\"floor_median_ms\":%.2f,\"results\":[",
-                o.threads(), o.steps(), o.prompt(), floor.bytes(), floor.gbPerSecond(), floor.bestMs(), floor.medianMs()));
+        StringBuilder json = new StringBuilder(String.format(Locale.ROOT,
+                "{\"bench\":\"cpu_decode\",\"threads\":%d,\"steps\":%d,\"prompt\":%d,\"decode_bytes\":%d,\"results\":[",
+                o.threads(), o.steps(), o.prompt(), results.getFirst().bytes()));
         for (int i = 0; i < results.size(); i++) {
             DecodeResult r = results.get(i);
             json.append(i == 0 ? "" : ",").append(String.format(Locale.ROOT,
-                    "{\"batch\":%d,\"median_ms\":%.2f,\"mean_ms\":%.2f,\"min_ms\":%.2f,\"tok_s\":%.3f,\"mean_tok_s\":%.3f,"
+                    "{\"batch\":%d,\"median_ms\":%.2f,\"mean_ms\":%.2f,\"min_ms\":%.2f,\"tok_s\":%.3f,"
+                            + "\"floor_median_ms\":%.2f,\"floor_min_ms\":%.2f,\"bandwidth_gbps\":%.2f,"
                             + "\"prefill_ms\":%.1f,\"prefill_tokens\":%d}",
-                    r.batch(), r.medianMs(), r.meanMs(), r.minMs(), r.tokensPerSecond(), r.meanTokensPerSecond(),
-                    r.prefillMs(), r.prefillTokens()));
+                    r.batch(), r.steps().median(), r.steps().mean(), r.steps().min(), r.tokensPerSecond(),
+                    r.floor().median(), r.floor().min(), r.bandwidthGbps(), r.prefillMs(), r.prefillTokens()));
         }
         System.out.println(json.append("]}"));
+        if (sink == 42) {
+            System.out.println(); // keeps the floor's sums observable
+        }
     }
 
     private static int argmax(float[] v) {
@@ -250,8 +258,4 @@ public final class CpuDecodeBenchmark {
         return best;
     }
 
-    private static double median(double[] sorted) {
-        int n = sorted.length;
-        return n % 2 == 1 ? sorted[n / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2;
-    }
 }

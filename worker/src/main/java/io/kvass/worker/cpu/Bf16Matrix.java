@@ -82,24 +82,15 @@ final class Bf16Matrix implements Matrix {
     public void multiply(float[] x, int nTok, float[] out, int r0, int r1) {
         int vecEnd = cols - cols % BLOCK;
         float[] xs = split(x, nTok, vecEnd);
-        int r = r0;
-        if (nTok >= 4) {
-            // Two rows by four tokens: each weight load feeds 16 FMAs, each x load 4, and the two rows stay
-            // in L1/L2 across the token groups, so weights are streamed from memory once.
-            for (; r + 2 <= r1; r += 2) {
-                int t = 0;
-                for (; t + 4 <= nTok; t += 4) {
-                    rows2tokens4(xs, x, vecEnd, r, t, out);
-                }
-                for (; t < nTok; t++) {
-                    row(xs, x, vecEnd, r, t, out);
-                    row(xs, x, vecEnd, r + 1, t, out);
-                }
+        // NOTE: four tokens share each weight load; the row stays in L1 across token groups, so weights are
+        // streamed from memory once. Decode is memory bound: one sequential stream per thread measured faster
+        // here than two to four rows at once.
+        for (int r = r0; r < r1; r++) {
+            int t = 0;
+            for (; t + 4 <= nTok; t += 4) {
+                row1tokens4(xs, x, vecEnd, r, t, out);
             }
-        }
-        // Decode is memory bound: one sequential stream per thread measured faster here than 2-4 rows at once.
-        for (; r < r1; r++) {
-            for (int t = 0; t < nTok; t++) {
+            for (; t < nTok; t++) {
                 row(xs, x, vecEnd, r, t, out);
             }
         }
@@ -139,49 +130,28 @@ final class Bf16Matrix implements Matrix {
         out[t * rows + r] = finish(even, odd, r, x, xo, vecEnd);
     }
 
-    /** Rows r, r + 1 times tokens {@code [t, t + 4)}; accumulators named by row, token, even/odd. */
-    private void rows2tokens4(float[] xs, float[] x, int vecEnd, int r, int t, float[] out) {
+    /** Row r times tokens {@code [t, t + 4)}; accumulators named by token, even/odd. */
+    private void row1tokens4(float[] xs, float[] x, int vecEnd, int r, int t, float[] out) {
         int L = F.length();
-        long w0 = (long) r * cols * Short.BYTES, w1 = w0 + (long) cols * Short.BYTES;
+        long w = (long) r * cols * Short.BYTES;
         int x0 = t * cols, x1 = x0 + cols, x2 = x1 + cols, x3 = x2 + cols;
-        FloatVector e00 = FloatVector.zero(F), e01 = e00, e02 = e00, e03 = e00, e10 = e00, e11 = e00, e12 = e00, e13 = e00;
-        FloatVector o00 = e00, o01 = e00, o02 = e00, o03 = e00, o10 = e00, o11 = e00, o12 = e00, o13 = e00;
+        FloatVector e0 = FloatVector.zero(F), e1 = e0, e2 = e0, e3 = e0, o0 = e0, o1 = e0, o2 = e0, o3 = e0;
         for (int c = 0; c < vecEnd; c += BLOCK) {
-            long off = (long) c * Short.BYTES;
-            IntVector p = load(w0 + off), q = load(w1 + off);
-            FloatVector pe = even(p), po = odd(p), qe = even(q), qo = odd(q);
-            FloatVector xe = FloatVector.fromArray(F, xs, x0 + c), xo = FloatVector.fromArray(F, xs, x0 + c + L);
-            e00 = pe.fma(xe, e00);
-            o00 = po.fma(xo, o00);
-            e10 = qe.fma(xe, e10);
-            o10 = qo.fma(xo, o10);
-            xe = FloatVector.fromArray(F, xs, x1 + c);
-            xo = FloatVector.fromArray(F, xs, x1 + c + L);
-            e01 = pe.fma(xe, e01);
-            o01 = po.fma(xo, o01);
-            e11 = qe.fma(xe, e11);
-            o11 = qo.fma(xo, o11);
-            xe = FloatVector.fromArray(F, xs, x2 + c);
-            xo = FloatVector.fromArray(F, xs, x2 + c + L);
-            e02 = pe.fma(xe, e02);
-            o02 = po.fma(xo, o02);
-            e12 = qe.fma(xe, e12);
-            o12 = qo.fma(xo, o12);
-            xe = FloatVector.fromArray(F, xs, x3 + c);
-            xo = FloatVector.fromArray(F, xs, x3 + c + L);
-            e03 = pe.fma(xe, e03);
-            o03 = po.fma(xo, o03);
-            e13 = qe.fma(xe, e13);
-            o13 = qo.fma(xo, o13);
+            IntVector p = load(w + (long) c * Short.BYTES);
+            FloatVector pe = even(p), po = odd(p);
+            e0 = pe.fma(FloatVector.fromArray(F, xs, x0 + c), e0);
+            o0 = po.fma(FloatVector.fromArray(F, xs, x0 + c + L), o0);
+            e1 = pe.fma(FloatVector.fromArray(F, xs, x1 + c), e1);
+            o1 = po.fma(FloatVector.fromArray(F, xs, x1 + c + L), o1);
+            e2 = pe.fma(FloatVector.fromArray(F, xs, x2 + c), e2);
+            o2 = po.fma(FloatVector.fromArray(F, xs, x2 + c + L), o2);
+            e3 = pe.fma(FloatVector.fromArray(F, xs, x3 + c), e3);
+            o3 = po.fma(FloatVector.fromArray(F, xs, x3 + c + L), o3);
         }
-        out[t * rows + r] = finish(e00, o00, r, x, x0, vecEnd);
-        out[(t + 1) * rows + r] = finish(e01, o01, r, x, x1, vecEnd);
-        out[(t + 2) * rows + r] = finish(e02, o02, r, x, x2, vecEnd);
-        out[(t + 3) * rows + r] = finish(e03, o03, r, x, x3, vecEnd);
-        out[t * rows + r + 1] = finish(e10, o10, r + 1, x, x0, vecEnd);
-        out[(t + 1) * rows + r + 1] = finish(e11, o11, r + 1, x, x1, vecEnd);
-        out[(t + 2) * rows + r + 1] = finish(e12, o12, r + 1, x, x2, vecEnd);
-        out[(t + 3) * rows + r + 1] = finish(e13, o13, r + 1, x, x3, vecEnd);
+        out[t * rows + r] = finish(e0, o0, r, x, x0, vecEnd);
+        out[(t + 1) * rows + r] = finish(e1, o1, r, x, x1, vecEnd);
+        out[(t + 2) * rows + r] = finish(e2, o2, r, x, x2, vecEnd);
+        out[(t + 3) * rows + r] = finish(e3, o3, r, x, x3, vecEnd);
     }
 
     /** The lanes' sum plus the columns past the last full block. */
