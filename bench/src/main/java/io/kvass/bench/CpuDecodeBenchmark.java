@@ -8,6 +8,7 @@ import io.kvass.worker.model.LlamaTensors;
 import io.kvass.worker.model.LoadedModel;
 import io.kvass.worker.model.Tensor;
 import java.lang.foreign.MemorySegment;
+import java.lang.management.ManagementFactory;
 import java.nio.ByteOrder;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -110,14 +111,16 @@ public final class CpuDecodeBenchmark {
             if (bytes != backend.decodeBytes()) {
                 throw new IllegalStateException("floor streams " + bytes + " bytes, the backend " + backend.decodeBytes());
             }
-            System.out.printf(Locale.ROOT, "model %s: %s, %d threads, %.3f GB of weights per decode step, %s%n",
-                    dir, model.config().architecture(), o.threads(), bytes / 1e9, Runtime.version());
+            System.out.printf(Locale.ROOT, "model %s: %s, %d threads, %.3f GB of weights per decode step, %s, load average %.2f%n",
+                    dir, model.config().architecture(), o.threads(), bytes / 1e9, Runtime.version(), loadAverage());
             long[] sink = new long[1];
             warmUp(weights, threads, sink);
             List<DecodeResult> results = new ArrayList<>();
             for (int batch : o.batches()) {
                 results.add(decode(backend, batch, blocksPerSeq, o, () -> floorPass(weights, threads, sink), bytes));
             }
+            // Other processes on the machine take cores and bandwidth: printed so a reader can discard a noisy run.
+            System.out.printf(Locale.ROOT, "load average at the end %.2f%n", loadAverage());
             report(o, results, sink[0]);
         }
     }
@@ -246,6 +249,10 @@ public final class CpuDecodeBenchmark {
         if (sink == 42) {
             System.out.println(); // keeps the floor's sums observable
         }
+    }
+
+    private static double loadAverage() {
+        return ManagementFactory.getOperatingSystemMXBean().getSystemLoadAverage();
     }
 
     private static int argmax(float[] v) {
