@@ -86,7 +86,7 @@ public final class HttpServer {
     /** Waits for in-flight requests up to {@code deadline}, aborts the rest, then closes every connection. */
     public CompletionStage<Done> drain(Duration deadline) {
         routes.startDraining();
-        LOG.info("draining {} in-flight streams (up to {} s)", streams.size(), deadline.toSeconds());
+        LOG.info("draining {} in-flight streams (up to {} ms)", streams.size(), deadline.toMillis());
         return waitUntil(() -> streams.size() == 0, System.nanoTime() + deadline.toNanos())
                 .thenCompose(d -> {
                     if (streams.size() > 0) {
