@@ -150,11 +150,13 @@ final class ApiRoutes extends AllDirectives {
                 * job.n() + 2L * job.numChoices() + 8);
         Source<ByteString, NotUsed> source = Source.<ByteString>queue(buffer)
                 .mapMaterializedValue(queue -> {
+                    streams.bodyOpened();
                     SseWriter writer = new SseWriter(job, queue);
                     return new Opened(writer, spawn(job, writer, arrival));
                 })
                 .watchTermination((opened, done) -> {
                     done.whenComplete((d, failure) -> {
+                        streams.bodyClosed();
                         if (!opened.writer().completed()) {
                             opened.stream().tell(RequestStream.ClientGone.INSTANCE);
                         }

@@ -26,6 +26,7 @@ public final class HttpServer {
     private static final Logger LOG = LoggerFactory.getLogger(HttpServer.class);
     /** After the drain, how long aborted streams get to write their last chunk. */
     private static final Duration ABORT_GRACE = Duration.ofSeconds(2);
+    private static final Duration FLUSH_GRACE = Duration.ofMillis(200);
 
     private final ServerBinding binding;
     private final ApiRoutes routes;
@@ -87,14 +88,18 @@ public final class HttpServer {
     public CompletionStage<Done> drain(Duration deadline) {
         routes.startDraining();
         LOG.info("draining {} in-flight streams (up to {} ms)", streams.size(), deadline.toMillis());
-        return waitUntil(() -> streams.size() == 0, System.nanoTime() + deadline.toNanos())
+        return waitUntil(streams::idle, System.nanoTime() + deadline.toNanos())
                 .thenCompose(d -> {
                     if (streams.size() > 0) {
                         LOG.info("aborting {} streams still running", streams.size());
                         streams.shutdownAll();
                     }
-                    return waitUntil(() -> streams.size() == 0, System.nanoTime() + ABORT_GRACE.toNanos());
+                    return waitUntil(streams::idle, System.nanoTime() + ABORT_GRACE.toNanos());
                 })
+                // NOTE: terminate() closes connections whose response headers went out, streamed bodies
+                // included; so it comes only once every body has ended, and a moment for the last bytes.
+                .thenCompose(d -> CompletableFuture.runAsync(() -> { },
+                        CompletableFuture.delayedExecutor(FLUSH_GRACE.toMillis(), TimeUnit.MILLISECONDS)))
                 .thenCompose(d -> binding.terminate(ABORT_GRACE))
                 .thenApply(t -> Done.getInstance());
     }
