@@ -52,7 +52,7 @@ public final class HttpServer {
                 .bind(routes.route())
                 .thenApply(binding -> {
                     LOG.info("serving {} on http://{}:{}", models.stream().map(ServedModel::name).toList(),
-                            binding.localAddress().getHostString(), binding.localAddress().getPort());
+                            settings.host(), binding.localAddress().getPort());
                     return new HttpServer(binding, routes, streams);
                 });
     }

@@ -14,7 +14,7 @@ import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
-/** Many clients at once: every stream completes with exactly its tokens, and the KV pool drains back to full. */
+/** Many clients at once (completions and chat): every stream completes with exactly its tokens, and the KV pool drains back to full. */
 class ConcurrencyTest {
     private static final int CLIENTS = 200;
     private static final int MAX_TOKENS = 24;
@@ -39,14 +39,17 @@ class ConcurrencyTest {
     void twoHundredConcurrentStreamsAllCompleteAndFreeTheirBlocks() throws Exception {
         Map<String, String> expected = new java.util.HashMap<>();
         for (String p : PROMPTS) {
-            expected.put(p, client.post("/v1/completions", body(p, false)).json().path("choices").get(0)
+            expected.put("c:" + p, client.post("/v1/completions", body(p, false, false)).json().path("choices").get(0)
                     .path("text").asText());
+            expected.put("m:" + p, client.post("/v1/chat/completions", body(p, false, true)).json().path("choices")
+                    .get(0).path("message").path("content").asText());
         }
         List<CompletableFuture<HttpResponse<String>>> replies = new ArrayList<>();
         for (int i = 0; i < CLIENTS; i++) {
             String prompt = PROMPTS.get(i % PROMPTS.size());
-            HttpRequest request = client.request(i % 2 == 0 ? "/v1/completions" : "/v1/completions")
-                    .POST(HttpRequest.BodyPublishers.ofString(Client.JSON.writeValueAsString(body(prompt, true))))
+            boolean chat = i % 2 == 1;
+            HttpRequest request = client.request(chat ? "/v1/chat/completions" : "/v1/completions")
+                    .POST(HttpRequest.BodyPublishers.ofString(Client.JSON.writeValueAsString(body(prompt, true, chat))))
                     .build();
             replies.add(client.http().sendAsync(request, HttpResponse.BodyHandlers.ofString()));
         }
@@ -56,9 +59,10 @@ class ConcurrencyTest {
             assertEquals(200, reply.status(), reply.body());
             List<JsonNode> chunks = reply.chunks();
             StringBuilder text = new StringBuilder();
-            chunks.forEach(c -> c.path("choices").forEach(ch -> text.append(ch.path("text").asText())));
-            String prompt = PROMPTS.get(i % PROMPTS.size());
-            assertEquals(expected.get(prompt), text.toString(), "stream " + i + " (" + prompt + ")");
+            chunks.forEach(c -> c.path("choices").forEach(ch -> text.append(ch.has("delta")
+                    ? ch.path("delta").path("content").asText("") : ch.path("text").asText())));
+            String key = (i % 2 == 1 ? "m:" : "c:") + PROMPTS.get(i % PROMPTS.size());
+            assertEquals(expected.get(key), text.toString(), "stream " + i + " (" + key + ")");
             assertEquals(MAX_TOKENS, chunks.getLast().path("usage").path("completion_tokens").asInt());
         }
         JsonNode replica = client.replica();
@@ -69,9 +73,14 @@ class ConcurrencyTest {
         assertEquals(0, replica.path("active_streams").asInt());
     }
 
-    private static Map<String, Object> body(String prompt, boolean stream) {
-        Map<String, Object> body = new java.util.HashMap<>(Map.of("prompt", prompt, "max_tokens", MAX_TOKENS,
-                "temperature", 0, "ignore_eos", true));
+    private static Map<String, Object> body(String prompt, boolean stream, boolean chat) {
+        Map<String, Object> body = new java.util.HashMap<>(Map.of("max_tokens", MAX_TOKENS, "temperature", 0,
+                "ignore_eos", true));
+        if (chat) {
+            body.put("messages", List.of(Map.of("role", "user", "content", prompt)));
+        } else {
+            body.put("prompt", prompt);
+        }
         if (stream) {
             body.put("stream", true);
             body.put("stream_options", Map.of("include_usage", true));
