@@ -29,6 +29,9 @@ final class NodeConfig {
         m.put("pekko.loggers", List.of("org.apache.pekko.event.slf4j.Slf4jLogger"));
         m.put("pekko.logging-filter", "org.apache.pekko.event.slf4j.Slf4jLoggingFilter");
         m.put("pekko.loglevel", "INFO");
+        // NOTE: outputs the engine sent before it saw a disconnected client's Abort end as dead letters;
+        // that is expected on every disconnect, not worth a log line each.
+        m.put("pekko.log-dead-letters", "off");
         m.put("pekko.log-dead-letters-during-shutdown", "off");
         m.put("pekko.coordinated-shutdown.phases.service-requests-done.timeout",
                 (s.http().drainTimeout().toMillis() + 10_000) + "ms");

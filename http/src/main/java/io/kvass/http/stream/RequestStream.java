@@ -2,18 +2,12 @@ package io.kvass.http.stream;
 
 import io.kvass.http.api.ApiError;
 import io.kvass.http.api.GenerationJob;
-import io.kvass.http.api.Usage;
 import io.kvass.http.metrics.ServingMetrics;
 import io.kvass.kvpaging.CacheScope;
-import io.kvass.scheduler.core.Finish;
 import io.kvass.scheduler.core.FinishReason;
 import io.kvass.scheduler.core.Request;
 import io.kvass.scheduler.engine.Engine;
 import io.kvass.scheduler.output.RequestOutput;
-import java.util.HashMap;
-import java.util.List;
-import java.util.Map;
-import java.util.Optional;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.Behavior;
 import org.apache.pekko.actor.typed.PostStop;
@@ -24,7 +18,7 @@ import org.apache.pekko.actor.typed.javadsl.Receive;
 
 /**
  * One API request's life, from submission to its last byte: submits an engine request per prompt,
- * writes every output to the client as it arrives (it owns the response and so every token already
+ * writes every output to the client as it arrives (it owns the response, and so every token already
  * sent), and aborts what still runs when the client goes away or the server shuts down.
  */
 public final class RequestStream extends AbstractBehavior<RequestStream.Command> {
@@ -45,30 +39,12 @@ public final class RequestStream extends AbstractBehavior<RequestStream.Command>
         INSTANCE
     }
 
-    /** One prompt's engine request. */
-    private static final class Progress {
-        final int prompt;
-        final int[] completionTokens;
-        final boolean[] finished;
-        int unfinished;
-        boolean started;
-        long lastOutputNanos;
-
-        Progress(int prompt, int n) {
-            this.prompt = prompt;
-            this.completionTokens = new int[n];
-            this.finished = new boolean[n];
-            this.unfinished = n;
-        }
-    }
-
     private final GenerationJob job;
     private final ResponseWriter writer;
     private final ServingMetrics metrics;
     private final ActiveStreams active;
     private final long arrivalNanos;
-    private final Map<String, Progress> progress = new HashMap<>();
-    private int unfinished;
+    private final JobProgress progress;
 
     public static Behavior<Command> create(GenerationJob job, ResponseWriter writer, ServingMetrics metrics,
                                            ActiveStreams active, long arrivalNanos) {
@@ -83,16 +59,14 @@ public final class RequestStream extends AbstractBehavior<RequestStream.Command>
         this.metrics = metrics;
         this.active = active;
         this.arrivalNanos = arrivalNanos;
+        this.progress = new JobProgress(job);
         active.add(context.getSelf());
         writer.begin();
         ActorRef<Engine.Event> replyTo = context.messageAdapter(Engine.Event.class, FromEngine::new);
         for (int p = 0; p < job.prompts().size(); p++) {
             GenerationJob.Prompt prompt = job.prompts().get(p);
-            String id = job.engineRequestId(p);
-            progress.put(id, new Progress(p, job.n()));
-            unfinished += job.n();
-            Request request = new Request(id, prompt.tokenIds(), prompt.params(), CacheScope.BASE, 0, job.priority(),
-                    arrivalNanos);
+            Request request = new Request(job.engineRequestId(p), prompt.tokenIds(), prompt.params(), CacheScope.BASE, 0,
+                    job.priority(), arrivalNanos);
             job.model().replica().tell(new Engine.Submit(request, replyTo));
         }
     }
@@ -113,105 +87,72 @@ public final class RequestStream extends AbstractBehavior<RequestStream.Command>
     private Behavior<Command> onEngine(Engine.Event event) {
         return switch (event) {
             case Engine.Output(RequestOutput o) -> onOutput(o);
-            case Engine.Rejected(String id, String reason) -> failWith(ApiError.invalid(reason));
-            case Engine.Failed(String id, String reason) -> failWith(ApiError.internal(reason));
+            case Engine.Rejected(String id, String reason) -> fail(ApiError.invalid(reason));
+            case Engine.Failed(String id, String reason) -> fail(ApiError.internal(reason));
         };
     }
 
     private Behavior<Command> onOutput(RequestOutput o) {
-        Progress p = progress.get(o.requestId());
-        if (p == null) {
+        var recorded = progress.record(o, System.nanoTime());
+        if (recorded.isEmpty()) {
             return this;
         }
-        record(p, o);
-        p.completionTokens[o.index()] = o.completionTokens();
-        if (!writer.output(job.choiceIndex(p.prompt, o.index()), o)) {
+        JobProgress.Step step = recorded.get();
+        String model = job.model().name();
+        if (step.firstOfPrompt()) {
+            metrics.promptTokens(model, o.promptTokens());
+            metrics.timeToFirstToken(model, secondsSinceArrival());
+        } else if (!o.tokens().isEmpty()) {
+            metrics.interTokenLatency(model, step.nanosSincePrevious() / 1e9);
+        }
+        metrics.generationTokens(model, o.tokens().size());
+        if (!writer.output(step.choice(), o)) {
             getContext().getLog().info("request {}: the client stopped reading; aborting", job.id());
             return onClientGone();
         }
-        if (o.finished()) {
-            p.unfinished--;
-            unfinished--;
-            p.finished[o.index()] = true;
-            metrics.finished(job.model().name(), o.finish().orElseThrow().reason().apiName(), secondsSince(arrivalNanos));
+        if (step.finishedChoice()) {
+            metrics.finished(model, o.finish().orElseThrow().reason().apiName(), secondsSinceArrival());
         }
-        if (unfinished == 0) {
-            writer.finish(usage());
+        if (progress.done()) {
+            writer.finish(progress.usage());
             return Behaviors.stopped();
         }
         return this;
     }
 
-    private void record(Progress p, RequestOutput o) {
-        long now = System.nanoTime();
-        String model = job.model().name();
-        if (!p.started) {
-            p.started = true;
-            metrics.promptTokens(model, o.promptTokens());
-            metrics.timeToFirstToken(model, secondsSince(arrivalNanos));
-        } else if (!o.tokens().isEmpty()) {
-            metrics.interTokenLatency(model, (now - p.lastOutputNanos) / 1e9);
-        }
-        p.lastOutputNanos = now;
-        metrics.generationTokens(model, o.tokens().size());
-    }
-
-    private Behavior<Command> failWith(ApiError error) {
-        abortUnfinished(false);
+    private Behavior<Command> fail(ApiError error) {
+        abortEngineRequests();
+        progress.abortAll();
         writer.fail(error);
         return Behaviors.stopped();
     }
 
     private Behavior<Command> onClientGone() {
-        abortUnfinished(true);
+        abortEngineRequests();
+        progress.abortAll().forEach(o -> recordAbort());
         return Behaviors.stopped();
     }
 
     private Behavior<Command> onShutdown() {
-        for (Progress p : progress.values()) {
-            for (int i = 0; i < job.n(); i++) {
-                if (!p.finished[i]) {
-                    writer.output(job.choiceIndex(p.prompt, i), new RequestOutput(job.engineRequestId(p.prompt), i,
-                            List.of(), "", Optional.of(Finish.of(FinishReason.ABORT)),
-                            job.prompts().get(p.prompt).tokenIds().length, p.completionTokens[i]));
-                }
-            }
+        abortEngineRequests();
+        for (JobProgress.Aborted a : progress.abortAll()) {
+            recordAbort();
+            writer.output(a.choice(), a.output());
         }
-        abortUnfinished(true);
-        writer.finish(usage());
+        writer.finish(progress.usage());
         return Behaviors.stopped();
     }
 
-    /** Frees the KV blocks of every request still running; {@code count} records the aborted completions. */
-    private void abortUnfinished(boolean count) {
-        for (var e : progress.entrySet()) {
-            Progress p = e.getValue();
-            if (p.unfinished > 0) {
-                job.model().replica().tell(new Engine.Abort(e.getKey()));
-                if (count) {
-                    for (int i = 0; i < p.unfinished; i++) {
-                        metrics.finished(job.model().name(), FinishReason.ABORT.apiName(), secondsSince(arrivalNanos));
-                    }
-                }
-                p.unfinished = 0;
-            }
-        }
-        unfinished = 0;
+    /** Frees the KV blocks of every engine request still running. */
+    private void abortEngineRequests() {
+        progress.unfinishedRequests().forEach(id -> job.model().replica().tell(new Engine.Abort(id)));
     }
 
-    private Usage usage() {
-        int prompt = 0;
-        int completion = 0;
-        for (Progress p : progress.values()) {
-            prompt += job.prompts().get(p.prompt).tokenIds().length;
-            for (int c : p.completionTokens) {
-                completion += c;
-            }
-        }
-        return new Usage(prompt, completion);
+    private void recordAbort() {
+        metrics.finished(job.model().name(), FinishReason.ABORT.apiName(), secondsSinceArrival());
     }
 
-    private static double secondsSince(long nanos) {
-        return (System.nanoTime() - nanos) / 1e9;
+    private double secondsSinceArrival() {
+        return (System.nanoTime() - arrivalNanos) / 1e9;
     }
 }
