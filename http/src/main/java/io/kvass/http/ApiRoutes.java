@@ -12,17 +12,18 @@ import io.kvass.http.metrics.ServingMetrics;
 import io.kvass.http.stream.ActiveStreams;
 import io.kvass.http.stream.JsonWriter;
 import io.kvass.http.stream.RequestStream;
+import io.kvass.http.stream.ResponseWriter;
 import io.kvass.http.stream.SseWriter;
 import io.kvass.scheduler.engine.Engine;
 import io.kvass.scheduler.engine.EngineStats;
 import java.nio.charset.StandardCharsets;
 import java.security.MessageDigest;
 import java.time.Duration;
-import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
+import java.util.Set;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionException;
 import java.util.concurrent.CompletionStage;
@@ -177,7 +178,7 @@ final class ApiRoutes extends AllDirectives {
         return completeWithFuture(body.handle((json, failure) -> failure == null ? json(json) : error(unwrap(failure))));
     }
 
-    private ActorRef<RequestStream.Command> spawn(GenerationJob job, io.kvass.http.stream.ResponseWriter writer,
+    private ActorRef<RequestStream.Command> spawn(GenerationJob job, ResponseWriter writer,
                                                   long arrival) {
         return system.systemActorOf(RequestStream.create(job, writer, metrics, streams, arrival), "request-" + job.id(),
                 Props.empty());
@@ -221,7 +222,7 @@ final class ApiRoutes extends AllDirectives {
     private Route detokenize() {
         return withBody(body -> {
             JsonRequest request = JsonRequest.parse(body);
-            request.allowOnly(java.util.Set.of("model", "tokens"));
+            request.allowOnly(Set.of("model", "tokens"));
             ServedModel model = model(request.string("model"));
             if (!request.has("tokens")) {
                 throw ApiError.invalid("`tokens` is required.", "tokens");

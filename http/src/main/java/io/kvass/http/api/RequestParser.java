@@ -171,12 +171,8 @@ public final class RequestParser {
             while (end < message.length() && (Character.isLetterOrDigit(message.charAt(end)) || message.charAt(end) == '_')) {
                 end++;
             }
-            return failWith(message, end > 0 ? message.substring(0, end) : null);
+            throw ApiError.invalid(message, end > 0 ? message.substring(0, end) : null);
         }
-    }
-
-    private static SamplingParams failWith(String message, String param) {
-        throw ApiError.invalid(message, param);
     }
 
     private static int n(JsonRequest body) {
