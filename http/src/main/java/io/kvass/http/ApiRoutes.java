@@ -174,8 +174,13 @@ final class ApiRoutes extends AllDirectives {
 
     private Route respond(GenerationJob job, long arrival) {
         CompletableFuture<ObjectNode> body = new CompletableFuture<>();
-        spawn(job, new JsonWriter(job, body), arrival);
-        return completeWithFuture(body.handle((json, failure) -> failure == null ? json(json) : error(unwrap(failure))));
+        ActorRef<RequestStream.Command> stream = spawn(job, new JsonWriter(job, body), arrival);
+        // Past request-timeout nobody will read the answer: free the replica's work now.
+        return withRequestTimeoutResponse(request -> {
+            stream.tell(RequestStream.ClientGone.INSTANCE);
+            return error(ApiError.timeout(settings.requestTimeout()));
+        }, () -> completeWithFuture(body.handle((json, failure) -> failure == null ? json(json)
+                : error(unwrap(failure)))));
     }
 
     private ActorRef<RequestStream.Command> spawn(GenerationJob job, ResponseWriter writer,

@@ -43,6 +43,10 @@ public record HttpSettings(String host, int port, Optional<String> apiKey, long 
         return new HttpSettings(host, port, apiKey, bodyBytes, waiting, requestTimeout, idleTimeout, drainTimeout);
     }
 
+    public HttpSettings withRequestTimeout(Duration timeout) {
+        return new HttpSettings(host, port, apiKey, maxBodyBytes, maxWaiting, timeout, idleTimeout, drainTimeout);
+    }
+
     public HttpSettings withDrainTimeout(Duration drain) {
         return new HttpSettings(host, port, apiKey, maxBodyBytes, maxWaiting, requestTimeout, idleTimeout, drain);
     }

@@ -115,6 +115,19 @@ class AbortAndShutdownTest {
     }
 
     @Test
+    void aNonStreamedRequestPastTheRequestTimeoutIsAbortedWithAnError() throws Exception {
+        HttpSettings settings = HttpSettings.local().withRequestTimeout(Duration.ofMillis(500));
+        try (TestServer server = TestServer.start(settings, 8, STEP)) {
+            Client client = server.client();
+            JsonNode error = client.post("/v1/completions", Map.of("prompt", "Once", "max_tokens", 400,
+                    "ignore_eos", true)).error(503);
+            assertEquals("request_timeout", error.path("code").asText());
+            await("the abort", () -> client.metric(ABORTED) == 1);
+            await("the KV pool to be full again", () -> idleAndFull().test(client.replica()));
+        }
+    }
+
+    @Test
     void shutdownFinishesShortStreamsAndEndsLongOnesCleanly() throws Exception {
         try (TestServer server = TestServer.start(HttpSettings.local(), 8, STEP)) {
             Client client = server.client();

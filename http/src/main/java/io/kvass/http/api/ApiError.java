@@ -61,6 +61,12 @@ public final class ApiError extends RuntimeException {
         return new ApiError(503, "server_error", message, Optional.empty(), Optional.of("overloaded"));
     }
 
+    public static ApiError timeout(java.time.Duration limit) {
+        return new ApiError(503, "server_error", "The request took longer than " + limit.toMillis()
+                + " ms; it was aborted. Stream it (\"stream\": true) or ask for fewer tokens.", Optional.empty(),
+                Optional.of("request_timeout"));
+    }
+
     public static ApiError internal(String message) {
         return new ApiError(500, "server_error", message, Optional.empty(), Optional.empty());
     }
