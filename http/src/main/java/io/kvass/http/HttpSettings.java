@@ -9,7 +9,7 @@ import java.util.Optional;
  *
  * @param apiKey          when present, {@code /v1/*} and {@code /admin/*} need {@code Authorization: Bearer <key>}
  * @param maxBodyBytes    larger request bodies get a 413
- * @param maxWaiting      a model whose replica has this many requests waiting gets a 503 for new ones
+ * @param maxWaiting      while a model's replica has this many requests waiting, new ones get a 503
  * @param requestTimeout  how long a non-streamed request may take
  * @param idleTimeout     how long a connection may stay silent (a queued stream is silent)
  * @param drainTimeout    on shutdown, how long in-flight requests may run before they are aborted
@@ -23,8 +23,8 @@ public record HttpSettings(String host, int port, Optional<String> apiKey, long 
         if (port < 0 || port > 65535) {
             throw new IllegalArgumentException("port must be in 0..65535, got " + port);
         }
-        if (maxBodyBytes < 1 || maxWaiting < 0) {
-            throw new IllegalArgumentException("max-body-size must be positive and max-waiting >= 0");
+        if (maxBodyBytes < 1 || maxWaiting < 1) {
+            throw new IllegalArgumentException("max-body-size and max-waiting must be positive");
         }
     }
 

@@ -129,7 +129,7 @@ public record ServeSettings(ReplicaOptions replica, String servedModelName, Engi
             throw new SettingsException("http.max-body-size", "must be positive");
         }
         return new HttpSettings(r.string("http.host"), port, Optional.of(r.string("http.api-key")), body,
-                r.atLeast("http.max-waiting", 0), r.duration("http.request-timeout"), r.duration("http.idle-timeout"),
+                r.atLeast("http.max-waiting", 1), r.duration("http.request-timeout"), r.duration("http.idle-timeout"),
                 r.duration("http.drain-timeout"));
     }
 

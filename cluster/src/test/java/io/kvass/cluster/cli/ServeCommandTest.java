@@ -91,6 +91,7 @@ class ServeCommandTest {
             --port 70000                                | --port: must be in 0..65535
             --max-num-seqs 0                            | --max-num-seqs: must be at least 1
             --max-num-batched-tokens -5                 | --max-num-batched-tokens: must be at least 1
+            --max-waiting 0                             | --max-waiting: must be at least 1
             --block-size 12                             | --block-size
             --kv-cache-memory lots                      | --kv-cache-memory expects an integer
             --gpu-memory-utilization 0.5                | --gpu-memory-utilization: applies to --device cuda only
