@@ -44,8 +44,8 @@ public final class ReplicaSharding {
     }
 
     /**
-     * Makes this node able to run replica {@code entityId}. The factory is used once: an engine owns
-     * its backend and closes it when it stops, so a replica is not restarted in place.
+     * Makes this node able to run replica {@code entityId}. Each start of the entity gets a fresh
+     * engine from the factory over the replica's backend, which outlives engines.
      */
     public void host(String entityId, Supplier<Behavior<Engine.Command>> engine) {
         hosted.put(entityId, engine);
@@ -56,10 +56,9 @@ public final class ReplicaSharding {
     }
 
     private Behavior<Engine.Command> create(String entityId) {
-        Supplier<Behavior<Engine.Command>> engine = hosted.remove(entityId);
+        Supplier<Behavior<Engine.Command>> engine = hosted.get(entityId);
         if (engine == null) {
-            LOG.error("replica {} is not hosted on this node (or its engine already stopped); refusing to start it",
-                    entityId);
+            LOG.error("replica {} is not hosted on this node; refusing to start it", entityId);
             return Behaviors.stopped();
         }
         LOG.info("starting replica {}", entityId);

@@ -15,7 +15,6 @@ import java.util.concurrent.CompletionStage;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.function.UnaryOperator;
 import org.apache.pekko.Done;
 import org.apache.pekko.actor.CoordinatedShutdown;
@@ -56,15 +55,8 @@ public final class ServingNode {
     static ServingNode start(ServeSettings settings, UnaryOperator<StepExecutor> steps) {
         ModelReplica model = loadWithProgress(settings);
         ActorSystem<Void> system = ActorSystem.create(Behaviors.empty(), NodeConfig.SYSTEM_NAME, settings.config());
-        AtomicBoolean engineStarted = new AtomicBoolean();
-        system.getWhenTerminated().thenRun(() -> {
-            // NOTE: a started engine closed the backend when it stopped; the tokenizer and weights are ours.
-            if (!engineStarted.get()) {
-                model.backend().close();
-            }
-            model.tokenizer().close();
-            model.model().close();
-        });
+        // NOTE: engines borrow the replica's backend (a restarted entity reuses it); it closes with the node.
+        system.getWhenTerminated().thenRun(model::close);
         try {
             Cluster cluster = Cluster.get(system);
             if (settings.cluster().seedNodes().isEmpty()) {
@@ -76,7 +68,6 @@ public final class ServingNode {
                     settings.engine().maxNumBatchedTokens(), model.maxModelLen(), settings.engine().policy(),
                     settings.engine().enablePrefixCaching());
             sharding.host(entityId, () -> {
-                engineStarted.set(true);
                 LocalEngine local = LocalEngine.of(model.backend(), model.tokenizer(), scheduler);
                 return Engine.create(local.core(), steps.apply(StepExecutor.local(local.runner())));
             });
