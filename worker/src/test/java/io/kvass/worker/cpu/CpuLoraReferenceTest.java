@@ -44,8 +44,6 @@ import org.junit.jupiter.params.provider.ValueSource;
 class CpuLoraReferenceTest {
     private static final double ADAPTER_TOLERANCE = 1e-3;
     private static final double BASE_TOLERANCE = 1e-4;
-    /** A row in a mixed batch against the same row alone: only rounding may differ (a wrong adapter moves logits by ~1). */
-    private static final double BATCH_INVARIANCE = 1e-4;
     private static final List<String> TAGS = List.of("base", "adapter-a", "adapter-b");
 
     private static LoraWeights adapter(LoadedModel model, String variant, String tag) {
@@ -148,14 +146,17 @@ class CpuLoraReferenceTest {
             GreedyRunner.Result alone = GreedyRunner.run(backend, List.of(mixed.prompts().get(s)),
                     new int[] {mixed.slots()[s]}, 24).getFirst();
             String where = "sequence " + s + " (slot " + mixed.slots()[s] + ")";
+            // NOTE: only rounding may differ (JIT-compiled and interpreted lane reductions), amplified like any
+            // other rounding by the adapters; a row that got another row's adapter would be off by ~1.
+            double tolerance = mixed.slots()[s] == 0 ? BASE_TOLERANCE : ADAPTER_TOLERANCE;
             assertArrayEquals(alone.greedy(), batched.get(s).greedy(), where);
             for (int i = 0; i < alone.prefillLogits().length; i++) {
                 double diff = ReferenceCase.maxAbsDiff(alone.prefillLogits()[i], batched.get(s).prefillLogits()[i]);
-                assertTrue(diff < BATCH_INVARIANCE, where + " position " + i + ": batched and alone differ by " + diff);
+                assertTrue(diff < tolerance, where + " position " + i + ": batched and alone differ by " + diff);
             }
             for (int i = 0; i < alone.decodeLogits().length; i++) {
                 double diff = ReferenceCase.maxAbsDiff(alone.decodeLogits()[i], batched.get(s).decodeLogits()[i]);
-                assertTrue(diff < BATCH_INVARIANCE, where + " decode step " + i + ": batched and alone differ by " + diff);
+                assertTrue(diff < tolerance, where + " decode step " + i + ": batched and alone differ by " + diff);
             }
         }
     }
