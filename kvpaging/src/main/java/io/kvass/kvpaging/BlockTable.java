@@ -40,6 +40,10 @@ final class BlockTable {
         return Arrays.copyOf(ids, size);
     }
 
+    int[] toArray(int from) {
+        return Arrays.copyOfRange(ids, from, size);
+    }
+
     BlockTable copy() {
         return new BlockTable(ids.clone(), size);
     }

@@ -46,7 +46,37 @@ public final class KvCacheManager {
      * <p>NOTE: {@code hashes.get(i)} is the hash of block i's content; {@code hashes.size() <=
      * table.size()}, and blocks below {@code hashes.size()} are never written again.
      */
-    private record Sequence(CacheScope scope, BlockTable table, ArrayList<BlockHash> hashes) {}
+    private static final class Sequence implements Handle {
+        private final CacheScope scope;
+        private final BlockTable table;
+        private final ArrayList<BlockHash> hashes;
+        private boolean freed;
+
+        Sequence(CacheScope scope, BlockTable table, ArrayList<BlockHash> hashes) {
+            this.scope = scope;
+            this.table = table;
+            this.hashes = hashes;
+        }
+
+        CacheScope scope() {
+            return scope;
+        }
+
+        BlockTable table() {
+            return table;
+        }
+
+        ArrayList<BlockHash> hashes() {
+            return hashes;
+        }
+    }
+
+    /**
+     * An opaque reference to one request's blocks, so a scheduler touching every running request
+     * each step does not look each one up by id. Valid until the request is freed.
+     */
+    public sealed interface Handle permits Sequence {
+    }
 
     public KvCacheManager(KvCacheConfig config) {
         this.config = Objects.requireNonNull(config, "config");
@@ -79,8 +109,22 @@ public final class KvCacheManager {
     }
 
     /** A copy of the request's block ids in token order. */
+    /** The handle of a request that holds blocks. */
+    public Handle handle(String requestId) {
+        return sequence(requestId);
+    }
+
+    public int[] blockTable(Handle handle, int from) {
+        return live(handle).table().toArray(from);
+    }
+
     public int[] blockTable(String requestId) {
         return sequence(requestId).table().toArray();
+    }
+
+    /** Entries {@code [from, numBlocks)} of the table: the delta a {@code Granted} allocation changed. */
+    public int[] blockTable(String requestId, int from) {
+        return sequence(requestId).table().toArray(from);
     }
 
     public int numBlocks(String requestId) {
@@ -168,7 +212,12 @@ public final class KvCacheManager {
      *     with the manager unchanged
      */
     public Allocation allocateSlots(String requestId, int numComputedTokens, int numNewTokens) {
-        Sequence seq = sequence(requestId);
+        return allocateSlots(handle(requestId), numComputedTokens, numNewTokens);
+    }
+
+    /** As {@link #allocateSlots(String, int, int)}, without the lookup. */
+    public Allocation allocateSlots(Handle handle, int numComputedTokens, int numNewTokens) {
+        Sequence seq = live(handle);
         BlockTable table = seq.table();
         int blockSize = blockSize();
         require(numNewTokens > 0, "numNewTokens=%d", numNewTokens);
@@ -218,7 +267,12 @@ public final class KvCacheManager {
      * @param numComputedTokens tokens whose K/V is now in the request's blocks
      */
     public void cacheFullBlocks(String requestId, int[] tokenIds, int numComputedTokens) {
-        Sequence seq = sequence(requestId);
+        cacheFullBlocks(handle(requestId), tokenIds, numComputedTokens);
+    }
+
+    /** As {@link #cacheFullBlocks(String, int[], int)}, without the lookup. */
+    public void cacheFullBlocks(Handle handle, int[] tokenIds, int numComputedTokens) {
+        Sequence seq = live(handle);
         if (!config.enablePrefixCaching()) {
             return;
         }
@@ -262,6 +316,7 @@ public final class KvCacheManager {
         if (seq == null) {
             return false;
         }
+        seq.freed = true;
         // NOTE: last block first, as vLLM does: freed blocks queue up in this order, so a
         // sequence's tail is evicted before its head, which is the part other requests share.
         for (int i = seq.table().size() - 1; i >= 0; i--) {
@@ -307,6 +362,14 @@ public final class KvCacheManager {
         Sequence seq = sequences.get(requestId);
         if (seq == null) {
             throw new IllegalArgumentException("unknown request " + requestId);
+        }
+        return seq;
+    }
+
+    private static Sequence live(Handle handle) {
+        Sequence seq = (Sequence) handle;
+        if (seq.freed) {
+            throw new IllegalArgumentException("handle of a freed request");
         }
         return seq;
     }

@@ -35,7 +35,7 @@ import java.util.concurrent.ThreadLocalRandom;
 public final class BatchScheduler {
     private final SchedulerConfig config;
     private final KvCacheManager kv;
-    private final Set<Integer> eosTokenIds;
+    private final int[] eosTokenIds;
     private final TreeSet<SequenceState> waiting;
     private final List<SequenceState> running = new ArrayList<>();
     private final Map<String, List<SequenceState>> byRequest = new HashMap<>();
@@ -43,6 +43,9 @@ public final class BatchScheduler {
     private final List<String> dropped = new ArrayList<>();
     private final AdapterGate adapters;
     private final List<FailedRequest> failed = new ArrayList<>();
+    /** The last plan's sequences in plan order (new, then continuing), so update needs no lookups. */
+    private final List<SequenceState> scheduled = new ArrayList<>();
+    private long lastPlanId = -1;
     private long nextStepId;
     private long numPreemptions;
 
@@ -54,7 +57,7 @@ public final class BatchScheduler {
         this.adapters = adapters;
         this.config = config;
         this.kv = kv;
-        this.eosTokenIds = Set.copyOf(eosTokenIds);
+        this.eosTokenIds = eosTokenIds.stream().mapToInt(Integer::intValue).sorted().toArray();
         this.waiting = new TreeSet<>(config.policy().order());
     }
 
@@ -117,14 +120,16 @@ public final class BatchScheduler {
         List<ContinuingSequence> continuing = new ArrayList<>();
         List<BlockCopy> copies = new ArrayList<>();
         boolean preempted = false;
+        List<SequenceState> freshStates = new ArrayList<>();
+        scheduled.clear();
         for (int i = 0; i < running.size() && budget > 0; ) {
             SequenceState seq = running.get(i);
             int numNew = Math.min(seq.numTokens() - seq.numComputed(), budget);
-            Allocation alloc = kv.allocateSlots(seq.seqId(), seq.numComputed(), numNew);
+            Allocation alloc = kv.allocateSlots(seq.kvHandle(), seq.numComputed(), numNew);
             while (alloc instanceof Allocation.NoSpace && running.getLast() != seq) {
                 preemptLast();
                 preempted = true;
-                alloc = kv.allocateSlots(seq.seqId(), seq.numComputed(), numNew);
+                alloc = kv.allocateSlots(seq.kvHandle(), seq.numComputed(), numNew);
             }
             if (!(alloc instanceof Allocation.Granted granted)) {
                 preemptLast(); // seq itself is the last: nothing else left to take blocks from
@@ -132,9 +137,9 @@ public final class BatchScheduler {
                 break;
             }
             copies.addAll(granted.copies());
-            int[] table = kv.blockTable(seq.seqId());
             continuing.add(new ContinuingSequence(seq.seqId(), numNew, granted.firstChangedIndex(),
-                    Arrays.copyOfRange(table, granted.firstChangedIndex(), table.length)));
+                    kv.blockTable(seq.kvHandle(), granted.firstChangedIndex())));
+            scheduled.add(seq);
             budget -= numNew;
             i++;
         }
@@ -150,7 +155,10 @@ public final class BatchScheduler {
                     continue; // its adapter is still loading or every slot is busy: the next one may run
                 }
                 case SlotGrant.Failed f -> {
-                    failing.putIfAbsent(seq.request().requestId(), new FailedRequest(seq.request(), f.reason()));
+                    // NOTE: only a request with no running sequence fails here, so this plan never names it.
+                    if (byRequest.get(seq.request().requestId()).stream().noneMatch(x -> x.status() == SequenceStatus.RUNNING)) {
+                        failing.putIfAbsent(seq.request().requestId(), new FailedRequest(seq.request(), f.reason()));
+                    }
                     continue;
                 }
             }
@@ -163,52 +171,60 @@ public final class BatchScheduler {
                 break;
             }
             it.remove();
+            seq.setKvHandle(kv.handle(seq.seqId()));
             seq.setComputed(prefix.numTokens());
             seq.setStatus(SequenceStatus.RUNNING);
             insertRunning(seq);
             fresh.add(new NewSequence(seq.seqId(), seq.tokens(), seq.promptLength(), prefix.numTokens(), numNew,
                     kv.blockTable(seq.seqId()), seq.params(), seq.seed(), slot));
+            freshStates.add(seq);
             budget -= numNew;
         }
         for (FailedRequest f : failing.values()) {
             abort(f.requestId());
             failed.add(f);
         }
+        scheduled.addAll(0, freshStates);
         List<String> drop = List.copyOf(dropped);
         dropped.clear();
+        lastPlanId = nextStepId;
         return new StepPlan(nextStepId++, fresh, continuing, drop,
                 copies.stream().mapToInt(BlockCopy::src).toArray(), copies.stream().mapToInt(BlockCopy::dst).toArray());
     }
 
     /** Applies a step's result: tokens computed, tokens sampled, stop conditions checked. */
     public List<SequenceUpdate> update(StepPlan plan, StepResult result) {
+        if (plan.stepId() != lastPlanId) {
+            throw new IllegalStateException("update for step " + plan.stepId() + " but the last plan was " + lastPlanId);
+        }
         List<SequenceUpdate> updates = new ArrayList<>();
+        int i = 0;
         for (NewSequence s : plan.newSequences()) {
-            advance(s.seqId(), s.numScheduledTokens(), result, updates);
+            advance(scheduled.get(i++), s.numScheduledTokens(), result, updates);
         }
         for (ContinuingSequence s : plan.continuing()) {
-            advance(s.seqId(), s.numScheduledTokens(), result, updates);
+            advance(scheduled.get(i++), s.numScheduledTokens(), result, updates);
         }
+        scheduled.clear();
         return updates;
     }
 
-    private void advance(String seqId, int numScheduled, StepResult result, List<SequenceUpdate> updates) {
-        SequenceState seq = bySeqId.get(seqId);
-        if (seq == null || seq.status() != SequenceStatus.RUNNING) {
-            return; // aborted while the step ran
+    private void advance(SequenceState seq, int numScheduled, StepResult result, List<SequenceUpdate> updates) {
+        if (seq.status() != SequenceStatus.RUNNING) {
+            return; // aborted (or finished by a stop string) while the step ran
         }
         seq.setComputed(seq.numComputed() + numScheduled);
         if (config.enablePrefixCaching()) {
-            kv.cacheFullBlocks(seqId, seq.tokenArray(), seq.numComputed());
+            kv.cacheFullBlocks(seq.kvHandle(), seq.tokenArray(), seq.numComputed());
         }
-        SampledToken token = result.sampled().get(seqId);
+        SampledToken token = result.sampled().get(seq.seqId());
         if (token == null) {
             return; // mid-prefill
         }
         seq.append(token.tokenId());
         Optional<Finish> finish = StopConditions.check(seq, token.tokenId(), eosTokenIds, config.maxModelLen());
         finish.ifPresent(f -> finish(seq));
-        updates.add(new SequenceUpdate(seq.request().requestId(), seq.index(), seqId, token, finish));
+        updates.add(new SequenceUpdate(seq.request().requestId(), seq.index(), seq.seqId(), token, finish));
     }
 
     private void finish(SequenceState s) {
@@ -220,6 +236,7 @@ public final class BatchScheduler {
             waiting.remove(s);
         }
         s.setStatus(SequenceStatus.FINISHED);
+        s.setKvHandle(null);
         kv.free(s.seqId());
         bySeqId.remove(s.seqId());
         List<SequenceState> siblings = byRequest.get(s.request().requestId());

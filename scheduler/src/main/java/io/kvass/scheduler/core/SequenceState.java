@@ -1,5 +1,6 @@
 package io.kvass.scheduler.core;
 
+import io.kvass.kvpaging.KvCacheManager;
 import io.kvass.kvpaging.RequestKey;
 import io.kvass.worker.sampling.SamplingParams;
 import java.util.Arrays;
@@ -20,6 +21,7 @@ public final class SequenceState {
     private int numComputed;
     private SequenceStatus status = SequenceStatus.WAITING;
     private int numPreemptions;
+    private KvCacheManager.Handle kvHandle;
 
     SequenceState(Request request, int index, long seed) {
         this.request = request;
@@ -109,6 +111,15 @@ public final class SequenceState {
         numComputed = n;
     }
 
+    /** The KV manager's handle while the sequence holds blocks (running). */
+    KvCacheManager.Handle kvHandle() {
+        return kvHandle;
+    }
+
+    void setKvHandle(KvCacheManager.Handle handle) {
+        kvHandle = handle;
+    }
+
     void setStatus(SequenceStatus s) {
         status = s;
     }
@@ -117,6 +128,7 @@ public final class SequenceState {
     void preempt() {
         numComputed = 0;
         numPreemptions++;
+        kvHandle = null;
         status = SequenceStatus.WAITING;
     }
 }

@@ -198,10 +198,10 @@ public final class AdapterManager {
         if (e == null) {
             return new SlotGrant.Failed("LoRA adapter " + id + " was unloaded");
         }
-        if (e.failure != null) {
+        int slot = slots.slotOf(id);
+        if (slot == 0 && e.failure != null) {
             return new SlotGrant.Failed(e.failure);
         }
-        int slot = slots.slotOf(id);
         if (slot == 0) {
             if (!host.contains(id)) {
                 startLoad(e);

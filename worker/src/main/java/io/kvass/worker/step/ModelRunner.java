@@ -74,9 +74,11 @@ public final class ModelRunner implements AutoCloseable {
         }
         for (ContinuingSequence c : plan.continuing()) {
             RunnerSequence seq = known(c.seqId());
-            int[] table = Arrays.copyOf(seq.blockTable, c.firstChangedBlock() + c.changedBlocks().length);
-            System.arraycopy(c.changedBlocks(), 0, table, c.firstChangedBlock(), c.changedBlocks().length);
-            seq.blockTable = table;
+            if (c.changedBlocks().length > 0 || c.firstChangedBlock() != seq.blockTable.length) {
+                int[] table = Arrays.copyOf(seq.blockTable, c.firstChangedBlock() + c.changedBlocks().length);
+                System.arraycopy(c.changedBlocks(), 0, table, c.firstChangedBlock(), c.changedBlocks().length);
+                seq.blockTable = table;
+            }
             scheduled.put(c.seqId(), c.numScheduledTokens());
         }
         if (scheduled.isEmpty()) {

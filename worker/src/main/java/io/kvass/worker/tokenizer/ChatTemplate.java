@@ -38,7 +38,8 @@ public final class ChatTemplate {
      * {@code chat_template} (a string, or a list of {@code {name, template}} of which "default" is used).
      * Empty if the model has none.
      *
-     * @throws ChatTemplateException if the template uses filters or tests that are not available
+     * @throws ChatTemplateException if the template has a syntax error or uses filters or tests that are not
+     *     available
      * @throws IllegalArgumentException if the directory is missing or tokenizer_config.json is corrupt
      */
     public static Optional<ChatTemplate> load(Path modelDir) {
@@ -68,7 +69,11 @@ public final class ChatTemplate {
         return Optional.empty();
     }
 
-    /** A template from source; {@code specialTokens} maps names such as {@code bos_token} to their text. */
+    /**
+     * A template from source; {@code specialTokens} maps names such as {@code bos_token} to their text.
+     *
+     * @throws ChatTemplateException if the template has a syntax error or uses unavailable filters or tests
+     */
     public static ChatTemplate of(String source, Map<String, String> specialTokens) {
         return of(source, specialTokens, "inline template");
     }
@@ -81,6 +86,7 @@ public final class ChatTemplate {
         if (!unknown.isEmpty()) {
             throw new ChatTemplateException("chat template of " + origin + " uses unsupported " + String.join(", ", unknown));
         }
+        Jinja.checkSyntax(adapted.source(), origin);
         return new ChatTemplate(source, adapted.source(), Map.copyOf(specialTokens), Clock.systemDefaultZone(), origin);
     }
 

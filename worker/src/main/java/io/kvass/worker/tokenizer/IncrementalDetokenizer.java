@@ -11,8 +11,8 @@ import java.util.Arrays;
  *
  * <p>Text ending in U+FFFD is held back: it is a UTF-8 character whose remaining byte tokens have not
  * arrived. So is a run of SentencePiece byte-fallback tokens ({@code <0xE6>}) until a token of another kind
- * follows, because a later byte can still change how the whole run decodes. {@link #flush()} releases whatever is still held when generation ends. Not thread-safe; one
- * instance per sequence.
+ * follows, because a later byte can still change how the whole run decodes. {@link #flush()} releases
+ * whatever is still held when generation ends. Not thread-safe; one instance per sequence.
  */
 public final class IncrementalDetokenizer {
 

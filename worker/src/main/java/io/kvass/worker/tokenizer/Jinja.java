@@ -3,12 +3,14 @@ package io.kvass.worker.tokenizer;
 import com.hubspot.jinjava.Jinjava;
 import com.hubspot.jinjava.JinjavaConfig;
 import com.hubspot.jinjava.LegacyOverrides;
+import com.hubspot.jinjava.interpret.JinjavaInterpreter;
 import com.hubspot.jinjava.interpret.RenderResult;
 import com.hubspot.jinjava.interpret.TemplateError;
 import com.hubspot.jinjava.lib.fn.ELFunctionDefinition;
 import com.hubspot.jinjava.objects.date.StrftimeFormatter;
 import java.time.Clock;
 import java.time.ZonedDateTime;
+import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.stream.Collectors;
@@ -76,10 +78,27 @@ final class Jinja {
         return ENGINE.getGlobalContext().getExpTest(name) != null;
     }
 
-    /** Renders, failing on the first fatal error; {@code raise_exception}'s message is passed on as is. */
+    /** Parses without rendering, so that syntax errors show when a template is loaded. */
+    static void checkSyntax(String source, String origin) {
+        JinjavaInterpreter interpreter = ENGINE.newInterpreter();
+        JinjavaInterpreter.pushCurrent(interpreter);
+        try {
+            interpreter.parse(source);
+        } finally {
+            JinjavaInterpreter.popCurrent();
+        }
+        failOnFatal(interpreter.getErrors(), origin);
+    }
+
+    /** Renders, failing on any fatal error; {@code raise_exception}'s message is passed on as is. */
     static String render(String source, Map<String, Object> context, Clock clock, String origin) {
         RenderResult result = ScopedValue.where(CLOCK, clock).call(() -> ENGINE.renderForResult(source, context));
-        var fatal = result.getErrors().stream()
+        failOnFatal(result.getErrors(), origin);
+        return result.getOutput();
+    }
+
+    private static void failOnFatal(List<TemplateError> errors, String origin) {
+        var fatal = errors.stream()
                 .filter(e -> e.getSeverity() == TemplateError.ErrorType.FATAL)
                 .toList();
         for (TemplateError e : fatal) {
@@ -94,6 +113,5 @@ final class Jinja {
                     .map(e -> e.getMessage() + " (line " + e.getLineno() + ")")
                     .collect(Collectors.joining("; ")));
         }
-        return result.getOutput();
     }
 }

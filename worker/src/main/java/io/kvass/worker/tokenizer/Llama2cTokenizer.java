@@ -29,7 +29,6 @@ import java.util.Set;
  */
 public final class Llama2cTokenizer implements Tokenizer {
 
-    static final int UNK = 0;
     static final int BOS = 1;
     static final int EOS = 2;
     private static final int FIRST_BYTE = 3;

@@ -24,7 +24,7 @@ import java.util.Set;
  * @param eosTokenIds ids listed as {@code eos_token_id} (an int or a list) in generation_config.json and config.json
  * @param tokenizerConfig the parsed tokenizer_config.json, or a missing node
  */
-record TokenizerConfig(Map<String, String> specialTokens, Set<Integer> eosTokenIds, JsonNode tokenizerConfig, Path dir) {
+record TokenizerConfig(Map<String, String> specialTokens, Set<Integer> eosTokenIds, JsonNode tokenizerConfig) {
 
     private static final ObjectMapper JSON = new ObjectMapper();
 
@@ -45,7 +45,7 @@ record TokenizerConfig(Map<String, String> specialTokens, Set<Integer> eosTokenI
                 id.forEach(n -> eos.add(n.intValue()));
             }
         }
-        return new TokenizerConfig(Map.copyOf(special), Set.copyOf(eos), tc, modelDir);
+        return new TokenizerConfig(Map.copyOf(special), Set.copyOf(eos), tc);
     }
 
     Optional<String> bosToken() {

@@ -5,6 +5,8 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
+import io.kvass.worker.backend.LogitsMode;
+import io.kvass.worker.backend.SequenceForward;
 import io.kvass.worker.model.LoadedModel;
 import io.kvass.worker.testing.Fixtures;
 import io.kvass.worker.testing.GreedyRunner;
@@ -42,6 +44,26 @@ class CpuBackendReferenceTest {
                     prompts.stream().map(ReferenceCase.Prompt::ids).toList(), prompts.getFirst().greedy().length);
             for (int i = 0; i < prompts.size(); i++) {
                 assertMatches(variant, prompts.get(i), results.get(i));
+            }
+        }
+    }
+
+    @ParameterizedTest
+    @ValueSource(strings = {"llama-gqa", "qwen2-bias"})
+    void chunkedPrefillOfSixteenTokensGivesTheReferenceLogits(String variant) {
+        ReferenceCase.Prompt p = ReferenceCase.load(variant, "base").get(3);
+        assertEquals(40, p.ids().length);
+        try (LoadedModel model = LoadedModel.load(Fixtures.reference(variant));
+             CpuBackend backend = new CpuBackend(model, 8, 16, 2)) {
+            int[] table = {5, 2, 7}; // any blocks, in any order
+            for (int start = 0; start < p.ids().length; start += 16) {
+                int end = Math.min(start + 16, p.ids().length);
+                float[][] logits = backend.forward(List.of(new SequenceForward(
+                        java.util.Arrays.copyOfRange(p.ids(), start, end), start, table, LogitsMode.ALL))).getFirst();
+                for (int i = 0; i < logits.length; i++) {
+                    double diff = ReferenceCase.maxAbsDiff(p.prefillLogits()[start + i], logits[i]);
+                    assertTrue(diff < LOGIT_TOLERANCE, variant + " position " + (start + i) + " differs by " + diff);
+                }
             }
         }
     }

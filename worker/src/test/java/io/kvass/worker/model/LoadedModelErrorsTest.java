@@ -61,7 +61,7 @@ class LoadedModelErrorsTest {
     void corruptSafetensorsHeader() throws IOException {
         Path dir = copyOf(Fixtures.stories260K());
         byte[] bytes = Files.readAllBytes(dir.resolve("model.safetensors"));
-        bytes[10] = '#'; // inside the JSON header
+        bytes[8] = '#'; // the header's opening brace
         Files.write(dir.resolve("model.safetensors"), bytes);
         String message = loadError(dir);
         assertTrue(message.contains("corrupt safetensors file") && message.contains("not valid JSON"), message);

@@ -16,7 +16,7 @@ class ModelConfigTest {
     private static final String LLAMA31 = """
             {"architectures":["LlamaForCausalLM"],"hidden_size":4096,"intermediate_size":14336,
              "num_hidden_layers":32,"num_attention_heads":32,"num_key_value_heads":8,"vocab_size":128256,
-             "max_position_embeddings":131072,"rms_norm_eps":1e-5,"rope_theta":500000.0,"torch_dtype":"bfloat16",
+             "max_position_embeddings":131072,"rms_norm_eps":1e-5,"rope_theta":500000.0,
              "rope_scaling":{"factor":8.0,"low_freq_factor":1.0,"high_freq_factor":4.0,
                "original_max_position_embeddings":8192,"rope_type":"llama3"},"eos_token_id":[128001,128008,128009]}
             """;

@@ -126,6 +126,25 @@ class ChatTemplateTest {
     }
 
     @Test
+    void jinja2WhitespaceAndLoopFilters() {
+        // Expected values are what Jinja2 3.1 gives with trim_blocks and lstrip_blocks.
+        Map<String, String> cases = new java.util.LinkedHashMap<>();
+        cases.put("{% for m in messages %}{{ m.role }} {% endfor %}", "user assistant user ");
+        cases.put("a {% if true %}b{% endif %}c\n", "a bc");
+        cases.put("x\n  {% if true %}\n  y\n  {% endif %}\nz", "x\n  y\nz");
+        cases.put("a  {# c #}\nb\n  {# d #}\ne", "a  b\ne");
+        cases.put("  {%+ if true +%}\nq{% endif %}", "  \nq");
+        cases.put("{% if true -%}\n   {% endif %}[{%- if true %} a {% endif -%} ]", "[ a ]");
+        cases.put("{%- for m in messages if m.role != 'user' %}{{ loop.index }}{{ m.role }}"
+                + "{% if loop.last %}!{% endif %}{% endfor %}", "1assistant!");
+        cases.put("{% for k, v in {'a': 1, 'b': 2}.items() if k != 'a' %}{{ k }}={{ v }}{% endfor %}", "b=2");
+        List<ChatMessage> messages = List.of(new ChatMessage("user", "u1"), new ChatMessage("assistant", "a"),
+                new ChatMessage("user", "u2"));
+        cases.forEach((source, expected) ->
+                assertEquals(expected, ChatTemplate.of(source, Map.of()).render(messages, false), source));
+    }
+
+    @Test
     void unknownFiltersAndTestsFailAtLoad() {
         var filter = assertThrows(ChatTemplateException.class, () -> ChatTemplate.of("{{ x | frobnicate }}", Map.of()));
         assertTrue(filter.getMessage().contains("filter 'frobnicate'"), filter.getMessage());
