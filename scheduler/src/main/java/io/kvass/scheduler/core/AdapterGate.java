@@ -26,6 +26,10 @@ public interface AdapterGate {
     /** Every sequence of the request finished or was aborted. */
     void onFinished(Request request);
 
+    /** A step is being planned (no forward pass runs now): the moment to apply deferred slot changes. */
+    default void onSchedule() {
+    }
+
     /** Hear when a wait may be over (an adapter finished loading), e.g. to wake an idle engine. */
     default void addListener(Runnable onChange) {
     }
@@ -74,6 +78,11 @@ public interface AdapterGate {
             @Override
             public void onFinished(Request request) {
                 adapters.endRequest(request.scope().adapterId());
+            }
+
+            @Override
+            public void onSchedule() {
+                adapters.syncDevice();
             }
 
             @Override

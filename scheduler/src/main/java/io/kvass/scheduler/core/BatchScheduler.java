@@ -115,6 +115,7 @@ public final class BatchScheduler {
     }
 
     public StepPlan schedule() {
+        adapters.onSchedule();
         int budget = config.maxNumBatchedTokens();
         List<NewSequence> fresh = new ArrayList<>();
         List<ContinuingSequence> continuing = new ArrayList<>();
