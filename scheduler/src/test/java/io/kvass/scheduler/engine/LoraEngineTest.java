@@ -146,7 +146,7 @@ class LoraEngineTest {
         Map<String, int[]> got = tokens(r.engine().generate(requests));
         expected.forEach((id, ids) -> assertArrayEquals(ids, got.get(id), id));
         r.adapters().adapters().forEach(s -> assertEquals(0, s.inFlight() + s.running(), s.toString()));
-        r.engine().runner().close();
+        r.engine().runner().backend().close();
     }
 
     /** A request for an adapter on disk waits for the read while base requests keep producing tokens. */
@@ -171,7 +171,7 @@ class LoraEngineTest {
         r.engine().runToCompletion(outputs::add);
         assertArrayEquals(refs.get("adapter-a").get(1).greedy(), tokens(outputs).get("cold"));
         assertArrayEquals(refs.get("base").get(1).greedy(), tokens(outputs).get("warm"));
-        r.engine().runner().close();
+        r.engine().runner().backend().close();
     }
 
     @Test
@@ -181,7 +181,7 @@ class LoraEngineTest {
                 () -> r.engine().core().add(request("x", refs.get("base").get(0), new AdapterSpec("ghost", 42, tmp, "f"))));
         assertTrue(e.getMessage().contains("42"), e.getMessage());
         assertFalse(r.engine().core().hasWork());
-        r.engine().runner().close();
+        r.engine().runner().backend().close();
     }
 
     @Test
@@ -197,7 +197,7 @@ class LoraEngineTest {
         assertArrayEquals(refs.get("adapter-a").get(3).greedy(), tokens(outputs).get("first"));
         assertTrue(gone.isDone());
         assertTrue(r.adapters().adapters().isEmpty());
-        r.engine().runner().close();
+        r.engine().runner().backend().close();
     }
 
     @Test
@@ -219,7 +219,7 @@ class LoraEngineTest {
         assertEquals("doomed", failures.getFirst().requestId());
         assertTrue(failures.getFirst().reason().contains("missing adapter_model.safetensors"), failures.getFirst().reason());
         assertArrayEquals(refs.get("base").get(0).greedy(), tokens(outputs).get("fine"));
-        r.engine().runner().close();
+        r.engine().runner().backend().close();
     }
 
     /** The actor idles while only a cold adapter's request waits, and the finished load wakes it. */
