@@ -116,16 +116,46 @@ public final class BatchScheduler {
 
     public StepPlan schedule() {
         adapters.onSchedule();
-        int budget = config.maxNumBatchedTokens();
-        List<NewSequence> fresh = new ArrayList<>();
-        List<ContinuingSequence> continuing = new ArrayList<>();
-        List<BlockCopy> copies = new ArrayList<>();
+        scheduled.clear(); // a failed step is never updated: its plan's sequences are stale
+        StepBuilder step = new StepBuilder(config.maxNumBatchedTokens());
+        boolean preempted = scheduleRunning(step);
+        // NOTE: after a preemption nothing new is admitted this step, or it would be preempted next step.
+        if (!preempted) {
+            admitWaiting(step);
+        }
+        scheduled.addAll(step.freshStates);
+        scheduled.addAll(step.continuingStates);
+        List<String> drop = List.copyOf(dropped);
+        dropped.clear();
+        lastPlanId = nextStepId;
+        return new StepPlan(nextStepId++, step.fresh, step.continuing, drop,
+                step.copies.stream().mapToInt(BlockCopy::src).toArray(),
+                step.copies.stream().mapToInt(BlockCopy::dst).toArray());
+    }
+
+    /** What one step is collecting, and the token budget it has left. */
+    private static final class StepBuilder {
+        int budget;
+        final List<NewSequence> fresh = new ArrayList<>();
+        final List<SequenceState> freshStates = new ArrayList<>();
+        final List<ContinuingSequence> continuing = new ArrayList<>();
+        final List<SequenceState> continuingStates = new ArrayList<>();
+        final List<BlockCopy> copies = new ArrayList<>();
+
+        StepBuilder(int budget) {
+            this.budget = budget;
+        }
+    }
+
+    /**
+     * Running sequences first, in policy order: the rest of a chunked prefill or one decode token
+     * each. Returns whether anyone was preempted to make room.
+     */
+    private boolean scheduleRunning(StepBuilder step) {
         boolean preempted = false;
-        List<SequenceState> freshStates = new ArrayList<>();
-        scheduled.clear();
-        for (int i = 0; i < running.size() && budget > 0; ) {
+        for (int i = 0; i < running.size() && step.budget > 0; i++) {
             SequenceState seq = running.get(i);
-            int numNew = Math.min(seq.numTokens() - seq.numComputed(), budget);
+            int numNew = Math.min(seq.numTokens() - seq.numComputed(), step.budget);
             Allocation alloc = kv.allocateSlots(seq.kvHandle(), seq.numComputed(), numNew);
             while (alloc instanceof Allocation.NoSpace && running.getLast() != seq) {
                 preemptLast();
@@ -134,20 +164,26 @@ public final class BatchScheduler {
             }
             if (!(alloc instanceof Allocation.Granted granted)) {
                 preemptLast(); // seq itself is the last: nothing else left to take blocks from
-                preempted = true;
-                break;
+                return true;
             }
-            copies.addAll(granted.copies());
-            continuing.add(new ContinuingSequence(seq.seqId(), numNew, granted.firstChangedIndex(),
+            step.copies.addAll(granted.copies());
+            step.continuing.add(new ContinuingSequence(seq.seqId(), numNew, granted.firstChangedIndex(),
                     kv.blockTable(seq.kvHandle(), granted.firstChangedIndex())));
-            scheduled.add(seq);
-            budget -= numNew;
-            i++;
+            step.continuingStates.add(seq);
+            step.budget -= numNew;
         }
-        // NOTE: after a preemption nothing new is admitted this step, or it would be preempted next step.
+        return preempted;
+    }
+
+    /**
+     * Waiting sequences in policy order, while budget, sequence slots and KV blocks last: a cached
+     * prefix is reused, the rest of the prompt is computed, in chunks if the budget is short. One
+     * whose adapter is not ready is passed over, so it does not hold up the others.
+     */
+    private void admitWaiting(StepBuilder step) {
         Map<String, FailedRequest> failing = new LinkedHashMap<>();
         for (Iterator<SequenceState> it = waiting.iterator();
-             !preempted && budget > 0 && it.hasNext() && running.size() < config.maxNumSeqs(); ) {
+             step.budget > 0 && it.hasNext() && running.size() < config.maxNumSeqs(); ) {
             SequenceState seq = it.next();
             int slot;
             switch (adapters.acquire(seq.request())) {
@@ -166,7 +202,7 @@ public final class BatchScheduler {
             ComputedPrefix prefix = config.enablePrefixCaching()
                     ? kv.findCachedPrefix(seq.key(), Arrays.copyOf(seq.tokenArray(), seq.numTokens()))
                     : ComputedPrefix.none(seq.key().scope());
-            int numNew = Math.min(seq.numTokens() - prefix.numTokens(), budget);
+            int numNew = Math.min(seq.numTokens() - prefix.numTokens(), step.budget);
             if (!(kv.allocateSlots(seq.key(), prefix, numNew) instanceof Allocation.Granted)) {
                 adapters.release(seq.request());
                 break;
@@ -176,21 +212,15 @@ public final class BatchScheduler {
             seq.setComputed(prefix.numTokens());
             seq.setStatus(SequenceStatus.RUNNING);
             insertRunning(seq);
-            fresh.add(new NewSequence(seq.seqId(), seq.tokens(), seq.promptLength(), prefix.numTokens(), numNew,
+            step.fresh.add(new NewSequence(seq.seqId(), seq.tokens(), seq.promptLength(), prefix.numTokens(), numNew,
                     kv.blockTable(seq.seqId()), seq.params(), seq.seed(), slot));
-            freshStates.add(seq);
-            budget -= numNew;
+            step.freshStates.add(seq);
+            step.budget -= numNew;
         }
         for (FailedRequest f : failing.values()) {
             abort(f.requestId());
             failed.add(f);
         }
-        scheduled.addAll(0, freshStates);
-        List<String> drop = List.copyOf(dropped);
-        dropped.clear();
-        lastPlanId = nextStepId;
-        return new StepPlan(nextStepId++, fresh, continuing, drop,
-                copies.stream().mapToInt(BlockCopy::src).toArray(), copies.stream().mapToInt(BlockCopy::dst).toArray());
     }
 
     /** Applies a step's result: tokens computed, tokens sampled, stop conditions checked. */
