@@ -2,13 +2,20 @@ package io.kvass.cluster;
 
 import io.kvass.cluster.cli.CliException;
 import io.kvass.cluster.cli.GenerateCommand;
+import io.kvass.cluster.cli.ServeCommand;
 import io.kvass.worker.model.ModelLoadException;
 
 /** The {@code kvass} command: {@code serve} and {@code generate}. */
 public final class Main {
     private static final String USAGE = """
             usage: kvass <command> [flags]
-              serve     --model DIR [--port 8000] ...   OpenAI-compatible server (one-node cluster by default)
+              serve     --model DIR [--served-model-name NAME] [--host H] [--port 8000] [--api-key KEY]
+                        [--device cpu|cuda] [--max-model-len N] [--max-num-seqs N] [--max-num-batched-tokens N]
+                        [--block-size 16] [--kv-cache-memory BYTES | --gpu-memory-utilization F] [--threads N]
+                        [--max-waiting N] [--max-body-size BYTES] [--scheduling-policy fcfs|priority]
+                        [--no-enable-prefix-caching] [--cluster-host H] [--cluster-port P] [--seed-node URI]...
+                        [--config FILE.conf]
+                        OpenAI-compatible server (a one-node cluster unless --seed-node is given)
               generate  --model DIR (--prompt TEXT | --prompt-ids 1,2,3)... [--max-tokens N] [--temperature T] [--json]
             """;
 
@@ -27,6 +34,7 @@ public final class Main {
         try {
             switch (args[0]) {
                 case "generate" -> GenerateCommand.run(args, System.out);
+                case "serve" -> ServeCommand.run(args);
                 default -> throw new CliException("unknown command '" + args[0] + "'\n" + USAGE);
             }
             return 0;

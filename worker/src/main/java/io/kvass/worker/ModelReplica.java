@@ -2,6 +2,7 @@ package io.kvass.worker;
 
 import io.kvass.worker.backend.Backend;
 import io.kvass.worker.cpu.CpuBackend;
+import io.kvass.worker.lora.LoraCapacity;
 import io.kvass.worker.model.LoadedModel;
 import io.kvass.worker.model.ModelLoadException;
 import io.kvass.worker.tokenizer.ChatTemplate;
@@ -16,6 +17,11 @@ public record ModelReplica(LoadedModel model, Tokenizer tokenizer, Optional<Chat
     private static final Logger LOG = LoggerFactory.getLogger(ModelReplica.class);
 
     public static ModelReplica load(ReplicaOptions options) {
+        return load(options, LoraCapacity.NONE);
+    }
+
+    /** With {@code lora.maxLoras()} LoRA adapter slots on the backend (see {@code io.kvass.worker.lora.AdapterManager}). */
+    public static ModelReplica load(ReplicaOptions options, LoraCapacity lora) {
         long start = System.nanoTime();
         LOG.info("loading model from {}", options.modelDir());
         LoadedModel model = LoadedModel.load(options.modelDir());
@@ -28,7 +34,7 @@ public record ModelReplica(LoadedModel model, Tokenizer tokenizer, Optional<Chat
                         + model.config().maxPositions() + " positions");
             }
             Backend backend = switch (options.device()) {
-                case CPU -> cpuBackend(model, options, maxModelLen);
+                case CPU -> cpuBackend(model, options, maxModelLen, lora);
                 case CUDA -> io.kvass.worker.cuda.CudaBackend.open(model, io.kvass.worker.cuda.CudaOptions.of(options, maxModelLen));
             };
             LOG.info("model {} loaded in {} ms: {} layers, hidden {}, vocab {}, {} KV blocks of {} tokens, max_model_len {}",
@@ -43,7 +49,7 @@ public record ModelReplica(LoadedModel model, Tokenizer tokenizer, Optional<Chat
     }
 
     /** As many blocks as the memory holds, but no more than max_num_seqs full-length sequences could use. */
-    private static Backend cpuBackend(LoadedModel model, ReplicaOptions options, int maxModelLen) {
+    private static Backend cpuBackend(LoadedModel model, ReplicaOptions options, int maxModelLen, LoraCapacity lora) {
         int fits = CpuBackend.blocksFor(model.config(), options.kvCacheBytes(), options.blockSize());
         long useful = (long) options.maxNumSeqs() * ((maxModelLen + options.blockSize() - 1) / options.blockSize());
         int blocks = (int) Math.min(fits, useful);
@@ -51,7 +57,7 @@ public record ModelReplica(LoadedModel model, Tokenizer tokenizer, Optional<Chat
             throw new ModelLoadException("KV cache memory of " + options.kvCacheBytes() + " bytes holds no block of "
                     + options.blockSize() + " tokens for this model");
         }
-        return new CpuBackend(model, blocks, options.blockSize(), options.threads());
+        return new CpuBackend(model, blocks, options.blockSize(), options.threads(), lora);
     }
 
     @Override

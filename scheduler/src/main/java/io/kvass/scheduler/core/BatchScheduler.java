@@ -4,6 +4,7 @@ import io.kvass.kvpaging.Allocation;
 import io.kvass.kvpaging.BlockCopy;
 import io.kvass.kvpaging.ComputedPrefix;
 import io.kvass.kvpaging.KvCacheManager;
+import io.kvass.worker.lora.SlotGrant;
 import io.kvass.worker.sampling.SampledToken;
 import io.kvass.worker.step.ContinuingSequence;
 import io.kvass.worker.step.NewSequence;
@@ -13,6 +14,8 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Collections;
 import java.util.HashMap;
+import java.util.Iterator;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
@@ -25,6 +28,7 @@ import java.util.concurrent.ThreadLocalRandom;
  * first (decodes and the rest of chunked prefills), then admits waiting ones, splitting a long
  * prompt across steps. When KV blocks run out, the last running sequence in policy order is
  * preempted (its blocks freed, recomputed later) — allocation failures are values, never thrown.
+ * A waiting sequence whose LoRA adapter is not ready ({@link AdapterGate}) is passed over, not waited on.
  *
  * <p>NOTE: {@link #schedule()} and {@link #update} alternate strictly; single owner, not thread-safe.
  */
@@ -37,6 +41,8 @@ public final class BatchScheduler {
     private final Map<String, List<SequenceState>> byRequest = new HashMap<>();
     private final Map<String, SequenceState> bySeqId = new HashMap<>();
     private final List<String> dropped = new ArrayList<>();
+    private final AdapterGate adapters;
+    private final List<FailedRequest> failed = new ArrayList<>();
     /** The last plan's sequences in plan order (new, then continuing), so update needs no lookups. */
     private final List<SequenceState> scheduled = new ArrayList<>();
     private long lastPlanId = -1;
@@ -44,6 +50,11 @@ public final class BatchScheduler {
     private long numPreemptions;
 
     public BatchScheduler(SchedulerConfig config, KvCacheManager kv, Set<Integer> eosTokenIds) {
+        this(config, kv, eosTokenIds, AdapterGate.FIXED_SLOTS);
+    }
+
+    public BatchScheduler(SchedulerConfig config, KvCacheManager kv, Set<Integer> eosTokenIds, AdapterGate adapters) {
+        this.adapters = adapters;
         this.config = config;
         this.kv = kv;
         this.eosTokenIds = eosTokenIds.stream().mapToInt(Integer::intValue).sorted().toArray();
@@ -69,6 +80,7 @@ public final class BatchScheduler {
             throw new IllegalArgumentException("the request needs up to " + blocksNeeded + " KV blocks but the cache has "
                     + kv.numTotalBlocks() + "; lower max_tokens or the prompt length");
         }
+        adapters.onSubmit(request);
         List<SequenceState> seqs = new ArrayList<>(request.params().n());
         long baseSeed = request.params().seed().orElseGet(() -> ThreadLocalRandom.current().nextLong());
         for (int i = 0; i < request.params().n(); i++) {
@@ -103,16 +115,47 @@ public final class BatchScheduler {
     }
 
     public StepPlan schedule() {
-        int budget = config.maxNumBatchedTokens();
-        List<NewSequence> fresh = new ArrayList<>();
-        List<ContinuingSequence> continuing = new ArrayList<>();
-        List<BlockCopy> copies = new ArrayList<>();
+        adapters.onSchedule();
+        scheduled.clear(); // a failed step is never updated: its plan's sequences are stale
+        StepBuilder step = new StepBuilder(config.maxNumBatchedTokens());
+        boolean preempted = scheduleRunning(step);
+        // NOTE: after a preemption nothing new is admitted this step, or it would be preempted next step.
+        if (!preempted) {
+            admitWaiting(step);
+        }
+        scheduled.addAll(step.freshStates);
+        scheduled.addAll(step.continuingStates);
+        List<String> drop = List.copyOf(dropped);
+        dropped.clear();
+        lastPlanId = nextStepId;
+        return new StepPlan(nextStepId++, step.fresh, step.continuing, drop,
+                step.copies.stream().mapToInt(BlockCopy::src).toArray(),
+                step.copies.stream().mapToInt(BlockCopy::dst).toArray());
+    }
+
+    /** What one step is collecting, and the token budget it has left. */
+    private static final class StepBuilder {
+        int budget;
+        final List<NewSequence> fresh = new ArrayList<>();
+        final List<SequenceState> freshStates = new ArrayList<>();
+        final List<ContinuingSequence> continuing = new ArrayList<>();
+        final List<SequenceState> continuingStates = new ArrayList<>();
+        final List<BlockCopy> copies = new ArrayList<>();
+
+        StepBuilder(int budget) {
+            this.budget = budget;
+        }
+    }
+
+    /**
+     * Running sequences first, in policy order: the rest of a chunked prefill or one decode token
+     * each. Returns whether anyone was preempted to make room.
+     */
+    private boolean scheduleRunning(StepBuilder step) {
         boolean preempted = false;
-        List<SequenceState> freshStates = new ArrayList<>();
-        scheduled.clear();
-        for (int i = 0; i < running.size() && budget > 0; ) {
+        for (int i = 0; i < running.size() && step.budget > 0; i++) {
             SequenceState seq = running.get(i);
-            int numNew = Math.min(seq.numTokens() - seq.numComputed(), budget);
+            int numNew = Math.min(seq.numTokens() - seq.numComputed(), step.budget);
             Allocation alloc = kv.allocateSlots(seq.kvHandle(), seq.numComputed(), numNew);
             while (alloc instanceof Allocation.NoSpace && running.getLast() != seq) {
                 preemptLast();
@@ -121,42 +164,63 @@ public final class BatchScheduler {
             }
             if (!(alloc instanceof Allocation.Granted granted)) {
                 preemptLast(); // seq itself is the last: nothing else left to take blocks from
-                preempted = true;
-                break;
+                return true;
             }
-            copies.addAll(granted.copies());
-            continuing.add(new ContinuingSequence(seq.seqId(), numNew, granted.firstChangedIndex(),
+            step.copies.addAll(granted.copies());
+            step.continuing.add(new ContinuingSequence(seq.seqId(), numNew, granted.firstChangedIndex(),
                     kv.blockTable(seq.kvHandle(), granted.firstChangedIndex())));
-            scheduled.add(seq);
-            budget -= numNew;
-            i++;
+            step.continuingStates.add(seq);
+            step.budget -= numNew;
         }
-        // NOTE: after a preemption nothing new is admitted this step, or it would be preempted next step.
-        while (!preempted && budget > 0 && !waiting.isEmpty() && running.size() < config.maxNumSeqs()) {
-            SequenceState seq = waiting.first();
+        return preempted;
+    }
+
+    /**
+     * Waiting sequences in policy order, while budget, sequence slots and KV blocks last: a cached
+     * prefix is reused, the rest of the prompt is computed, in chunks if the budget is short. One
+     * whose adapter is not ready is passed over, so it does not hold up the others.
+     */
+    private void admitWaiting(StepBuilder step) {
+        Map<String, FailedRequest> failing = new LinkedHashMap<>();
+        for (Iterator<SequenceState> it = waiting.iterator();
+             step.budget > 0 && it.hasNext() && running.size() < config.maxNumSeqs(); ) {
+            SequenceState seq = it.next();
+            int slot;
+            switch (adapters.acquire(seq.request())) {
+                case SlotGrant.Ready ready -> slot = ready.slot();
+                case SlotGrant.Wait w -> {
+                    continue; // its adapter is still loading or every slot is busy: the next one may run
+                }
+                case SlotGrant.Failed f -> {
+                    // NOTE: only a request with no running sequence fails here, so this plan never names it.
+                    if (byRequest.get(seq.request().requestId()).stream().noneMatch(x -> x.status() == SequenceStatus.RUNNING)) {
+                        failing.putIfAbsent(seq.request().requestId(), new FailedRequest(seq.request(), f.reason()));
+                    }
+                    continue;
+                }
+            }
             ComputedPrefix prefix = config.enablePrefixCaching()
                     ? kv.findCachedPrefix(seq.key(), Arrays.copyOf(seq.tokenArray(), seq.numTokens()))
                     : ComputedPrefix.none(seq.key().scope());
-            int numNew = Math.min(seq.numTokens() - prefix.numTokens(), budget);
+            int numNew = Math.min(seq.numTokens() - prefix.numTokens(), step.budget);
             if (!(kv.allocateSlots(seq.key(), prefix, numNew) instanceof Allocation.Granted)) {
+                adapters.release(seq.request());
                 break;
             }
-            waiting.pollFirst();
+            it.remove();
             seq.setKvHandle(kv.handle(seq.seqId()));
             seq.setComputed(prefix.numTokens());
             seq.setStatus(SequenceStatus.RUNNING);
             insertRunning(seq);
-            fresh.add(new NewSequence(seq.seqId(), seq.tokens(), seq.promptLength(), prefix.numTokens(), numNew,
-                    kv.blockTable(seq.seqId()), seq.params(), seq.seed(), seq.request().adapterSlot()));
-            freshStates.add(seq);
-            budget -= numNew;
+            step.fresh.add(new NewSequence(seq.seqId(), seq.tokens(), seq.promptLength(), prefix.numTokens(), numNew,
+                    kv.blockTable(seq.seqId()), seq.params(), seq.seed(), slot));
+            step.freshStates.add(seq);
+            step.budget -= numNew;
         }
-        scheduled.addAll(0, freshStates);
-        List<String> drop = List.copyOf(dropped);
-        dropped.clear();
-        lastPlanId = nextStepId;
-        return new StepPlan(nextStepId++, fresh, continuing, drop,
-                copies.stream().mapToInt(BlockCopy::src).toArray(), copies.stream().mapToInt(BlockCopy::dst).toArray());
+        for (FailedRequest f : failing.values()) {
+            abort(f.requestId());
+            failed.add(f);
+        }
     }
 
     /** Applies a step's result: tokens computed, tokens sampled, stop conditions checked. */
@@ -198,6 +262,7 @@ public final class BatchScheduler {
         if (s.status() == SequenceStatus.RUNNING) {
             running.remove(s);
             dropped.add(s.seqId());
+            adapters.release(s.request());
         } else {
             waiting.remove(s);
         }
@@ -208,12 +273,14 @@ public final class BatchScheduler {
         List<SequenceState> siblings = byRequest.get(s.request().requestId());
         if (siblings.stream().allMatch(x -> x.status() == SequenceStatus.FINISHED)) {
             byRequest.remove(s.request().requestId());
+            adapters.onFinished(s.request());
         }
     }
 
     private void preemptLast() {
         SequenceState victim = running.removeLast();
         kv.free(victim.seqId());
+        adapters.release(victim.request());
         victim.preempt();
         waiting.add(victim);
         dropped.add(victim.seqId());
@@ -255,6 +322,17 @@ public final class BatchScheduler {
 
     public long numPreemptions() {
         return numPreemptions;
+    }
+
+    /** Requests given up on since the last call (their adapter failed to load); they are already aborted. */
+    public List<FailedRequest> drainFailed() {
+        List<FailedRequest> out = List.copyOf(failed);
+        failed.clear();
+        return out;
+    }
+
+    public AdapterGate adapterGate() {
+        return adapters;
     }
 
     public KvCacheManager kvCache() {

@@ -36,6 +36,11 @@ public final class Engine extends AbstractBehavior<Engine.Command> {
     public record GetStats(ActorRef<EngineStats> replyTo) implements Command {
     }
 
+    /** An adapter finished loading (or failed to): requests waiting for it may run now. */
+    public enum AdaptersChanged implements Command {
+        INSTANCE
+    }
+
     private record StepDone(StepPlan plan, StepResult result, Throwable failure) implements Command {
     }
 
@@ -74,6 +79,8 @@ public final class Engine extends AbstractBehavior<Engine.Command> {
         super(context);
         this.core = core;
         this.executor = executor;
+        ActorRef<Command> self = context.getSelf();
+        core.scheduler().adapterGate().addListener(() -> self.tell(AdaptersChanged.INSTANCE));
     }
 
     @Override
@@ -83,6 +90,10 @@ public final class Engine extends AbstractBehavior<Engine.Command> {
                 .onMessage(Abort.class, this::onAbort)
                 .onMessage(GetStats.class, this::onGetStats)
                 .onMessage(StepDone.class, this::onStepDone)
+                .onMessageEquals(AdaptersChanged.INSTANCE, () -> {
+                    startStepIfIdle();
+                    return this;
+                })
                 .onSignal(PostStop.class, s -> {
                     executor.close();
                     return this;
@@ -167,6 +178,15 @@ public final class Engine extends AbstractBehavior<Engine.Command> {
             return;
         }
         StepPlan plan = core.plan();
+        for (var f : core.drainFailures()) {
+            Subscriber s = subscribers.remove(f.requestId());
+            if (s != null) {
+                s.replyTo().tell(new Failed(f.requestId(), f.reason()));
+            }
+        }
+        if (EngineCore.isIdle(plan)) {
+            return; // only requests waiting for an adapter to load: AdaptersChanged wakes us
+        }
         stepInFlight = true;
         getContext().pipeToSelf(executor.execute(plan), (result, failure) -> new StepDone(plan, result, failure));
     }

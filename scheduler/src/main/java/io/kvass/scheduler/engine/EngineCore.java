@@ -1,6 +1,7 @@
 package io.kvass.scheduler.engine;
 
 import io.kvass.scheduler.core.BatchScheduler;
+import io.kvass.scheduler.core.FailedRequest;
 import io.kvass.scheduler.core.Request;
 import io.kvass.scheduler.core.SequenceState;
 import io.kvass.scheduler.core.SequenceUpdate;
@@ -8,6 +9,7 @@ import io.kvass.scheduler.output.OutputProcessor;
 import io.kvass.scheduler.output.RequestOutput;
 import io.kvass.worker.step.StepPlan;
 import io.kvass.worker.step.StepResult;
+import java.util.ArrayList;
 import java.util.List;
 
 /**
@@ -18,6 +20,7 @@ import java.util.List;
 public final class EngineCore {
     private final BatchScheduler scheduler;
     private final OutputProcessor outputs;
+    private final List<FailedRequest> failures = new ArrayList<>();
 
     public EngineCore(BatchScheduler scheduler, OutputProcessor outputs) {
         this.scheduler = scheduler;
@@ -45,7 +48,26 @@ public final class EngineCore {
     }
 
     public StepPlan plan() {
-        return scheduler.schedule();
+        StepPlan plan = scheduler.schedule();
+        for (FailedRequest f : scheduler.drainFailed()) {
+            for (int i = 0; i < f.request().params().n(); i++) {
+                outputs.forget(SequenceState.seqIdOf(f.requestId(), f.request().params().n(), i));
+            }
+            failures.add(f);
+        }
+        return plan;
+    }
+
+    /** True when a plan carries nothing for the worker: every waiting sequence waits for its adapter. */
+    public static boolean isIdle(StepPlan plan) {
+        return plan.numSequences() == 0 && plan.dropped().isEmpty() && plan.copySrc().length == 0;
+    }
+
+    /** Requests that failed after being accepted (since the last call): tell their clients. */
+    public List<FailedRequest> drainFailures() {
+        List<FailedRequest> out = List.copyOf(failures);
+        failures.clear();
+        return out;
     }
 
     public List<RequestOutput> complete(StepPlan plan, StepResult result) {

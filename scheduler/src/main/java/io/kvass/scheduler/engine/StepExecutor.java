@@ -7,12 +7,16 @@ import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionStage;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
+import java.util.concurrent.TimeUnit;
 
 /**
  * Where a replica's steps run. The engine never blocks on one: it gets a future and carries on
  * receiving requests. Locally the runner has its own thread; remote workers answer over the cluster.
  */
 public interface StepExecutor extends AutoCloseable {
+
+    /** How long closing waits for a step in flight, so no two engines ever drive one backend at once. */
+    long STEP_DRAIN_SECONDS = 30;
 
     CompletionStage<StepResult> execute(StepPlan plan);
 
@@ -22,7 +26,11 @@ public interface StepExecutor extends AutoCloseable {
     @Override
     void close();
 
-    /** The model runner on a dedicated thread of its own (never a dispatcher thread). */
+    /**
+     * The model runner on a dedicated thread of its own (never a dispatcher thread). Closing it stops
+     * the thread once the step in flight (if any) is done; the backend belongs to its replica and
+     * stays open, so a restarted engine can use it again.
+     */
     static StepExecutor local(ModelRunner runner) {
         ExecutorService thread = Executors.newSingleThreadExecutor(r -> {
             Thread t = new Thread(r, "kvass-step");
@@ -42,8 +50,14 @@ public interface StepExecutor extends AutoCloseable {
 
             @Override
             public void close() {
-                thread.shutdownNow();
-                runner.close();
+                thread.shutdown();
+                try {
+                    if (!thread.awaitTermination(STEP_DRAIN_SECONDS, TimeUnit.SECONDS)) {
+                        thread.shutdownNow();
+                    }
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                }
             }
         };
     }

@@ -10,49 +10,27 @@ import io.kvass.scheduler.core.Request;
 import io.kvass.scheduler.core.SchedulerConfig;
 import io.kvass.scheduler.core.SchedulingPolicy;
 import io.kvass.scheduler.output.RequestOutput;
-import io.kvass.worker.cpu.CpuBackend;
-import io.kvass.worker.model.LoadedModel;
 import io.kvass.worker.sampling.SamplingParams;
 import io.kvass.worker.step.NewSequence;
 import io.kvass.worker.step.StepPlan;
-import io.kvass.worker.testing.Fixtures;
-import io.kvass.worker.testing.IdTokenizer;
 import io.kvass.worker.testing.ReferenceCase;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Random;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
 /** Requests through the engine (scheduler + runner + CPU backend) reproduce transformers' greedy ids. */
 class ContinuousBatchingTest {
-    private static LoadedModel model;
-    private static List<ReferenceCase.Prompt> prompts;
-
-    @BeforeAll
-    static void load() {
-        model = LoadedModel.load(Fixtures.reference("llama-gqa"));
-        prompts = ReferenceCase.load("llama-gqa", "base");
-    }
-
-    @AfterAll
-    static void close() {
-        model.close();
-    }
+    private static final List<ReferenceCase.Prompt> prompts = LlamaGqaFixture.PROMPTS;
 
     private static LocalEngine engine(int numBlocks, SchedulerConfig config) {
-        return LocalEngine.of(new CpuBackend(model, numBlocks, 16, 2), new IdTokenizer(512), config);
+        return LlamaGqaFixture.engine(numBlocks, config);
     }
 
     private static SchedulerConfig config(int maxNumSeqs, int budget) {
         return new SchedulerConfig(maxNumSeqs, budget, 256, SchedulingPolicy.FCFS, true);
-    }
-
-    private static SamplingParams greedy(int maxTokens) {
-        return SamplingParams.greedy(maxTokens).toBuilder().ignoreEos(true).build();
     }
 
     /** Token ids of each request, in order, collected from its outputs. */
@@ -74,7 +52,7 @@ class ContinuousBatchingTest {
         for (int i = 0; i < 60; i++) {
             ReferenceCase.Prompt p = prompts.get(random.nextInt(prompts.size()));
             int maxTokens = 1 + random.nextInt(p.greedy().length);
-            pending.add(Request.of("r" + i, p.ids(), greedy(maxTokens)));
+            pending.add(Request.of("r" + i, p.ids(), LlamaGqaFixture.greedy(maxTokens)));
             expected.put("r" + i, referencePrefix(p, maxTokens));
         }
         List<RequestOutput> outputs = new ArrayList<>();
@@ -113,7 +91,7 @@ class ContinuousBatchingTest {
         ReferenceCase.Prompt longest = prompts.get(3);
         assertEquals(40, longest.ids().length);
         LocalEngine engine = engine(64, config(4, 16));
-        engine.core().add(Request.of("long", longest.ids(), greedy(24)));
+        engine.core().add(Request.of("long", longest.ids(), LlamaGqaFixture.greedy(24)));
         List<Integer> chunks = new ArrayList<>();
         List<RequestOutput> outputs = new ArrayList<>();
         while (engine.core().hasWork()) {
@@ -129,18 +107,18 @@ class ContinuousBatchingTest {
     void prefixCacheComputesOnlyUncachedTokensAndOnlyWithinScope() {
         ReferenceCase.Prompt p = prompts.get(3); // 40 tokens: two full blocks can be reused
         LocalEngine engine = engine(64, config(4, 256));
-        engine.generate(List.of(Request.of("first", p.ids(), greedy(24))));
+        engine.generate(List.of(Request.of("first", p.ids(), LlamaGqaFixture.greedy(24))));
 
-        NewSequence same = admit(engine, new Request("same", p.ids(), greedy(24), CacheScope.BASE, 0, 0, 0));
+        NewSequence same = admit(engine, new Request("same", p.ids(), LlamaGqaFixture.greedy(24), CacheScope.BASE, 0, 0, 0));
         assertEquals(32, same.numComputedTokens());
         assertEquals(8, same.numScheduledTokens());
         Map<String, List<Integer>> ids = collect(drain(engine));
         assertArrayEquals(p.greedy(), ids.get("same").stream().mapToInt(Integer::intValue).toArray());
 
-        NewSequence salted = admit(engine, new Request("salted", p.ids(), greedy(4), new CacheScope(0, "tenant-b"), 0, 0, 0));
+        NewSequence salted = admit(engine, new Request("salted", p.ids(), LlamaGqaFixture.greedy(4), new CacheScope(0, "tenant-b"), 0, 0, 0));
         assertEquals(0, salted.numComputedTokens());
         drain(engine);
-        NewSequence adapter = admit(engine, new Request("adapter", p.ids(), greedy(4), new CacheScope(7, ""), 0, 0, 0));
+        NewSequence adapter = admit(engine, new Request("adapter", p.ids(), LlamaGqaFixture.greedy(4), new CacheScope(7, ""), 0, 0, 0));
         assertEquals(0, adapter.numComputedTokens());
         drain(engine);
         assertTrue(engine.core().scheduler().kvCache().prefixCacheStats().hits() >= 32);
@@ -165,7 +143,7 @@ class ContinuousBatchingTest {
     @Test
     void abortFreesBlocksAtOnce() {
         LocalEngine engine = engine(64, config(4, 256));
-        engine.core().add(Request.of("a", prompts.get(3).ids(), greedy(24)));
+        engine.core().add(Request.of("a", prompts.get(3).ids(), LlamaGqaFixture.greedy(24)));
         engine.step();
         engine.step();
         var kv = engine.core().scheduler().kvCache();
@@ -177,10 +155,9 @@ class ContinuousBatchingTest {
 
     @Test
     void priorityPolicyRunsTheMoreUrgentRequestFirst() {
-        LocalEngine engine = LocalEngine.of(new CpuBackend(model, 64, 16, 2), new IdTokenizer(512),
-                new SchedulerConfig(1, 256, 256, SchedulingPolicy.PRIORITY, true));
-        engine.core().add(new Request("later-but-urgent", prompts.get(0).ids(), greedy(2), CacheScope.BASE, 0, -1, 2));
-        engine.core().add(new Request("early", prompts.get(1).ids(), greedy(2), CacheScope.BASE, 0, 5, 1));
+        LocalEngine engine = LlamaGqaFixture.engine(64, new SchedulerConfig(1, 256, 256, SchedulingPolicy.PRIORITY, true));
+        engine.core().add(new Request("later-but-urgent", prompts.get(0).ids(), LlamaGqaFixture.greedy(2), CacheScope.BASE, 0, -1, 2));
+        engine.core().add(new Request("early", prompts.get(1).ids(), LlamaGqaFixture.greedy(2), CacheScope.BASE, 0, 5, 1));
         List<RequestOutput> outputs = new ArrayList<>();
         engine.runToCompletion(outputs::add);
         assertEquals("later-but-urgent", outputs.getFirst().requestId());

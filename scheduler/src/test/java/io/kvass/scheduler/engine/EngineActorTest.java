@@ -8,13 +8,9 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import io.kvass.scheduler.core.Request;
 import io.kvass.scheduler.core.SchedulerConfig;
 import io.kvass.scheduler.core.SchedulingPolicy;
-import io.kvass.worker.cpu.CpuBackend;
-import io.kvass.worker.model.LoadedModel;
 import io.kvass.worker.sampling.SamplingParams;
 import io.kvass.worker.step.StepPlan;
 import io.kvass.worker.step.StepResult;
-import io.kvass.worker.testing.Fixtures;
-import io.kvass.worker.testing.IdTokenizer;
 import io.kvass.worker.testing.ReferenceCase;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -28,33 +24,19 @@ import org.apache.pekko.actor.testkit.typed.javadsl.ActorTestKit;
 import org.apache.pekko.actor.testkit.typed.javadsl.TestProbe;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
 class EngineActorTest {
     private static final ActorTestKit KIT = ActorTestKit.create();
-    private static LoadedModel model;
-    private static List<ReferenceCase.Prompt> prompts;
-
-    @BeforeAll
-    static void load() {
-        model = LoadedModel.load(Fixtures.reference("llama-gqa"));
-        prompts = ReferenceCase.load("llama-gqa", "base");
-    }
+    private static final List<ReferenceCase.Prompt> prompts = LlamaGqaFixture.PROMPTS;
 
     @AfterAll
     static void close() {
         KIT.shutdownTestKit();
-        model.close();
     }
 
     private static LocalEngine local(int blocks) {
-        return LocalEngine.of(new CpuBackend(model, blocks, 16, 2), new IdTokenizer(512),
-                new SchedulerConfig(8, 64, 256, SchedulingPolicy.FCFS, true));
-    }
-
-    private static SamplingParams greedy(int maxTokens) {
-        return SamplingParams.greedy(maxTokens).toBuilder().ignoreEos(true).build();
+        return LlamaGqaFixture.engine(blocks, new SchedulerConfig(8, 64, 256, SchedulingPolicy.FCFS, true));
     }
 
     /** Collects one request's token ids until its finish. */
@@ -78,7 +60,7 @@ class EngineActorTest {
         for (int i = 0; i < 8; i++) {
             TestProbe<Engine.Event> probe = KIT.createTestProbe();
             probes.put(i, probe);
-            engine.tell(new Engine.Submit(Request.of("r" + i, prompts.get(i % 4).ids(), greedy(24)), probe.getRef()));
+            engine.tell(new Engine.Submit(Request.of("r" + i, prompts.get(i % 4).ids(), LlamaGqaFixture.greedy(24)), probe.getRef()));
         }
         for (int i = 0; i < 8; i++) {
             assertArrayEquals(prompts.get(i % 4).greedy(), tokensUntilFinish(probes.get(i)), "r" + i);
@@ -95,7 +77,7 @@ class EngineActorTest {
         LocalEngine local = local(64);
         ActorRef<Engine.Command> engine = KIT.spawn(Engine.create(local.core(), StepExecutor.local(local.runner())));
         TestProbe<Engine.Event> probe = KIT.createTestProbe();
-        engine.tell(new Engine.Submit(Request.of("long", new int[300], greedy(4)), probe.getRef()));
+        engine.tell(new Engine.Submit(Request.of("long", new int[300], LlamaGqaFixture.greedy(4)), probe.getRef()));
         Engine.Rejected r = probe.expectMessageClass(Engine.Rejected.class);
         assertTrue(r.reason().contains("maximum context length"), r.reason());
     }
@@ -126,7 +108,7 @@ class EngineActorTest {
         };
         ActorRef<Engine.Command> engine = KIT.spawn(Engine.create(local.core(), flaky));
         TestProbe<Engine.Event> probe = KIT.createTestProbe();
-        engine.tell(new Engine.Submit(Request.of("r", prompts.get(2).ids(), greedy(24)), probe.getRef()));
+        engine.tell(new Engine.Submit(Request.of("r", prompts.get(2).ids(), LlamaGqaFixture.greedy(24)), probe.getRef()));
         assertArrayEquals(prompts.get(2).greedy(), tokensUntilFinish(probe));
         assertTrue(calls.get() > 24, "the failed step was retried");
     }

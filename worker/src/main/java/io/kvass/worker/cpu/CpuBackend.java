@@ -3,6 +3,9 @@ package io.kvass.worker.cpu;
 import io.kvass.worker.backend.Backend;
 import io.kvass.worker.backend.LogitsMode;
 import io.kvass.worker.backend.SequenceForward;
+import io.kvass.worker.lora.LoraCapacity;
+import io.kvass.worker.lora.LoraTarget;
+import io.kvass.worker.lora.LoraWeights;
 import io.kvass.worker.model.LoadedModel;
 import io.kvass.worker.model.ModelConfig;
 import java.lang.foreign.Arena;
@@ -13,6 +16,8 @@ import java.util.List;
  * The CPU backend: a Llama-family forward pass in fp32 over a batch of sequences at different positions,
  * K/V kept in pages addressed through each sequence's block table. All new tokens of the batch are
  * flattened into one {@code [numTokens, hidden]} activation so every weight is streamed once per step.
+ * Each sequence may name a LoRA adapter slot; its tokens then get their adapter's update on every
+ * adapted projection ({@link CpuLora}), so one step mixes the base model and many adapters.
  */
 public final class CpuBackend implements Backend {
     private final ModelConfig config;
@@ -21,9 +26,18 @@ public final class CpuBackend implements Backend {
     private final CpuKvCache cache;
     private final CpuThreads threads;
     private final float[][] ropeFreqs;
+    private final LoraCapacity loraCapacity;
+    private final CpuLora lora;
 
     public CpuBackend(LoadedModel model, int numKvBlocks, int blockSize, int threads) {
+        this(model, numKvBlocks, blockSize, threads, LoraCapacity.NONE);
+    }
+
+    /** With {@code lora.maxLoras()} adapter slots of rank up to {@code lora.maxRank()}. */
+    public CpuBackend(LoadedModel model, int numKvBlocks, int blockSize, int threads, LoraCapacity lora) {
         this.config = model.config();
+        this.loraCapacity = lora;
+        this.lora = new CpuLora(config, lora);
         this.weights = CpuWeights.of(model.tensors(), arena);
         this.cache = new CpuKvCache(config.numLayers(), numKvBlocks, blockSize, config.kvDim());
         this.threads = new CpuThreads(threads);
@@ -56,6 +70,27 @@ public final class CpuBackend implements Backend {
     }
 
     @Override
+    public int maxLoras() {
+        return loraCapacity.maxLoras();
+    }
+
+    @Override
+    public int maxLoraRank() {
+        return loraCapacity.maxRank();
+    }
+
+    /** The CPU's "device" memory is the host's: the slot references the decoded weights, no copy. */
+    @Override
+    public void loadAdapter(int slot, LoraWeights weights) {
+        lora.load(slot, weights);
+    }
+
+    @Override
+    public void unloadAdapter(int slot) {
+        lora.unload(slot);
+    }
+
+    @Override
     public void copyBlocks(int[] src, int[] dst) {
         for (int i = 0; i < src.length; i++) {
             cache.copyBlock(src[i], dst[i]);
@@ -65,6 +100,7 @@ public final class CpuBackend implements Backend {
     @Override
     public List<float[][]> forward(List<SequenceForward> batch) {
         Step step = Step.of(batch, config, cache);
+        CpuLora.Groups adapters = lora.group(batch, step);
         int hidden = config.hiddenSize(), n = step.numTokens;
         float[] x = new float[n * hidden];           // [n, hidden] residual stream
         for (int t = 0; t < n; t++) {
@@ -81,39 +117,54 @@ public final class CpuBackend implements Backend {
         Attention attention = new Attention(config, cache, threads);
         for (int layer = 0; layer < config.numLayers(); layer++) {
             CpuWeights.Layer w = weights.layers().get(layer);
+            Projector p = new Projector(layer, n, adapters);
             normRows(x, w.attnNorm(), xn, n);
-            project(w.q(), xn, n, q, w.qBias());
-            project(w.k(), xn, n, k, w.kBias());
-            project(w.v(), xn, n, v, w.vBias());
+            p.project(LoraTarget.Q_PROJ, w.q(), xn, q, w.qBias());
+            p.project(LoraTarget.K_PROJ, w.k(), xn, k, w.kBias());
+            p.project(LoraTarget.V_PROJ, w.v(), xn, v, w.vBias());
             Rope.apply(q, config.numHeads(), k, config.numKvHeads(), config.headDim(), step.positions, ropeFreqs[0]);
             attention.write(layer, step, k, v);
             attention.compute(layer, step, q, attn);
-            threads.multiply(w.o(), attn, n, out);
+            p.project(LoraTarget.O_PROJ, w.o(), attn, out, null);
             VectorMath.add(x, out, n * hidden);
 
             normRows(x, w.ffnNorm(), xn, n);
-            threads.multiply(w.gate(), xn, n, gate);
-            threads.multiply(w.up(), xn, n, up);
+            p.project(LoraTarget.GATE_PROJ, w.gate(), xn, gate, null);
+            p.project(LoraTarget.UP_PROJ, w.up(), xn, up, null);
             VectorMath.siluMul(gate, up, n * config.intermediateSize());
-            threads.multiply(w.down(), gate, n, out);
+            p.project(LoraTarget.DOWN_PROJ, w.down(), gate, out, null);
             VectorMath.add(x, out, n * hidden);
         }
         return logits(batch, step, x);
+    }
+
+    /** One layer's projections of {@code n} token rows: {@code out = x W^T (+ bias) (+ each token's LoRA update)}. */
+    private final class Projector {
+        private final int layer;
+        private final int n;
+        private final CpuLora.Groups adapters;
+
+        Projector(int layer, int n, CpuLora.Groups adapters) {
+            this.layer = layer;
+            this.n = n;
+            this.adapters = adapters;
+        }
+
+        void project(LoraTarget target, Matrix w, float[] x, float[] out, float[] bias) {
+            threads.multiply(w, x, n, out);
+            if (bias != null) {
+                for (int t = 0; t < n; t++) {
+                    VectorMath.axpy(1f, bias, 0, out, t * bias.length, bias.length);
+                }
+            }
+            lora.apply(adapters, layer, target, x, out, threads);
+        }
     }
 
     private void normRows(float[] x, float[] weight, float[] out, int n) {
         int hidden = config.hiddenSize();
         for (int t = 0; t < n; t++) {
             VectorMath.rmsNorm(x, t * hidden, weight, config.rmsNormEps(), out, t * hidden, hidden);
-        }
-    }
-
-    private void project(Matrix w, float[] x, int n, float[] out, float[] bias) {
-        threads.multiply(w, x, n, out);
-        if (bias != null) {
-            for (int t = 0; t < n; t++) {
-                VectorMath.axpy(1f, bias, 0, out, t * bias.length, bias.length);
-            }
         }
     }
 

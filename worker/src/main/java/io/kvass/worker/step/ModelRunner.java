@@ -16,8 +16,9 @@ import java.util.Map;
 /**
  * The worker's side of a step: keeps each sequence's tokens, block table and sampler state, turns
  * a {@link StepPlan} into one backend forward pass, and samples. Single-threaded: its owner calls it.
+ * NOTE: the backend is borrowed: the replica that created it closes it.
  */
-public final class ModelRunner implements AutoCloseable {
+public final class ModelRunner {
     private final Backend backend;
     private final Sampler sampler;
     private final int[] eosTokenIds;
@@ -127,10 +128,5 @@ public final class ModelRunner implements AutoCloseable {
     /** Sequences this runner holds state for (should be zero once the engine drains). */
     public int numSequences() {
         return sequences.size();
-    }
-
-    @Override
-    public void close() {
-        backend.close();
     }
 }

@@ -20,6 +20,11 @@ public final class GreedyRunner {
     }
 
     public static List<Result> run(Backend backend, List<int[]> prompts, int steps) {
+        return run(backend, prompts, new int[prompts.size()], steps);
+    }
+
+    /** As {@link #run(Backend, List, int)}, prompt {@code s} running on LoRA slot {@code adapterSlots[s]} (0 = base). */
+    public static List<Result> run(Backend backend, List<int[]> prompts, int[] adapterSlots, int steps) {
         int bs = backend.blockSize();
         int blocksEach = (prompts.stream().mapToInt(p -> p.length).max().orElse(0) + steps + bs - 1) / bs;
         if (blocksEach * prompts.size() > backend.numKvBlocks()) {
@@ -35,7 +40,7 @@ public final class GreedyRunner {
         }
         List<SequenceForward> prefill = new ArrayList<>();
         for (int s = 0; s < prompts.size(); s++) {
-            prefill.add(new SequenceForward(prompts.get(s), 0, tables.get(s), LogitsMode.ALL));
+            prefill.add(new SequenceForward(prompts.get(s), 0, tables.get(s), LogitsMode.ALL, adapterSlots[s]));
         }
         List<float[][]> prefillLogits = backend.forward(prefill);
         int[][] greedy = new int[prompts.size()][steps];
@@ -49,7 +54,8 @@ public final class GreedyRunner {
             List<SequenceForward> batch = new ArrayList<>();
             for (int s = 0; s < prompts.size(); s++) {
                 int pos = prompts.get(s).length + step - 1;
-                batch.add(new SequenceForward(new int[] {greedy[s][step - 1]}, pos, tables.get(s), LogitsMode.LAST));
+                batch.add(new SequenceForward(new int[] {greedy[s][step - 1]}, pos, tables.get(s), LogitsMode.LAST,
+                        adapterSlots[s]));
             }
             List<float[][]> logits = backend.forward(batch);
             for (int s = 0; s < prompts.size(); s++) {

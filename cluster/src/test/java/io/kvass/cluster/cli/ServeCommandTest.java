@@ -1,0 +1,127 @@
+package io.kvass.cluster.cli;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.kvass.cluster.node.ServeSettings;
+import io.kvass.scheduler.core.SchedulingPolicy;
+import io.kvass.worker.testing.Fixtures;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+
+/** {@code kvass serve}'s configuration: reference.conf defaults, a --config file over them, flags over both. */
+class ServeCommandTest {
+    private static final String MODEL = Fixtures.stories260K().toString();
+
+    private static ServeSettings settings(String... flags) {
+        List<String> args = new ArrayList<>(List.of("serve"));
+        args.addAll(List.of(flags));
+        return ServeCommand.settings(args.toArray(String[]::new));
+    }
+
+    private static String refusal(String... flags) {
+        return assertThrows(CliException.class, () -> settings(flags)).getMessage();
+    }
+
+    @Test
+    void defaultsComeFromReferenceConf() {
+        ServeSettings s = settings("--model", MODEL);
+        assertEquals("stories260K", s.servedModelName());
+        assertEquals(8000, s.http().port());
+        assertEquals("0.0.0.0", s.http().host());
+        assertTrue(s.http().apiKey().isEmpty());
+        assertEquals(256, s.engine().maxNumSeqs());
+        assertEquals(2048, s.engine().maxNumBatchedTokens());
+        assertEquals(SchedulingPolicy.FCFS, s.engine().policy());
+        assertTrue(s.engine().enablePrefixCaching());
+        assertEquals(16, s.replica().blockSize());
+        assertEquals(512L << 20, s.replica().kvCacheBytes());
+        assertEquals(0, s.replica().maxModelLen());
+        assertEquals(Duration.ofSeconds(30), s.http().drainTimeout());
+        assertEquals(8L << 20, s.http().maxBodyBytes());
+        // The ActorSystem's settings derived from them: a cluster node on loopback that never passivates replicas.
+        assertEquals("cluster", s.config().getString("pekko.actor.provider"));
+        assertEquals("127.0.0.1", s.config().getString("pekko.remote.artery.canonical.hostname"));
+        assertEquals("none", s.config().getString("pekko.cluster.sharding.passivation.strategy"));
+        assertTrue(s.config().getDuration("pekko.coordinated-shutdown.phases.service-requests-done.timeout")
+                .compareTo(Duration.ofSeconds(30)) > 0, "the drain fits in its shutdown phase");
+    }
+
+    @Test
+    void flagsOverrideTheConfigFileWhichOverridesDefaults(@TempDir Path dir) throws IOException {
+        Path conf = dir.resolve("kvass.conf");
+        Files.writeString(conf, """
+                kvass {
+                  max-num-seqs = 32
+                  block-size = 32
+                  http { port = 9000, api-key = "from-file", max-waiting = 7 }
+                  scheduling-policy = priority
+                }
+                pekko.loglevel = DEBUG
+                """);
+        ServeSettings s = settings("--model", MODEL, "--config", conf.toString(), "--port", "9100",
+                "--served-model-name", "tiny", "--kv-cache-memory", "64M", "--max-model-len", "256",
+                "--no-enable-prefix-caching", "--api-key", "sk-1");
+        assertEquals(9100, s.http().port(), "flag over file");
+        assertEquals(32, s.engine().maxNumSeqs(), "file over default");
+        assertEquals(32, s.replica().blockSize());
+        assertEquals(7, s.http().maxWaiting());
+        assertEquals("sk-1", s.http().apiKey().orElseThrow());
+        assertEquals("tiny", s.servedModelName());
+        assertEquals(64L << 20, s.replica().kvCacheBytes());
+        assertEquals(256, s.replica().maxModelLen());
+        assertEquals(SchedulingPolicy.PRIORITY, s.engine().policy());
+        assertTrue(!s.engine().enablePrefixCaching());
+        assertEquals("DEBUG", s.config().getString("pekko.loglevel"), "pekko settings pass through --config");
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @CsvSource(delimiter = '|', textBlock = """
+            --bogus 1                                   | unknown flag --bogus
+            --port abc                                  | --port expects an integer
+            --port 70000                                | --port: must be in 0..65535
+            --max-num-seqs 0                            | --max-num-seqs: must be at least 1
+            --max-num-batched-tokens -5                 | --max-num-batched-tokens: must be at least 1
+            --max-waiting 0                             | --max-waiting: must be at least 1
+            --block-size 12                             | --block-size
+            --kv-cache-memory lots                      | --kv-cache-memory expects an integer
+            --gpu-memory-utilization 0.5                | --gpu-memory-utilization: applies to --device cuda only
+            --gpu-memory-utilization 1.5                | --gpu-memory-utilization must be in (0, 1]
+            --kv-cache-memory 1G --gpu-memory-utilization 0.9 | not both
+            --device tpu                                | --device: unknown device 'tpu'
+            --scheduling-policy lifo                    | --scheduling-policy: must be fcfs or priority
+            --config /nonexistent.conf                  | --config: no such file
+            --port                                      | --port needs a value
+            """)
+    void badFlagsAreRefusedWithAMessageNamingThem(String flags, String expected) {
+        List<String> args = new ArrayList<>(List.of("--model", MODEL));
+        args.addAll(List.of(flags.trim().split("\\s+")));
+        String message = refusal(args.toArray(String[]::new));
+        assertTrue(message.contains(expected), message);
+    }
+
+    @Test
+    void modelIsRequiredAndMustExist() {
+        assertTrue(refusal().contains("--model"));
+        assertTrue(refusal("--model", "/no/such/model").contains("not a directory"));
+    }
+
+    @Test
+    void badValuesInTheConfigFileNameTheirKey(@TempDir Path dir) throws IOException {
+        Path conf = dir.resolve("bad.conf");
+        Files.writeString(conf, "kvass.max-num-seqs = many\n");
+        String message = refusal("--model", MODEL, "--config", conf.toString());
+        assertTrue(message.startsWith("kvass.max-num-seqs"), message);
+        Files.writeString(conf, "kvass { http { port = \n");
+        assertTrue(refusal("--model", MODEL, "--config", conf.toString()).startsWith("--config"));
+    }
+}

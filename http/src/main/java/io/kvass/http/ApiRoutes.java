@@ -1,0 +1,405 @@
+package io.kvass.http;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.JsonNodeFactory;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.kvass.http.api.ApiError;
+import io.kvass.http.api.GenerationJob;
+import io.kvass.http.api.JsonRequest;
+import io.kvass.http.api.RequestParser;
+import io.kvass.http.metrics.ServingMetrics;
+import io.kvass.http.stream.ActiveStreams;
+import io.kvass.http.stream.JsonWriter;
+import io.kvass.http.stream.RequestStream;
+import io.kvass.http.stream.ResponseWriter;
+import io.kvass.http.stream.SseWriter;
+import io.kvass.scheduler.engine.Engine;
+import io.kvass.scheduler.engine.EngineStats;
+import java.nio.charset.StandardCharsets;
+import java.security.MessageDigest;
+import java.time.Duration;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.Set;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionException;
+import java.util.concurrent.CompletionStage;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.function.Function;
+import java.util.function.Supplier;
+import org.apache.pekko.NotUsed;
+import org.apache.pekko.actor.typed.ActorRef;
+import org.apache.pekko.actor.typed.ActorSystem;
+import org.apache.pekko.actor.typed.Props;
+import org.apache.pekko.actor.typed.javadsl.AskPattern;
+import org.apache.pekko.http.javadsl.model.ContentType;
+import org.apache.pekko.http.javadsl.model.ContentTypes;
+import org.apache.pekko.http.javadsl.model.HttpEntities;
+import org.apache.pekko.http.javadsl.model.HttpMethod;
+import org.apache.pekko.http.javadsl.model.HttpMethods;
+import org.apache.pekko.http.javadsl.model.HttpResponse;
+import org.apache.pekko.http.javadsl.model.MediaTypes;
+import org.apache.pekko.http.javadsl.model.headers.RawHeader;
+import org.apache.pekko.http.javadsl.server.AllDirectives;
+import org.apache.pekko.http.javadsl.server.ExceptionHandler;
+import org.apache.pekko.http.javadsl.server.PathMatchers;
+import org.apache.pekko.http.javadsl.server.Route;
+import org.apache.pekko.http.scaladsl.model.EntityStreamSizeException;
+import org.apache.pekko.stream.javadsl.Source;
+import org.apache.pekko.util.ByteString;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The HTTP surface: OpenAI's {@code /v1} API, vLLM's extras ({@code /tokenize}, {@code /detokenize},
+ * {@code /health}, {@code /version}, {@code /metrics}) and {@code /admin}. Routes only validate and
+ * translate; each generation request is handed to its own {@link RequestStream} actor.
+ */
+final class ApiRoutes extends AllDirectives {
+    private static final Logger LOG = LoggerFactory.getLogger(ApiRoutes.class);
+    private static final ContentType EVENT_STREAM = MediaTypes.TEXT_EVENT_STREAM.toContentType();
+    private static final ContentType PROMETHEUS = ContentTypes.parse("text/plain; version=0.0.4; charset=utf-8");
+    private static final Duration ASK_TIMEOUT = Duration.ofSeconds(5);
+    private static final Duration BODY_TIMEOUT = Duration.ofSeconds(30);
+
+    private final ActorSystem<?> system;
+    private final HttpSettings settings;
+    private final Map<String, ServedModel> models = new LinkedHashMap<>();
+    private final ServingMetrics metrics;
+    private final ActiveStreams streams;
+    private final RequestParser parser;
+    private final AtomicBoolean draining = new AtomicBoolean();
+    private final long startedAt = System.currentTimeMillis() / 1000;
+
+    ApiRoutes(ActorSystem<?> system, HttpSettings settings, List<ServedModel> served, ServingMetrics metrics,
+              ActiveStreams streams) {
+        this.system = system;
+        this.settings = settings;
+        served.forEach(m -> models.put(m.name(), m));
+        if (models.isEmpty()) {
+            throw new IllegalArgumentException("no model to serve");
+        }
+        this.metrics = metrics;
+        this.streams = streams;
+        this.parser = new RequestParser(this::model);
+        models.keySet().forEach(metrics::register);
+    }
+
+    /** From now on generation requests get 503: the server is shutting down. */
+    void startDraining() {
+        draining.set(true);
+    }
+
+    Route route() {
+        return handleExceptions(exceptions(), () -> concat(
+                path("health", () -> endpoint(HttpMethods.GET, this::health)),
+                path("version", () -> endpoint(HttpMethods.GET, this::version)),
+                path("metrics", () -> endpoint(HttpMethods.GET, this::metricsText)),
+                path("tokenize", () -> endpoint(HttpMethods.POST, this::tokenize)),
+                path("detokenize", () -> endpoint(HttpMethods.POST, this::detokenize)),
+                pathPrefix("v1", () -> authenticated(() -> concat(
+                        path("models", () -> endpoint(HttpMethods.GET, this::listModels)),
+                        path("completions", () -> endpoint(HttpMethods.POST,
+                                () -> generate(GenerationJob.Kind.COMPLETION))),
+                        path(PathMatchers.segment("chat").slash("completions"), () -> endpoint(HttpMethods.POST,
+                                () -> generate(GenerationJob.Kind.CHAT))),
+                        notFound()))),
+                pathPrefix("admin", () -> authenticated(() -> concat(
+                        path("replicas", () -> endpoint(HttpMethods.GET, this::replicas)),
+                        notFound()))),
+                notFound()));
+    }
+
+    // ---- endpoints ----
+
+    private Route generate(GenerationJob.Kind kind) {
+        return withBody(body -> {
+            long arrival = System.nanoTime();
+            if (draining.get()) {
+                throw ApiError.overloaded("The server is shutting down.");
+            }
+            JsonRequest request = JsonRequest.parse(body);
+            GenerationJob job = kind == GenerationJob.Kind.CHAT ? parser.chat(request) : parser.completion(request);
+            return onComplete(admit(job.model()), admitted -> {
+                if (admitted.isFailure()) {
+                    throw unwrap(admitted.failed().get());
+                }
+                return job.stream() ? stream(job, arrival) : respond(job, arrival);
+            });
+        });
+    }
+
+    /** Refuses work while the replica's waiting queue is at its limit (the client should retry later). */
+    private CompletionStage<EngineStats> admit(ServedModel model) {
+        return stats(model).handle((s, failure) -> {
+            if (failure != null) {
+                throw ApiError.overloaded("The model replica of " + model.name() + " is not available.");
+            }
+            if (s.numWaiting() >= settings.maxWaiting()) {
+                throw ApiError.overloaded("The server is overloaded: " + s.numWaiting()
+                        + " requests are waiting. Retry later.");
+            }
+            return s;
+        });
+    }
+
+    private Route stream(GenerationJob job, long arrival) {
+        int buffer = (int) Math.min(1 << 16, job.prompts().stream().mapToLong(p -> p.params().maxTokens()).sum()
+                * job.n() + 2L * job.numChoices() + 8);
+        Source<ByteString, NotUsed> source = Source.<ByteString>queue(buffer)
+                .mapMaterializedValue(queue -> {
+                    streams.bodyOpened();
+                    SseWriter writer = new SseWriter(job, queue);
+                    return new Opened(writer, spawn(job, writer, arrival));
+                })
+                .watchTermination((opened, done) -> {
+                    done.whenComplete((d, failure) -> {
+                        streams.bodyClosed();
+                        if (!opened.writer().completed()) {
+                            opened.stream().tell(RequestStream.ClientGone.INSTANCE);
+                        }
+                    });
+                    return NotUsed.getInstance();
+                });
+        return complete(HttpResponse.create()
+                .addHeader(RawHeader.create("Cache-Control", "no-cache"))
+                .withEntity(HttpEntities.createChunked(EVENT_STREAM, source)));
+    }
+
+    private record Opened(SseWriter writer, ActorRef<RequestStream.Command> stream) {
+    }
+
+    private Route respond(GenerationJob job, long arrival) {
+        CompletableFuture<ObjectNode> body = new CompletableFuture<>();
+        ActorRef<RequestStream.Command> stream = spawn(job, new JsonWriter(job, body), arrival);
+        // Past request-timeout nobody will read the answer: free the replica's work now.
+        return withRequestTimeoutResponse(request -> {
+            stream.tell(RequestStream.ClientGone.INSTANCE);
+            return error(ApiError.timeout(settings.requestTimeout()));
+        }, () -> completeWithFuture(body.handle((json, failure) -> failure == null ? json(json)
+                : error(unwrap(failure)))));
+    }
+
+    private ActorRef<RequestStream.Command> spawn(GenerationJob job, ResponseWriter writer,
+                                                  long arrival) {
+        return system.systemActorOf(RequestStream.create(job, writer, metrics, streams, arrival), "request-" + job.id(),
+                Props.empty());
+    }
+
+    private Route listModels() {
+        ObjectNode list = JsonNodeFactory.instance.objectNode();
+        list.put("object", "list");
+        ArrayNode data = list.putArray("data");
+        for (ServedModel m : models.values()) {
+            ObjectNode model = data.addObject();
+            model.put("id", m.name());
+            model.put("object", "model");
+            model.put("created", startedAt);
+            model.put("owned_by", "kvass");
+            model.put("root", m.root());
+            model.putNull("parent");
+            model.put("max_model_len", m.maxModelLen());
+            model.putArray("permission");
+        }
+        return complete(json(list));
+    }
+
+    private Route tokenize() {
+        return withBody(body -> {
+            JsonRequest request = JsonRequest.parse(body);
+            ServedModel model = model(request.string("model"));
+            int[] tokens = parser.tokenize(request, model);
+            ObjectNode out = JsonNodeFactory.instance.objectNode();
+            out.put("count", tokens.length);
+            out.put("max_model_len", model.maxModelLen());
+            ArrayNode array = out.putArray("tokens");
+            for (int t : tokens) {
+                array.add(t);
+            }
+            out.putNull("token_strs");
+            return complete(json(out));
+        });
+    }
+
+    private Route detokenize() {
+        return withBody(body -> {
+            JsonRequest request = JsonRequest.parse(body);
+            request.allowOnly(Set.of("model", "tokens"));
+            ServedModel model = model(request.string("model"));
+            if (!request.has("tokens")) {
+                throw ApiError.invalid("`tokens` is required.", "tokens");
+            }
+            List<Integer> tokens = request.intList("tokens");
+            int[] ids = new int[tokens.size()];
+            for (int i = 0; i < ids.length; i++) {
+                ids[i] = tokens.get(i);
+                if (ids[i] < 0 || ids[i] >= model.vocabSize()) {
+                    throw ApiError.invalid("Token id " + ids[i] + " is out of vocabulary.", "tokens");
+                }
+            }
+            ObjectNode out = JsonNodeFactory.instance.objectNode();
+            out.put("prompt", model.tokenizer().decode(ids, false));
+            return complete(json(out));
+        });
+    }
+
+    private Route health() {
+        return onComplete(allStats(), t -> {
+            boolean up = t.isSuccess() && t.get().values().stream().allMatch(Optional::isPresent);
+            return up ? complete(HttpResponse.create().withStatus(200))
+                    : complete(error(ApiError.overloaded("A model replica is not available.")));
+        });
+    }
+
+    private Route version() {
+        ObjectNode out = JsonNodeFactory.instance.objectNode();
+        out.put("version", Version.get());
+        return complete(json(out));
+    }
+
+    private Route metricsText() {
+        return onComplete(allStats(), t -> {
+            if (t.isSuccess()) {
+                t.get().forEach((model, stats) -> stats.ifPresent(s -> metrics.engineStats(model, s)));
+            }
+            return complete(HttpResponse.create().withEntity(HttpEntities.create(PROMETHEUS, metrics.scrape())));
+        });
+    }
+
+    private Route replicas() {
+        return onComplete(allStats(), t -> {
+            ObjectNode out = JsonNodeFactory.instance.objectNode();
+            ArrayNode array = out.putArray("replicas");
+            t.get().forEach((model, stats) -> {
+                ObjectNode r = array.addObject();
+                r.put("model", model);
+                r.put("available", stats.isPresent());
+                stats.ifPresent(s -> {
+                    r.put("num_requests_running", s.numRunning());
+                    r.put("num_requests_waiting", s.numWaiting());
+                    r.put("num_kv_blocks", s.numKvBlocks());
+                    r.put("num_free_kv_blocks", s.numFreeKvBlocks());
+                    r.put("kv_cache_usage", s.kvUsage());
+                    r.put("prefix_cache_queries", s.prefixCacheQueries());
+                    r.put("prefix_cache_hits", s.prefixCacheHits());
+                    r.put("num_preemptions", s.numPreemptions());
+                });
+            });
+            out.put("active_streams", streams.size());
+            return complete(json(out));
+        });
+    }
+
+    // ---- plumbing ----
+
+    private ServedModel model(Optional<String> name) {
+        if (name.isEmpty()) {
+            return models.values().iterator().next();
+        }
+        ServedModel m = models.get(name.get());
+        if (m == null) {
+            throw ApiError.modelNotFound(name.get());
+        }
+        return m;
+    }
+
+    private CompletionStage<EngineStats> stats(ServedModel model) {
+        return AskPattern.ask(model.replica(), Engine.GetStats::new, ASK_TIMEOUT, system.scheduler());
+    }
+
+    /** Every model's stats, empty for a replica that did not answer. */
+    private CompletionStage<Map<String, Optional<EngineStats>>> allStats() {
+        Map<String, CompletableFuture<Optional<EngineStats>>> asks = new LinkedHashMap<>();
+        models.forEach((name, m) -> asks.put(name, stats(m).toCompletableFuture()
+                .thenApply(Optional::of).exceptionally(e -> Optional.empty())));
+        return CompletableFuture.allOf(asks.values().toArray(CompletableFuture[]::new)).thenApply(v -> {
+            Map<String, Optional<EngineStats>> out = new LinkedHashMap<>();
+            asks.forEach((name, f) -> out.put(name, f.join()));
+            return out;
+        });
+    }
+
+    private Route endpoint(HttpMethod method, Supplier<Route> inner) {
+        return concat(method(method, inner), extractMethod(m -> extractUri(uri ->
+                complete(error(ApiError.methodNotAllowed(m.name(), uri.path()))))));
+    }
+
+    private Route notFound() {
+        return extractUri(uri -> complete(error(ApiError.notFound(uri.path()))));
+    }
+
+    private Route authenticated(Supplier<Route> inner) {
+        if (settings.apiKey().isEmpty()) {
+            return inner.get();
+        }
+        byte[] expected = ("Bearer " + settings.apiKey().get()).getBytes(StandardCharsets.UTF_8);
+        return optionalHeaderValueByName("Authorization", header -> {
+            boolean ok = header.map(h -> MessageDigest.isEqual(h.trim().getBytes(StandardCharsets.UTF_8), expected))
+                    .orElse(false);
+            return ok ? inner.get() : complete(error(ApiError.unauthorized()));
+        });
+    }
+
+    /** The whole request body, at most max-body-size bytes (else 413). */
+    private Route withBody(Function<byte[], Route> inner) {
+        return extractRequestEntity(entity -> extractMaterializer(mat -> onComplete(
+                entity.withSizeLimit(settings.maxBodyBytes()).toStrict(BODY_TIMEOUT.toMillis(), mat), strict -> {
+                    if (strict.isFailure()) {
+                        Throwable cause = unwrapCause(strict.failed().get());
+                        if (cause instanceof EntityStreamSizeException) {
+                            throw ApiError.tooLarge(settings.maxBodyBytes());
+                        }
+                        throw ApiError.invalid("The request body could not be read: " + cause.getMessage());
+                    }
+                    return inner.apply(strict.get().getData().toArray());
+                })));
+    }
+
+    private ExceptionHandler exceptions() {
+        return ExceptionHandler.newBuilder()
+                .match(ApiError.class, e -> complete(error(e)))
+                .match(CompletionException.class, e -> complete(error(unwrap(e))))
+                .matchAny(e -> {
+                    LOG.error("request failed", e);
+                    return complete(error(ApiError.internal("Internal error: " + e)));
+                })
+                .build();
+    }
+
+    private static ApiError unwrap(Throwable t) {
+        Throwable cause = unwrapCause(t);
+        if (cause instanceof ApiError e) {
+            return e;
+        }
+        LOG.error("request failed", cause);
+        return ApiError.internal("Internal error: " + cause);
+    }
+
+    private static Throwable unwrapCause(Throwable t) {
+        Throwable cause = t;
+        while ((cause instanceof CompletionException || cause instanceof java.util.concurrent.ExecutionException)
+                && cause.getCause() != null) {
+            cause = cause.getCause();
+        }
+        return cause;
+    }
+
+    static HttpResponse json(JsonNode body) {
+        return HttpResponse.create().withEntity(HttpEntities.create(ContentTypes.APPLICATION_JSON,
+                body.toString().getBytes(StandardCharsets.UTF_8)));
+    }
+
+    static HttpResponse error(ApiError e) {
+        HttpResponse response = json(e.toJson()).withStatus(e.status());
+        if (e.status() == 503) {
+            response = response.addHeader(RawHeader.create("Retry-After", "1"));
+        }
+        if (e.status() == 401) {
+            response = response.addHeader(RawHeader.create("WWW-Authenticate", "Bearer"));
+        }
+        return response;
+    }
+}

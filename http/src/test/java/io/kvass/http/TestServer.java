@@ -1,0 +1,103 @@
+package io.kvass.http;
+
+import com.typesafe.config.ConfigFactory;
+import io.kvass.http.metrics.ServingMetrics;
+import io.kvass.scheduler.core.SchedulerConfig;
+import io.kvass.scheduler.core.SchedulingPolicy;
+import io.kvass.scheduler.engine.Engine;
+import io.kvass.scheduler.engine.LocalEngine;
+import io.kvass.scheduler.engine.StepExecutor;
+import io.kvass.worker.ModelReplica;
+import io.kvass.worker.ReplicaOptions;
+import io.kvass.worker.step.StepPlan;
+import io.kvass.worker.step.StepResult;
+import io.kvass.worker.testing.Fixtures;
+import java.net.URI;
+import java.time.Duration;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionStage;
+import java.util.concurrent.TimeUnit;
+import org.apache.pekko.actor.typed.ActorRef;
+import org.apache.pekko.actor.typed.ActorSystem;
+import org.apache.pekko.actor.typed.Props;
+import org.apache.pekko.actor.typed.javadsl.Behaviors;
+
+/**
+ * stories260K behind a real server on 127.0.0.1:0: the replica's Engine actor spawned directly (the
+ * cluster module reaches it through Cluster Sharding instead), optionally slowed down per step so
+ * that tests can act while a request runs.
+ */
+final class TestServer implements AutoCloseable {
+    static final String MODEL = "stories260K";
+
+    final ActorSystem<Void> system;
+    final ModelReplica replica;
+    final ActorRef<Engine.Command> engine;
+    final HttpServer server;
+    final ServingMetrics metrics = new ServingMetrics();
+    final URI base;
+
+    private TestServer(HttpSettings settings, int maxNumSeqs, Duration stepDelay) {
+        system = ActorSystem.create(Behaviors.empty(), "kvass-http-test", ConfigFactory.parseString("""
+                pekko.loggers = ["org.apache.pekko.event.slf4j.Slf4jLogger"]
+                pekko.logging-filter = "org.apache.pekko.event.slf4j.Slf4jLoggingFilter"
+                pekko.loglevel = INFO
+                pekko.log-dead-letters = off
+                pekko.coordinated-shutdown.run-by-jvm-shutdown-hook = off
+                """).withFallback(ConfigFactory.load()));
+        replica = ModelReplica.load(new ReplicaOptions(Fixtures.stories260K(), ReplicaOptions.Device.CPU, 16, 64L << 20,
+                0, maxNumSeqs, 1));
+        LocalEngine local = LocalEngine.of(replica.backend(), replica.tokenizer(),
+                new SchedulerConfig(maxNumSeqs, 2048, replica.maxModelLen(), SchedulingPolicy.FCFS, true));
+        StepExecutor executor = StepExecutor.local(local.runner());
+        engine = system.systemActorOf(Engine.create(local.core(), stepDelay.isZero() ? executor : slow(executor, stepDelay)),
+                "engine", Props.empty());
+        ServedModel model = new ServedModel(MODEL, Fixtures.stories260K().toString(), replica.tokenizer(),
+                replica.chatTemplate(), replica.maxModelLen(), replica.model().config().vocabSize(), engine);
+        server = HttpServer.start(system, settings, List.of(model), metrics).toCompletableFuture().join();
+        base = URI.create("http://127.0.0.1:" + server.address().getPort());
+    }
+
+    static TestServer start() {
+        return new TestServer(HttpSettings.local(), 256, Duration.ZERO);
+    }
+
+    static TestServer start(HttpSettings settings, int maxNumSeqs, Duration stepDelay) {
+        return new TestServer(settings, maxNumSeqs, stepDelay);
+    }
+
+    Client client() {
+        return new Client(base);
+    }
+
+    /** Each step takes at least {@code delay} more (without blocking the step thread). */
+    private static StepExecutor slow(StepExecutor inner, Duration delay) {
+        return new StepExecutor() {
+            @Override
+            public CompletionStage<StepResult> execute(StepPlan plan) {
+                return inner.execute(plan).thenCompose(r -> CompletableFuture.supplyAsync(() -> r,
+                        CompletableFuture.delayedExecutor(delay.toNanos(), TimeUnit.NANOSECONDS)));
+            }
+
+            @Override
+            public void reset() {
+                inner.reset();
+            }
+
+            @Override
+            public void close() {
+                inner.close();
+            }
+        };
+    }
+
+    @Override
+    public void close() {
+        system.terminate();
+        system.getWhenTerminated().toCompletableFuture().join();
+        // NOTE: the Engine's PostStop closed the runner and with it the backend; the rest is ours to close.
+        replica.tokenizer().close();
+        replica.model().close();
+    }
+}

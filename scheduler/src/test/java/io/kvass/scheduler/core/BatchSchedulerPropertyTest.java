@@ -1,0 +1,123 @@
+package io.kvass.scheduler.core;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.kvass.kvpaging.KvCacheConfig;
+import io.kvass.kvpaging.KvCacheManager;
+import io.kvass.worker.sampling.SampledToken;
+import io.kvass.worker.sampling.SamplingParams;
+import io.kvass.worker.step.ContinuingSequence;
+import io.kvass.worker.step.NewSequence;
+import io.kvass.worker.step.StepPlan;
+import io.kvass.worker.step.StepResult;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Random;
+import java.util.Set;
+import org.junit.jupiter.api.Test;
+
+/**
+ * The scheduler alone, with a fake worker that tracks what it was told: under random arrivals,
+ * aborts and a tight KV pool, every plan respects the limits, the worker's view stays consistent,
+ * every request ends with exactly max_tokens tokens (or aborted), and the pool drains to full.
+ */
+class BatchSchedulerPropertyTest {
+
+    /** Mirrors the worker's per-sequence state: how many tokens it holds and has computed. */
+    private static final class FakeWorker {
+        final Map<String, int[]> seqs = new HashMap<>(); // id -> {numTokens, numComputed}
+
+        StepResult execute(StepPlan plan, Random random) {
+            plan.dropped().forEach(seqs::remove);
+            Map<String, SampledToken> sampled = new HashMap<>();
+            for (NewSequence s : plan.newSequences()) {
+                assertTrue(!seqs.containsKey(s.seqId()), "new sequence the worker already holds: " + s.seqId());
+                seqs.put(s.seqId(), new int[] {s.tokenIds().length, s.numComputedTokens()});
+                step(s.seqId(), s.numScheduledTokens(), sampled, random);
+            }
+            for (ContinuingSequence c : plan.continuing()) {
+                assertTrue(seqs.containsKey(c.seqId()), "continuing sequence the worker does not hold: " + c.seqId());
+                step(c.seqId(), c.numScheduledTokens(), sampled, random);
+            }
+            return new StepResult(plan.stepId(), sampled);
+        }
+
+        private void step(String id, int n, Map<String, SampledToken> sampled, Random random) {
+            int[] s = seqs.get(id);
+            assertTrue(n >= 1 && s[1] + n <= s[0], "schedules " + n + " tokens with " + (s[0] - s[1]) + " pending");
+            s[1] += n;
+            if (s[1] == s[0]) {
+                sampled.put(id, new SampledToken(3 + random.nextInt(100), Float.NaN, List.of()));
+                s[0]++;
+            }
+        }
+    }
+
+    @Test
+    void randomWorkloadsKeepEveryInvariant() {
+        for (long seed = 0; seed < 40; seed++) {
+            run(seed);
+        }
+    }
+
+    private static void run(long seed) {
+        Random random = new Random(seed);
+        int blocks = 12 + random.nextInt(30);
+        KvCacheManager kv = new KvCacheManager(new KvCacheConfig(blocks, 4, random.nextBoolean()));
+        SchedulerConfig config = new SchedulerConfig(1 + random.nextInt(8), 4 + random.nextInt(40), 64,
+                random.nextBoolean() ? SchedulingPolicy.FCFS : SchedulingPolicy.PRIORITY, random.nextBoolean());
+        BatchScheduler scheduler = new BatchScheduler(config, kv, Set.of(2));
+        FakeWorker worker = new FakeWorker();
+        Map<String, Integer> maxTokens = new HashMap<>();
+        Map<String, Integer> produced = new HashMap<>();
+        Set<String> finished = new HashSet<>();
+        Set<String> aborted = new HashSet<>();
+        List<String> live = new ArrayList<>();
+        int submitted = 0;
+        for (int step = 0; step < 400 && (submitted < 30 || scheduler.hasWorkOrNews()); step++) {
+            if (submitted < 30 && random.nextInt(3) == 0) {
+                String id = "r" + submitted++;
+                int[] prompt = random.ints(1 + random.nextInt(20), 3, 40).toArray(); // shared small vocab: prefix hits
+                int max = 1 + random.nextInt(16);
+                scheduler.submit(new Request(id, prompt, SamplingParams.builder().temperature(0).maxTokens(max)
+                        .ignoreEos(true).build(), io.kvass.kvpaging.CacheScope.BASE, 0, random.nextInt(3), step));
+                maxTokens.put(id, max);
+                live.add(id);
+            }
+            if (!live.isEmpty() && random.nextInt(25) == 0) {
+                String id = live.remove(random.nextInt(live.size()));
+                scheduler.abort(id);
+                aborted.add(id);
+            }
+            if (!scheduler.hasWorkOrNews()) {
+                continue;
+            }
+            StepPlan plan = scheduler.schedule();
+            assertTrue(plan.numScheduledTokens() <= config.maxNumBatchedTokens(), "token budget");
+            assertTrue(plan.numSequences() <= config.maxNumSeqs(), "max_num_seqs");
+            assertTrue(scheduler.numRunning() <= config.maxNumSeqs(), "running limit");
+            for (SequenceUpdate u : scheduler.update(plan, worker.execute(plan, random))) {
+                produced.merge(u.requestId(), 1, Integer::sum);
+                if (u.finish().isPresent()) {
+                    assertEquals(FinishReason.LENGTH, u.finish().get().reason());
+                    assertTrue(finished.add(u.requestId()), "finished twice: " + u.requestId());
+                    live.remove(u.requestId());
+                }
+            }
+        }
+        assertTrue(!scheduler.hasUnfinished(), "seed " + seed + " did not drain");
+        worker.execute(scheduler.schedule(), random); // deliver the last drops
+        assertTrue(worker.seqs.isEmpty(), "seed " + seed + ": the worker still holds " + worker.seqs.keySet());
+        for (String id : maxTokens.keySet()) {
+            if (!aborted.contains(id)) {
+                assertEquals(maxTokens.get(id), produced.get(id), "seed " + seed + " request " + id);
+                assertTrue(finished.contains(id));
+            }
+        }
+        assertEquals(kv.numTotalBlocks(), kv.numFreeBlocks(), "seed " + seed + ": pool back to full");
+    }
+}

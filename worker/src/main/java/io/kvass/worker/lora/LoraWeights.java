@@ -1,0 +1,75 @@
+package io.kvass.worker.lora;
+
+import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Objects;
+import java.util.Optional;
+
+/**
+ * A LoRA adapter decoded to fp32 in host memory: the adapted projections of each layer. Immutable;
+ * backends copy (GPU) or reference (CPU) it when it is loaded into a slot.
+ *
+ * @see LoraLoader
+ */
+public final class LoraWeights {
+    private final Path dir;
+    private final String fingerprint;
+    private final int numLayers;
+    private final LoraModule[] modules; // [layer * targets + target], null where the adapter leaves it alone
+
+    LoraWeights(Path dir, String fingerprint, int numLayers, List<LoraModule> modules) {
+        this.dir = dir;
+        this.fingerprint = fingerprint;
+        this.numLayers = numLayers;
+        this.modules = new LoraModule[numLayers * LoraTarget.count()];
+        for (LoraModule m : modules) {
+            int at = index(m.layer(), m.target());
+            if (this.modules[at] != null) {
+                throw new IllegalArgumentException("two LoRA modules for " + m.target() + " of layer " + m.layer());
+            }
+            this.modules[at] = m;
+        }
+    }
+
+    private static int index(int layer, LoraTarget target) {
+        return layer * LoraTarget.count() + target.ordinal();
+    }
+
+    /** The directory it was read from (its real path). */
+    public Path dir() {
+        return dir;
+    }
+
+    /** SHA-256 of {@code adapter_config.json} and {@code adapter_model.safetensors}, hex. */
+    public String fingerprint() {
+        return fingerprint;
+    }
+
+    public int numLayers() {
+        return numLayers;
+    }
+
+    public Optional<LoraModule> module(int layer, LoraTarget target) {
+        Objects.checkIndex(layer, numLayers);
+        return Optional.ofNullable(modules[index(layer, target)]);
+    }
+
+    public List<LoraModule> modules() {
+        return Arrays.stream(modules).filter(Objects::nonNull).toList();
+    }
+
+    /** The largest rank of any module. */
+    public int maxRank() {
+        return Arrays.stream(modules).filter(Objects::nonNull).mapToInt(LoraModule::rank).max().orElse(0);
+    }
+
+    public long byteSize() {
+        return Arrays.stream(modules).filter(Objects::nonNull).mapToLong(LoraModule::byteSize).sum();
+    }
+
+    @Override
+    public String toString() {
+        return "LoraWeights[" + dir + ", " + modules().size() + " modules, rank " + maxRank() + "]";
+    }
+}
