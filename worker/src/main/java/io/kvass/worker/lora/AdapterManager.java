@@ -67,6 +67,11 @@ public final class AdapterManager {
         this.slots = new AdapterSlots(options.device().maxLoras());
     }
 
+    /** Backend slots: how many adapters one step can use (vLLM's {@code max_loras}). */
+    public int maxLoras() {
+        return slots.maxLoras();
+    }
+
     /** Called (on some thread) whenever an adapter finished loading from disk, or failed to. */
     public void addListener(Runnable onLoaded) {
         listeners.add(onLoaded);
