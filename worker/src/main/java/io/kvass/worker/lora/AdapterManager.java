@@ -259,6 +259,20 @@ public final class AdapterManager {
         return e.drained.copy();
     }
 
+    /**
+     * Forgets every request in flight and every running sequence: the engine that counted them is gone
+     * (a replica's engine restarted). Adapters being unloaded leave now; slots keep their adapters.
+     */
+    public synchronized void forgetRequests() {
+        for (Entry e : List.copyOf(byName.values())) {
+            e.inFlight = 0;
+            e.running = 0;
+            if (e.draining) {
+                remove(e);
+            }
+        }
+    }
+
     /** Frees the slots of unloaded adapters on the backend. Call between steps. */
     public synchronized void syncDevice() {
         for (int slot : pendingUnloads) {
