@@ -24,6 +24,7 @@ import java.util.stream.Stream;
  * Multi-LoRA serving ({@code kvass.lora}, vLLM's flags): whether it is on, the adapters served from the
  * start, the backend slots and host cache, and where adapters may be loaded from at runtime.
  *
+ * @param enabled      {@code --enable-lora}, implied by {@code --lora-modules}
  * @param modules      {@code --lora-modules}: registered at every start, so they survive restarts
  * @param maxLoras     {@code --max-loras}: adapters one step can use (backend slots)
  * @param maxCpuLoras  {@code --max-cpu-loras}: adapters kept decoded in host memory
@@ -58,11 +59,9 @@ public record LoraSettings(boolean enabled, List<Module> modules, int maxLoras, 
 
     /** Reads and checks {@code kvass.lora} ({@code c} is the {@code kvass} section). */
     static LoraSettings read(Config c, String servedModelName) {
-        boolean enabled = get(c, "lora.enabled", c::getBoolean);
         List<Module> modules = modules(c, servedModelName);
-        if (!enabled && !modules.isEmpty()) {
-            throw new SettingsException("lora.modules", "LoRA modules need --enable-lora (kvass.lora.enabled = on)");
-        }
+        // NOTE: vLLM refuses --lora-modules without --enable-lora; asking for adapters is asking for LoRA.
+        boolean enabled = get(c, "lora.enabled", c::getBoolean) || !modules.isEmpty();
         int maxLoras = atLeast(c, "lora.max-loras", 1);
         int maxRank = atLeast(c, "lora.max-lora-rank", 1);
         int maxCpuLoras = atLeast(c, "lora.max-cpu-loras", 0);

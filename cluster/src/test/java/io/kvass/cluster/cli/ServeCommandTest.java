@@ -160,8 +160,7 @@ class ServeCommandTest {
     @Test
     void badLoraSettingsAreRefusedNamingThem(@TempDir Path dir) throws IOException {
         String a = Files.createDirectories(dir.resolve("a")).toString();
-        assertTrue(refusal("--model", MODEL, "--lora-modules", "x=" + a).contains("--lora-modules: LoRA modules need "
-                + "--enable-lora"));
+        assertTrue(settings("--model", MODEL, "--lora-modules", "x=" + a).lora().enabled(), "modules imply --enable-lora");
         assertTrue(refusal("--model", MODEL, "--enable-lora", "--lora-modules", "x").contains("expected name=DIR"));
         assertTrue(refusal("--model", MODEL, "--enable-lora", "--lora-modules").contains("--lora-modules needs a value"));
         assertTrue(refusal("--model", MODEL, "--enable-lora", "--lora-modules", "x=" + a, "x=" + a)
