@@ -32,12 +32,10 @@ final class LoraEndpoints {
     private static final Logger LOG = LoggerFactory.getLogger(LoraEndpoints.class);
 
     private final Map<String, ServedModel> models;
-    private final ServingMetrics metrics;
 
     /** @param models the served models by name (adapters may not take their names) */
     LoraEndpoints(Map<String, ServedModel> models, ServingMetrics metrics) {
         this.models = models;
-        this.metrics = metrics;
         for (ServedModel m : models.values()) {
             m.adapters().ifPresent(adapters -> {
                 metrics.registerLora(m.name(), adapters);
@@ -106,8 +104,7 @@ final class LoraEndpoints {
         if (name.isBlank()) {
             throw ApiError.invalid("'lora_name' needs to be provided to unload a LoRA adapter.", "lora_name");
         }
-        ServedModel model = loraModel();
-        AdapterManager adapters = model.adapters().orElseThrow();
+        AdapterManager adapters = loraModel().adapters().orElseThrow();
         if (adapters.find(name).isEmpty()) {
             throw notFound(name);
         }
@@ -118,10 +115,7 @@ final class LoraEndpoints {
         int inFlight = adapters.adapters().stream().filter(a -> a.spec().name().equals(name))
                 .mapToInt(AdapterStatus::inFlight).sum();
         LOG.info("unloading LoRA adapter '{}' ({} requests still running with it)", name, inFlight);
-        gone.thenRun(() -> {
-            metrics.forgetLora(model.name(), name);
-            LOG.info("LoRA adapter '{}' unloaded", name);
-        });
+        gone.thenRun(() -> LOG.info("LoRA adapter '{}' unloaded", name));
         return "Success: LoRA adapter '" + name + "' removed successfully.";
     }
 

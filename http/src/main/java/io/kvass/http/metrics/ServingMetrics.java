@@ -1,6 +1,5 @@
 package io.kvass.http.metrics;
 
-import io.kvass.scheduler.core.FinishReason;
 import io.kvass.scheduler.engine.EngineStats;
 import io.kvass.worker.lora.AdapterManager;
 import io.kvass.worker.lora.AdapterStatus;
@@ -27,7 +26,8 @@ import java.util.stream.Collectors;
  *
  * <p>LoRA: vLLM's {@code vllm:lora_requests_info} (one sample, the current state, its value the time
  * of the scrape as vLLM's is the time of its last update), and per-adapter token and request counters
- * ({@code kvass:lora_*}, label {@code lora_name}), which vLLM does not have.
+ * ({@code kvass:lora_*}, label {@code lora_name}), which vLLM does not have. An unloaded adapter's
+ * series stay (its last requests may still be counting when it goes).
  *
  * <p>NOTE: counters are declared without {@code _total}; the client appends it on exposition, exactly
  * as Python's prometheus_client does for vLLM ({@code vllm:prompt_tokens_total}).
@@ -141,15 +141,6 @@ public final class ServingMetrics {
     /** Reports {@code model}'s LoRA adapters in {@code vllm:lora_requests_info}. */
     public void registerLora(String model, AdapterManager adapters) {
         loraModels.put(model, adapters);
-    }
-
-    /** Drops an unloaded adapter's series. */
-    public void forgetLora(String model, String adapter) {
-        loraPromptTokens.remove(model, adapter);
-        loraGenerationTokens.remove(model, adapter);
-        for (FinishReason reason : FinishReason.values()) {
-            loraRequestSuccess.remove(model, adapter, reason.apiName());
-        }
     }
 
     public void loraPromptTokens(String model, String adapter, int tokens) {
