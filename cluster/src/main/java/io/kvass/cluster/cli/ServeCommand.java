@@ -57,7 +57,7 @@ public final class ServeCommand {
             }));
     static final Set<String> SWITCHES = Set.of("no-enable-prefix-caching", "enable-lora");
     /** Flags that take one or more values ({@code --lora-modules a=DIR b=DIR}), as vLLM's. */
-    static final Set<String> MULTI = Set.of("lora-modules");
+    static final Set<String> MULTI = Set.of("lora-modules", "lora-allowed-roots");
 
     private ServeCommand() {
     }
@@ -95,6 +95,9 @@ public final class ServeCommand {
         }
         if (a.has("lora-modules")) {
             values.put("kvass.lora.modules", a.all("lora-modules"));
+        }
+        if (a.has("lora-allowed-roots")) {
+            values.put("kvass.lora.allowed-roots", a.all("lora-allowed-roots"));
         }
         Config user = ConfigFactory.parseMap(values, "command-line flags");
         if (a.has("config")) {

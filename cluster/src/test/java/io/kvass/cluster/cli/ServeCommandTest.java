@@ -152,9 +152,11 @@ class ServeCommandTest {
         assertEquals(32, s.lora().maxRank());
         assertEquals(List.of("sql", "other"), s.lora().modules().stream().map(LoraSettings.Module::name).toList());
         assertEquals(List.of(a, a, dir), s.lora().options().allowedRoots());
-        s = settings("--model", MODEL, "--config", conf.toString(), "--lora-modules", "only=" + a);
+        s = settings("--model", MODEL, "--config", conf.toString(), "--lora-modules", "only=" + a,
+                "--lora-allowed-roots", "/x", "/y");
         assertEquals(List.of("only"), s.lora().modules().stream().map(LoraSettings.Module::name).toList(),
                 "--lora-modules replaces the file's list");
+        assertEquals(List.of(a, Path.of("/x"), Path.of("/y")), s.lora().options().allowedRoots());
     }
 
     @Test

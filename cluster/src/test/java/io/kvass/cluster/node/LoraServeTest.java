@@ -58,13 +58,11 @@ class LoraServeTest {
         return Fixtures.reference(MODEL).resolve(tag);
     }
 
-    private ServingNode start(Path model) throws IOException {
-        Path conf = tmp.resolve("kvass.conf");
-        Files.writeString(conf, "kvass.lora.allowed-roots = [\"" + Fixtures.reference(MODEL) + "\"]\n");
+    private ServingNode start(Path model) {
         return ServingNode.start(ServeCommand.settings(new String[] {"serve", "--model", model.toString(), "--host",
             "127.0.0.1", "--port", "0", "--kv-cache-memory", "16M", "--max-num-seqs", "8", "--threads", "1",
-            "--config", conf.toString(), "--enable-lora", "--lora-modules", "a=" + adapter("adapter-a"),
-            "--max-loras", "2", "--max-lora-rank", "8"}), UnaryOperator.identity());
+            "--enable-lora", "--lora-modules", "a=" + adapter("adapter-a"), "--lora-allowed-roots",
+            Fixtures.reference(MODEL).toString(), "--max-loras", "2", "--max-lora-rank", "8"}), UnaryOperator.identity());
     }
 
     private static HttpResponse<String> post(ServingNode node, String path, Object body) throws Exception {
