@@ -65,18 +65,11 @@ public final class GenerateCommand {
             }
             SchedulerConfig config = new SchedulerConfig(maxNumSeqs, a.intValue("max-num-batched-tokens", 2048),
                     replica.maxModelLen(), SchedulingPolicy.FCFS, true);
-            AdapterGate gate = AdapterGate.FIXED_SLOTS;
-            CacheScope scope = CacheScope.BASE;
-            if (a.has("adapter")) {
-                AdapterManager adapters = new AdapterManager(replica.model().config(),
-                        new LoraOptions(lora, 1, List.of(adapterDir(a))), AdapterDevice.of(replica.backend()), Runnable::run);
-                scope = new CacheScope(register(adapters, adapterDir(a)).id(), "");
-                gate = AdapterGate.managed(adapters);
-            }
-            LocalEngine engine = LocalEngine.of(replica.backend(), replica.tokenizer(), config, gate);
+            Adapter adapter = a.has("adapter") ? Adapter.load(replica, lora, adapterDir(a)) : Adapter.NONE;
+            LocalEngine engine = LocalEngine.of(replica.backend(), replica.tokenizer(), config, adapter.gate());
             List<Request> requests = new ArrayList<>();
             for (int i = 0; i < prompts.size(); i++) {
-                requests.add(new Request("prompt-" + i, prompts.get(i), params, scope, 0, 0, System.nanoTime()));
+                requests.add(new Request("prompt-" + i, prompts.get(i), params, adapter.scope(), 0, 0, System.nanoTime()));
             }
             List<Completion> completions = collect(engine, requests);
             ObjectMapper json = new ObjectMapper();
@@ -105,12 +98,22 @@ public final class GenerateCommand {
         }
     }
 
-    private static AdapterSpec register(AdapterManager adapters, Path dir) {
-        Path name = dir.toAbsolutePath().normalize().getFileName();
-        try {
-            return adapters.register(name == null ? "adapter" : name.toString(), dir);
-        } catch (AdapterLoadException e) {
-            throw new CliException("--adapter: " + e.getMessage());
+    /** What every request runs with: the base model, or the one adapter of {@code --adapter}. */
+    private record Adapter(AdapterGate gate, CacheScope scope) {
+        static final Adapter NONE = new Adapter(AdapterGate.FIXED_SLOTS, CacheScope.BASE);
+
+        /** Reads and checks the adapter now (a bad one is a {@link CliException} naming the problem). */
+        static Adapter load(ModelReplica replica, LoraCapacity capacity, Path dir) {
+            AdapterManager adapters = new AdapterManager(replica.model().config(),
+                    new LoraOptions(capacity, 1, List.of(dir)), AdapterDevice.of(replica.backend()), Runnable::run);
+            Path name = dir.toAbsolutePath().normalize().getFileName();
+            AdapterSpec spec;
+            try {
+                spec = adapters.register(name == null ? "adapter" : name.toString(), dir);
+            } catch (AdapterLoadException e) {
+                throw new CliException("--adapter: " + e.getMessage());
+            }
+            return new Adapter(AdapterGate.managed(adapters), new CacheScope(spec.id(), ""));
         }
     }
 

@@ -16,6 +16,7 @@ import java.io.UncheckedIOException;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.function.Predicate;
 import java.util.function.ToDoubleFunction;
 import java.util.stream.Collectors;
 
@@ -108,7 +109,7 @@ public final class ServingMetrics {
         return s.inFlight() > s.running();
     }
 
-    private static String names(List<AdapterStatus> adapters, java.util.function.Predicate<AdapterStatus> which) {
+    private static String names(List<AdapterStatus> adapters, Predicate<AdapterStatus> which) {
         return adapters.stream().filter(which).map(s -> s.spec().name()).collect(Collectors.joining(","));
     }
 
