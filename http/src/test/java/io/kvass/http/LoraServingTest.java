@@ -191,6 +191,22 @@ class LoraServingTest {
     }
 
     @Test
+    void chatAndTokenizeTakeAnAdapterName() {
+        Map<String, Object> chat = Map.of("messages", List.of(Map.of("role", "user", "content", "Once upon a time")),
+                "max_tokens", 8, "temperature", 0, "ignore_eos", true);
+        Map<String, Object> withA = new HashMap<>(chat);
+        withA.put("model", "a");
+        JsonNode lora = client.post("/v1/chat/completions", withA).json();
+        assertEquals("a", lora.path("model").asText());
+        assertEquals(8, lora.path("usage").path("completion_tokens").asInt());
+        JsonNode base = client.post("/v1/chat/completions", chat).json();
+        assertFalse(base.path("choices").get(0).path("message").path("content").asText()
+                .equals(lora.path("choices").get(0).path("message").path("content").asText()));
+        assertEquals(client.post("/tokenize", Map.of("prompt", "Once")).json().path("tokens"),
+                client.post("/tokenize", Map.of("model", "a", "prompt", "Once")).json().path("tokens"));
+    }
+
+    @Test
     void unknownModelsAre404() {
         JsonNode e = client.post("/v1/completions", Map.of("model", "nope", "prompt", List.of(1, 2), "max_tokens", 2))
                 .error(404);
