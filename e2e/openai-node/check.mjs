@@ -1,5 +1,6 @@
 // kvass serve through the official OpenAI Node SDK: chat and completions, streamed and not, usage,
-// logprobs and the SDK's error classes. Run by run.sh against a started server:
+// logprobs, the SDK's error classes, and a LoRA adapter picked by model name (loaded and unloaded at
+// runtime with vLLM's endpoints). Run by run.sh against a started server (one adapter, story-b):
 //   KVASS_URL=http://127.0.0.1:8000/v1 KVASS_API_KEY=sk-e2e node check.mjs
 import assert from 'node:assert/strict';
 import OpenAI from 'openai';
@@ -12,8 +13,8 @@ const checks = [];
 const check = (name, fn) => checks.push([name, fn]);
 
 const models = await client.models.list();
-assert.equal(models.data.length, 1);
-const model = models.data[0].id;
+assert.equal(models.data.length, 2);
+const model = models.data.find((m) => m.parent === null).id;
 const messages = [{ role: 'user', content: 'Once upon a time there was a cat' }];
 
 check('models.list', async () => {
@@ -90,6 +91,30 @@ check('errors: 400, 404, 401 as the SDK classes', async () => {
     (e) => e instanceof OpenAI.NotFoundError && e.code === 'model_not_found');
   const stranger = new OpenAI({ baseURL, apiKey: 'sk-wrong', maxRetries: 0 });
   await assert.rejects(stranger.models.list(), (e) => e instanceof OpenAI.AuthenticationError);
+});
+
+check('LoRA: an adapter by its model name; load and unload at runtime', async () => {
+  const card = models.data.find((m) => m.id === 'story-b');
+  assert.equal(card.parent, model);
+  const ask = (name) => client.completions.create({ model: name, prompt: 'Once upon a time', max_tokens: 16,
+    temperature: 0 });
+  const base = await ask(model);
+  const lora = await ask('story-b');
+  assert.equal(lora.model, 'story-b');
+  assert.notEqual(lora.choices[0].text, base.choices[0].text);
+  const post = (path, body) => fetch(`${baseURL}/${path}`, {
+    method: 'POST', body: JSON.stringify(body),
+    headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${apiKey}` },
+  });
+  const loaded = await post('load_lora_adapter', { lora_name: 'story-b2', lora_path: card.root });
+  assert.equal(loaded.status, 200, await loaded.text());
+  assert.equal((await ask('story-b2')).choices[0].text, lora.choices[0].text);
+  const unloaded = await post('unload_lora_adapter', { lora_name: 'story-b2' });
+  assert.equal(unloaded.status, 200, await unloaded.text());
+  await assert.rejects(ask('story-b2'), (e) => e instanceof OpenAI.NotFoundError && e.code === 'model_not_found');
+  const bad = await post('load_lora_adapter', { lora_name: 'x', lora_path: '/etc' });
+  assert.equal(bad.status, 400);
+  assert.match((await bad.json()).error.message, /outside the allowed adapter directories/);
 });
 
 let failed = 0;

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Starts `kvass serve` on stories260K (a free port, an API key), runs check.mjs with the OpenAI Node SDK
-# against it, then stops the server with SIGTERM. Needs node (20+) and npm; skipped without node.
+# Starts `kvass serve` on stories260K (a free port, an API key, one LoRA adapter), runs check.mjs with the
+# OpenAI Node SDK against it, then stops the server with SIGTERM. Needs node (20+) and npm; skipped without node.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
@@ -14,12 +14,21 @@ if [[ ! -d "$here/node_modules/openai" ]]; then
     exit 1
   }
 fi
-model="${KVASS_FIXTURES:-$root/../shared/fixtures}/models/stories260K"
+fixtures="${KVASS_FIXTURES:-$root/../shared/fixtures}"
+model="$fixtures/models/stories260K"
+# llama-gqa's adapter-b (q_proj, v_proj) fits the shapes of stories260K's first two layers.
+adapters="$(mktemp -d)"
+mkdir "$adapters/story-b"
+cp "$fixtures/reference/llama-gqa/adapter-b/adapter_model.safetensors" "$adapters/story-b/"
+sed 's/"layers_to_transform": null/"layers_to_transform": [0, 1]/' \
+  "$fixtures/reference/llama-gqa/adapter-b/adapter_config.json" >"$adapters/story-b/adapter_config.json"
 log="$(mktemp)"
 "$root/bin/kvass" serve --model "$model" --host 127.0.0.1 --port 0 --api-key sk-e2e --max-num-seqs 16 \
-  --kv-cache-memory 32M >"$log" 2>&1 &
+  --kv-cache-memory 32M --enable-lora --lora-modules "story-b=$adapters/story-b" >"$log" 2>&1 &
 pid=$!
-cleanup() { kill -TERM "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -f "$log"; }
+cleanup() {
+  kill -TERM "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -f "$log"; rm -rf "$adapters"
+}
 trap cleanup EXIT
 port=""
 for _ in $(seq 1 600); do

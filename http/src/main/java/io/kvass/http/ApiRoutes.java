@@ -16,6 +16,7 @@ import io.kvass.http.stream.ResponseWriter;
 import io.kvass.http.stream.SseWriter;
 import io.kvass.scheduler.engine.Engine;
 import io.kvass.scheduler.engine.EngineStats;
+import io.kvass.worker.lora.AdapterSpec;
 import java.nio.charset.StandardCharsets;
 import java.security.MessageDigest;
 import java.time.Duration;
@@ -55,8 +56,8 @@ import org.slf4j.LoggerFactory;
 
 /**
  * The HTTP surface: OpenAI's {@code /v1} API, vLLM's extras ({@code /tokenize}, {@code /detokenize},
- * {@code /health}, {@code /version}, {@code /metrics}) and {@code /admin}. Routes only validate and
- * translate; each generation request is handed to its own {@link RequestStream} actor.
+ * {@code /health}, {@code /version}, {@code /metrics}, LoRA adapter loading) and {@code /admin}. Routes
+ * only validate and translate; each generation request is handed to its own {@link RequestStream} actor.
  */
 final class ApiRoutes extends AllDirectives {
     private static final Logger LOG = LoggerFactory.getLogger(ApiRoutes.class);
@@ -71,6 +72,7 @@ final class ApiRoutes extends AllDirectives {
     private final ServingMetrics metrics;
     private final ActiveStreams streams;
     private final RequestParser parser;
+    private final LoraEndpoints lora;
     private final AtomicBoolean draining = new AtomicBoolean();
     private final long startedAt = System.currentTimeMillis() / 1000;
 
@@ -84,8 +86,9 @@ final class ApiRoutes extends AllDirectives {
         }
         this.metrics = metrics;
         this.streams = streams;
-        this.parser = new RequestParser(this::model);
+        this.parser = new RequestParser(this::requested);
         models.keySet().forEach(metrics::register);
+        this.lora = new LoraEndpoints(models, metrics);
     }
 
     /** From now on generation requests get 503: the server is shutting down. */
@@ -106,9 +109,12 @@ final class ApiRoutes extends AllDirectives {
                                 () -> generate(GenerationJob.Kind.COMPLETION))),
                         path(PathMatchers.segment("chat").slash("completions"), () -> endpoint(HttpMethods.POST,
                                 () -> generate(GenerationJob.Kind.CHAT))),
+                        path("load_lora_adapter", () -> endpoint(HttpMethods.POST, this::loadAdapter)),
+                        path("unload_lora_adapter", () -> endpoint(HttpMethods.POST, this::unloadAdapter)),
                         notFound()))),
                 pathPrefix("admin", () -> authenticated(() -> concat(
                         path("replicas", () -> endpoint(HttpMethods.GET, this::replicas)),
+                        path("adapters", () -> endpoint(HttpMethods.GET, this::adapters)),
                         notFound()))),
                 notFound()));
     }
@@ -123,7 +129,7 @@ final class ApiRoutes extends AllDirectives {
             }
             JsonRequest request = JsonRequest.parse(body);
             GenerationJob job = kind == GenerationJob.Kind.CHAT ? parser.chat(request) : parser.completion(request);
-            return onComplete(admit(job.model()), admitted -> {
+            return onComplete(admit(job.model().base()), admitted -> {
                 if (admitted.isFailure()) {
                     throw unwrap(admitted.failed().get());
                 }
@@ -203,14 +209,32 @@ final class ApiRoutes extends AllDirectives {
             model.putNull("parent");
             model.put("max_model_len", m.maxModelLen());
             model.putArray("permission");
+            lora.addCards(data, m, startedAt);
         }
         return complete(json(list));
+    }
+
+    private Route loadAdapter() {
+        return withBody(body -> onComplete(lora.load(JsonRequest.parse(body)), loaded -> {
+            if (loaded.isFailure()) {
+                throw unwrap(loaded.failed().get());
+            }
+            return complete(text(loaded.get()));
+        }));
+    }
+
+    private Route unloadAdapter() {
+        return withBody(body -> complete(text(lora.unload(JsonRequest.parse(body)))));
+    }
+
+    private Route adapters() {
+        return complete(json(lora.status()));
     }
 
     private Route tokenize() {
         return withBody(body -> {
             JsonRequest request = JsonRequest.parse(body);
-            ServedModel model = model(request.string("model"));
+            ServedModel model = requested(request.string("model")).base();
             int[] tokens = parser.tokenize(request, model);
             ObjectNode out = JsonNodeFactory.instance.objectNode();
             out.put("count", tokens.length);
@@ -228,7 +252,7 @@ final class ApiRoutes extends AllDirectives {
         return withBody(body -> {
             JsonRequest request = JsonRequest.parse(body);
             request.allowOnly(Set.of("model", "tokens"));
-            ServedModel model = model(request.string("model"));
+            ServedModel model = requested(request.string("model")).base();
             if (!request.has("tokens")) {
                 throw ApiError.invalid("`tokens` is required.", "tokens");
             }
@@ -295,15 +319,22 @@ final class ApiRoutes extends AllDirectives {
 
     // ---- plumbing ----
 
-    private ServedModel model(Optional<String> name) {
+    /** A served model by name, else a LoRA adapter of one; absent: the first model. */
+    private RequestedModel requested(Optional<String> name) {
         if (name.isEmpty()) {
-            return models.values().iterator().next();
+            return RequestedModel.base(models.values().iterator().next());
         }
         ServedModel m = models.get(name.get());
-        if (m == null) {
-            throw ApiError.modelNotFound(name.get());
+        if (m != null) {
+            return RequestedModel.base(m);
         }
-        return m;
+        for (ServedModel base : models.values()) {
+            Optional<AdapterSpec> adapter = base.adapters().flatMap(a -> a.find(name.get()));
+            if (adapter.isPresent()) {
+                return new RequestedModel(base, adapter);
+            }
+        }
+        throw ApiError.modelNotFound(name.get());
     }
 
     private CompletionStage<EngineStats> stats(ServedModel model) {
@@ -390,6 +421,10 @@ final class ApiRoutes extends AllDirectives {
     static HttpResponse json(JsonNode body) {
         return HttpResponse.create().withEntity(HttpEntities.create(ContentTypes.APPLICATION_JSON,
                 body.toString().getBytes(StandardCharsets.UTF_8)));
+    }
+
+    static HttpResponse text(String body) {
+        return HttpResponse.create().withEntity(HttpEntities.create(ContentTypes.TEXT_PLAIN_UTF8, body));
     }
 
     static HttpResponse error(ApiError e) {

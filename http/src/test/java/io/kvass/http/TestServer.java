@@ -2,6 +2,7 @@ package io.kvass.http;
 
 import com.typesafe.config.ConfigFactory;
 import io.kvass.http.metrics.ServingMetrics;
+import io.kvass.scheduler.core.AdapterGate;
 import io.kvass.scheduler.core.SchedulerConfig;
 import io.kvass.scheduler.core.SchedulingPolicy;
 import io.kvass.scheduler.engine.Engine;
@@ -9,14 +10,22 @@ import io.kvass.scheduler.engine.LocalEngine;
 import io.kvass.scheduler.engine.StepExecutor;
 import io.kvass.worker.ModelReplica;
 import io.kvass.worker.ReplicaOptions;
+import io.kvass.worker.lora.AdapterDevice;
+import io.kvass.worker.lora.AdapterManager;
+import io.kvass.worker.lora.LoraCapacity;
+import io.kvass.worker.lora.LoraOptions;
 import io.kvass.worker.step.StepPlan;
 import io.kvass.worker.step.StepResult;
 import io.kvass.worker.testing.Fixtures;
 import java.net.URI;
+import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
+import java.util.Optional;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionStage;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
 import java.util.concurrent.TimeUnit;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.ActorSystem;
@@ -24,9 +33,9 @@ import org.apache.pekko.actor.typed.Props;
 import org.apache.pekko.actor.typed.javadsl.Behaviors;
 
 /**
- * stories260K behind a real server on 127.0.0.1:0: the replica's Engine actor spawned directly (the
- * cluster module reaches it through Cluster Sharding instead), optionally slowed down per step so
- * that tests can act while a request runs.
+ * stories260K (or another model, optionally with LoRA adapters) behind a real server on 127.0.0.1:0:
+ * the replica's Engine actor spawned directly (the cluster module reaches it through Cluster Sharding
+ * instead), optionally slowed down per step so that tests can act while a request runs.
  */
 final class TestServer implements AutoCloseable {
     static final String MODEL = "stories260K";
@@ -34,11 +43,23 @@ final class TestServer implements AutoCloseable {
     final ActorSystem<Void> system;
     final ModelReplica replica;
     final ActorRef<Engine.Command> engine;
+    /** Present when started with LoRA options. */
+    final Optional<AdapterManager> adapters;
+    private final ExecutorService adapterLoader = Executors.newSingleThreadExecutor(r -> {
+        Thread t = new Thread(r, "test-lora-loader");
+        t.setDaemon(true);
+        return t;
+    });
     final HttpServer server;
     final ServingMetrics metrics = new ServingMetrics();
     final URI base;
 
     private TestServer(HttpSettings settings, int maxNumSeqs, Duration stepDelay) {
+        this(settings, maxNumSeqs, stepDelay, Fixtures.stories260K(), MODEL, Optional.empty());
+    }
+
+    private TestServer(HttpSettings settings, int maxNumSeqs, Duration stepDelay, Path modelDir, String name,
+                       Optional<LoraOptions> lora) {
         system = ActorSystem.create(Behaviors.empty(), "kvass-http-test", ConfigFactory.parseString("""
                 pekko.loggers = ["org.apache.pekko.event.slf4j.Slf4jLogger"]
                 pekko.logging-filter = "org.apache.pekko.event.slf4j.Slf4jLoggingFilter"
@@ -46,15 +67,18 @@ final class TestServer implements AutoCloseable {
                 pekko.log-dead-letters = off
                 pekko.coordinated-shutdown.run-by-jvm-shutdown-hook = off
                 """).withFallback(ConfigFactory.load()));
-        replica = ModelReplica.load(new ReplicaOptions(Fixtures.stories260K(), ReplicaOptions.Device.CPU, 16, 64L << 20,
-                0, maxNumSeqs, 1));
+        replica = ModelReplica.load(new ReplicaOptions(modelDir, ReplicaOptions.Device.CPU, 16, 64L << 20,
+                0, maxNumSeqs, 1), lora.map(LoraOptions::device).orElse(LoraCapacity.NONE));
+        adapters = lora.map(o -> new AdapterManager(replica.model().config(), o, AdapterDevice.of(replica.backend()),
+                adapterLoader));
         LocalEngine local = LocalEngine.of(replica.backend(), replica.tokenizer(),
-                new SchedulerConfig(maxNumSeqs, 2048, replica.maxModelLen(), SchedulingPolicy.FCFS, true));
+                new SchedulerConfig(maxNumSeqs, 2048, replica.maxModelLen(), SchedulingPolicy.FCFS, true),
+                adapters.map(AdapterGate::managed).orElse(AdapterGate.FIXED_SLOTS));
         StepExecutor executor = StepExecutor.local(local.runner());
         engine = system.systemActorOf(Engine.create(local.core(), stepDelay.isZero() ? executor : slow(executor, stepDelay)),
                 "engine", Props.empty());
-        ServedModel model = new ServedModel(MODEL, Fixtures.stories260K().toString(), replica.tokenizer(),
-                replica.chatTemplate(), replica.maxModelLen(), replica.model().config().vocabSize(), engine);
+        ServedModel model = new ServedModel(name, modelDir.toString(), replica.tokenizer(), replica.chatTemplate(),
+                replica.maxModelLen(), replica.model().config().vocabSize(), engine, adapters);
         server = HttpServer.start(system, settings, List.of(model), metrics).toCompletableFuture().join();
         base = URI.create("http://127.0.0.1:" + server.address().getPort());
     }
@@ -65,6 +89,11 @@ final class TestServer implements AutoCloseable {
 
     static TestServer start(HttpSettings settings, int maxNumSeqs, Duration stepDelay) {
         return new TestServer(settings, maxNumSeqs, stepDelay);
+    }
+
+    /** {@code modelDir} served as {@code name} with LoRA; register adapters through {@link #adapters} before requests. */
+    static TestServer withLora(Path modelDir, String name, LoraOptions lora, int maxNumSeqs, Duration stepDelay) {
+        return new TestServer(HttpSettings.local(), maxNumSeqs, stepDelay, modelDir, name, Optional.of(lora));
     }
 
     Client client() {
@@ -96,8 +125,8 @@ final class TestServer implements AutoCloseable {
     public void close() {
         system.terminate();
         system.getWhenTerminated().toCompletableFuture().join();
-        // NOTE: the Engine's PostStop closed the runner and with it the backend; the rest is ours to close.
-        replica.tokenizer().close();
-        replica.model().close();
+        adapterLoader.shutdownNow();
+        // NOTE: the Engine's PostStop stopped the step thread; the backend is the replica's to close.
+        replica.close();
     }
 }

@@ -23,6 +23,14 @@ public final class CliArgs {
      * @param switches flags without a value
      */
     public static CliArgs parse(String[] args, int from, Set<String> valued, Set<String> switches) {
+        return parse(args, from, valued, switches, Set.of());
+    }
+
+    /**
+     * @param multi flags that take one or more values, up to the next flag ({@code --lora-modules a=X b=Y});
+     *              each value counts as one occurrence
+     */
+    public static CliArgs parse(String[] args, int from, Set<String> valued, Set<String> switches, Set<String> multi) {
         CliArgs parsed = new CliArgs();
         for (int i = from; i < args.length; i++) {
             String arg = args[i];
@@ -41,6 +49,18 @@ public final class CliArgs {
                     throw new CliException("--" + name + " takes no value");
                 }
                 parsed.values.computeIfAbsent(name, k -> new ArrayList<>()).add("true");
+            } else if (multi.contains(name)) {
+                List<String> list = parsed.values.computeIfAbsent(name, k -> new ArrayList<>());
+                int before = list.size();
+                if (value != null) {
+                    list.add(value);
+                }
+                while (value == null && i + 1 < args.length && !args[i + 1].startsWith("--")) {
+                    list.add(args[++i]);
+                }
+                if (list.size() == before) {
+                    throw new CliException("--" + name + " needs a value");
+                }
             } else if (valued.contains(name)) {
                 if (value == null) {
                     if (i + 1 >= args.length) {

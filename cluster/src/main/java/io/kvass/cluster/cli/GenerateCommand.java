@@ -2,6 +2,8 @@ package io.kvass.cluster.cli;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.kvass.kvpaging.CacheScope;
+import io.kvass.scheduler.core.AdapterGate;
 import io.kvass.scheduler.core.Request;
 import io.kvass.scheduler.core.SchedulerConfig;
 import io.kvass.scheduler.core.SchedulingPolicy;
@@ -9,8 +11,15 @@ import io.kvass.scheduler.engine.LocalEngine;
 import io.kvass.scheduler.output.RequestOutput;
 import io.kvass.worker.ModelReplica;
 import io.kvass.worker.ReplicaOptions;
+import io.kvass.worker.lora.AdapterDevice;
+import io.kvass.worker.lora.AdapterLoadException;
+import io.kvass.worker.lora.AdapterManager;
+import io.kvass.worker.lora.AdapterSpec;
+import io.kvass.worker.lora.LoraCapacity;
+import io.kvass.worker.lora.LoraOptions;
 import io.kvass.worker.sampling.SamplingParams;
 import java.io.PrintStream;
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
@@ -18,12 +27,15 @@ import java.util.Set;
 
 /**
  * {@code kvass generate}: offline generation of all given prompts together, as one continuous batch,
- * through the same scheduler and backend that serve HTTP requests.
+ * through the same scheduler and backend that serve HTTP requests; {@code --adapter DIR} applies one
+ * PEFT LoRA adapter to every prompt.
  */
 public final class GenerateCommand {
     static final Set<String> VALUED = Set.of("model", "adapter", "prompt", "prompt-ids", "max-tokens", "temperature",
             "top-p", "top-k", "min-p", "seed", "stop", "device", "max-model-len", "max-num-seqs",
-            "max-num-batched-tokens", "block-size", "kv-cache-memory", "threads", "repetition-penalty");
+            "max-num-batched-tokens", "block-size", "kv-cache-memory", "threads", "repetition-penalty", "max-lora-rank");
+    /** vLLM's default {@code --max-lora-rank}. */
+    static final int DEFAULT_MAX_LORA_RANK = 16;
     static final Set<String> SWITCHES = Set.of("json", "ignore-eos");
 
     private GenerateCommand() {
@@ -31,8 +43,8 @@ public final class GenerateCommand {
 
     public static void run(String[] args, PrintStream out) {
         CliArgs a = CliArgs.parse(args, 1, VALUED, SWITCHES);
-        if (a.has("adapter")) {
-            throw new CliException("--adapter: LoRA adapters are not supported by this build yet");
+        if (a.has("max-lora-rank") && !a.has("adapter")) {
+            throw new CliException("--max-lora-rank applies to --adapter only");
         }
         if (!a.has("prompt") && !a.has("prompt-ids")) {
             throw new CliException("give at least one --prompt TEXT or --prompt-ids 1,2,3");
@@ -40,7 +52,12 @@ public final class GenerateCommand {
         SamplingParams params = samplingParams(a);
         int maxNumSeqs = a.intValue("max-num-seqs", 256);
         ReplicaOptions options = Options.replica(a, maxNumSeqs);
-        try (ModelReplica replica = ModelReplica.load(options)) {
+        int maxRank = a.intValue("max-lora-rank", DEFAULT_MAX_LORA_RANK);
+        if (maxRank < 1) {
+            throw new CliException("--max-lora-rank must be at least 1, got " + maxRank);
+        }
+        LoraCapacity lora = a.has("adapter") ? new LoraCapacity(1, maxRank) : LoraCapacity.NONE;
+        try (ModelReplica replica = ModelReplica.load(options, lora)) {
             List<int[]> prompts = new ArrayList<>();
             for (var prompt : a.inOrder(Set.of("prompt", "prompt-ids"))) {
                 prompts.add(prompt.getKey().equals("prompt")
@@ -48,10 +65,11 @@ public final class GenerateCommand {
             }
             SchedulerConfig config = new SchedulerConfig(maxNumSeqs, a.intValue("max-num-batched-tokens", 2048),
                     replica.maxModelLen(), SchedulingPolicy.FCFS, true);
-            LocalEngine engine = LocalEngine.of(replica.backend(), replica.tokenizer(), config);
+            Adapter adapter = a.has("adapter") ? Adapter.load(replica, lora, adapterDir(a)) : Adapter.NONE;
+            LocalEngine engine = LocalEngine.of(replica.backend(), replica.tokenizer(), config, adapter.gate());
             List<Request> requests = new ArrayList<>();
             for (int i = 0; i < prompts.size(); i++) {
-                requests.add(Request.of("prompt-" + i, prompts.get(i), params));
+                requests.add(new Request("prompt-" + i, prompts.get(i), params, adapter.scope(), 0, 0, System.nanoTime()));
             }
             List<Completion> completions = collect(engine, requests);
             ObjectMapper json = new ObjectMapper();
@@ -69,6 +87,33 @@ public final class GenerateCommand {
                     out.println(c.text);
                 }
             }
+        }
+    }
+
+    private static Path adapterDir(CliArgs a) {
+        try {
+            return Path.of(a.require("adapter"));
+        } catch (java.nio.file.InvalidPathException e) {
+            throw new CliException("--adapter: not a valid path: " + e.getMessage());
+        }
+    }
+
+    /** What every request runs with: the base model, or the one adapter of {@code --adapter}. */
+    private record Adapter(AdapterGate gate, CacheScope scope) {
+        static final Adapter NONE = new Adapter(AdapterGate.FIXED_SLOTS, CacheScope.BASE);
+
+        /** Reads and checks the adapter now (a bad one is a {@link CliException} naming the problem). */
+        static Adapter load(ModelReplica replica, LoraCapacity capacity, Path dir) {
+            AdapterManager adapters = new AdapterManager(replica.model().config(),
+                    new LoraOptions(capacity, 1, List.of(dir)), AdapterDevice.of(replica.backend()), Runnable::run);
+            Path name = dir.toAbsolutePath().normalize().getFileName();
+            AdapterSpec spec;
+            try {
+                spec = adapters.register(name == null ? "adapter" : name.toString(), dir);
+            } catch (AdapterLoadException e) {
+                throw new CliException("--adapter: " + e.getMessage());
+            }
+            return new Adapter(AdapterGate.managed(adapters), new CacheScope(spec.id(), ""));
         }
     }
 

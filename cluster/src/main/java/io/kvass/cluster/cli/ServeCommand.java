@@ -44,6 +44,9 @@ public final class ServeCommand {
             new Flag("kv-cache-memory", "kv-cache-memory", Kind.BYTES),
             new Flag("gpu-memory-utilization", "gpu-memory-utilization", Kind.FRACTION),
             new Flag("scheduling-policy", "scheduling-policy", Kind.STRING),
+            new Flag("max-loras", "lora.max-loras", Kind.INT),
+            new Flag("max-cpu-loras", "lora.max-cpu-loras", Kind.INT),
+            new Flag("max-lora-rank", "lora.max-lora-rank", Kind.INT),
             new Flag("cluster-host", "cluster.hostname", Kind.STRING),
             new Flag("cluster-port", "cluster.port", Kind.INT));
     static final Set<String> VALUED = FLAGS.stream().map(Flag::name)
@@ -52,7 +55,9 @@ public final class ServeCommand {
                 s.add("seed-node");
                 return Set.copyOf(s);
             }));
-    static final Set<String> SWITCHES = Set.of("no-enable-prefix-caching");
+    static final Set<String> SWITCHES = Set.of("no-enable-prefix-caching", "enable-lora");
+    /** Flags that take one or more values ({@code --lora-modules a=DIR b=DIR}), as vLLM's. */
+    static final Set<String> MULTI = Set.of("lora-modules", "lora-allowed-roots");
 
     private ServeCommand() {
     }
@@ -71,7 +76,7 @@ public final class ServeCommand {
 
     /** The flags over the --config file over the defaults, checked. */
     public static ServeSettings settings(String[] args) {
-        CliArgs a = CliArgs.parse(args, 1, VALUED, SWITCHES);
+        CliArgs a = CliArgs.parse(args, 1, VALUED, SWITCHES, MULTI);
         if (a.has("kv-cache-memory") && a.has("gpu-memory-utilization")) {
             throw new CliException("give --kv-cache-memory or --gpu-memory-utilization, not both");
         }
@@ -84,6 +89,15 @@ public final class ServeCommand {
         }
         if (a.has("no-enable-prefix-caching")) {
             values.put("kvass.enable-prefix-caching", false);
+        }
+        if (a.has("enable-lora")) {
+            values.put("kvass.lora.enabled", true);
+        }
+        if (a.has("lora-modules")) {
+            values.put("kvass.lora.modules", a.all("lora-modules"));
+        }
+        if (a.has("lora-allowed-roots")) {
+            values.put("kvass.lora.allowed-roots", a.all("lora-allowed-roots"));
         }
         Config user = ConfigFactory.parseMap(values, "command-line flags");
         if (a.has("config")) {
@@ -152,6 +166,9 @@ public final class ServeCommand {
         }
         if (e.key().equals("model")) {
             return "--model: " + e.getMessage();
+        }
+        if (e.key().equals("lora.modules") && a.has("lora-modules")) {
+            return "--lora-modules: " + e.getMessage();
         }
         return "kvass." + e.key() + ": " + e.getMessage();
     }

@@ -19,8 +19,8 @@ import java.util.Optional;
  *
  * @param config the whole configuration, for the ActorSystem
  */
-public record ServeSettings(ReplicaOptions replica, String servedModelName, EngineSettings engine, HttpSettings http,
-                            ClusterSettings cluster, Config config) {
+public record ServeSettings(ReplicaOptions replica, String servedModelName, EngineSettings engine, LoraSettings lora,
+                            HttpSettings http, ClusterSettings cluster, Config config) {
 
     /** The scheduler's knobs besides the replica's own (max_model_len is known once the model is loaded). */
     public record EngineSettings(int maxNumSeqs, int maxNumBatchedTokens, SchedulingPolicy policy,
@@ -60,7 +60,7 @@ public record ServeSettings(ReplicaOptions replica, String servedModelName, Engi
         ServeSettings s = from(merged);
         Config system = user.withFallback(ConfigFactory.defaultOverrides()).withFallback(NodeConfig.derived(s))
                 .withFallback(base).resolve();
-        return new ServeSettings(s.replica, s.servedModelName, s.engine, s.http, s.cluster, system);
+        return new ServeSettings(s.replica, s.servedModelName, s.engine, s.lora, s.http, s.cluster, system);
     }
 
     /** Reads and checks {@code kvass.*} of an already resolved configuration. */
@@ -116,7 +116,7 @@ public record ServeSettings(ReplicaOptions replica, String servedModelName, Engi
         });
         EngineSettings engine = new EngineSettings(maxNumSeqs, r.atLeast("max-num-batched-tokens", 1), policy,
                 r.get("enable-prefix-caching", r.c::getBoolean));
-        return new ServeSettings(replica, name, engine, http(r), cluster(r), config);
+        return new ServeSettings(replica, name, engine, LoraSettings.read(r.c, name), http(r), cluster(r), config);
     }
 
     private static HttpSettings http(Reader r) {

@@ -3,14 +3,20 @@ package io.kvass.cluster.node;
 import io.kvass.http.HttpServer;
 import io.kvass.http.ServedModel;
 import io.kvass.http.metrics.ServingMetrics;
+import io.kvass.scheduler.core.AdapterGate;
 import io.kvass.scheduler.core.SchedulerConfig;
 import io.kvass.scheduler.engine.Engine;
 import io.kvass.scheduler.engine.EngineStats;
 import io.kvass.scheduler.engine.LocalEngine;
 import io.kvass.scheduler.engine.StepExecutor;
 import io.kvass.worker.ModelReplica;
+import io.kvass.worker.lora.AdapterDevice;
+import io.kvass.worker.lora.AdapterLoadException;
+import io.kvass.worker.lora.AdapterManager;
+import io.kvass.worker.lora.AdapterSpec;
 import java.time.Duration;
 import java.util.List;
+import java.util.Optional;
 import java.util.concurrent.CompletionStage;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
@@ -19,6 +25,7 @@ import java.util.function.UnaryOperator;
 import org.apache.pekko.Done;
 import org.apache.pekko.actor.CoordinatedShutdown;
 import org.apache.pekko.actor.typed.ActorSystem;
+import org.apache.pekko.actor.typed.DispatcherSelector;
 import org.apache.pekko.actor.typed.javadsl.AskPattern;
 import org.apache.pekko.actor.typed.javadsl.Behaviors;
 import org.apache.pekko.cluster.sharding.typed.javadsl.EntityRef;
@@ -29,7 +36,8 @@ import org.slf4j.LoggerFactory;
 
 /**
  * One serving node: loads the model, starts the ActorSystem as a cluster node (joining itself when
- * no seed nodes are configured), hosts the replica as a sharded {@link Engine} and serves the API.
+ * no seed nodes are configured), registers the {@code --lora-modules} adapters, hosts the replica as a
+ * sharded {@link Engine} and serves the API.
  * SIGTERM (or {@link #shutdown()}) runs CoordinatedShutdown: unbind, drain or abort in-flight streams,
  * leave the cluster, stop the engine.
  */
@@ -40,11 +48,14 @@ public final class ServingNode {
     private final ActorSystem<Void> system;
     private final HttpServer http;
     private final EntityRef<Engine.Command> replica;
+    private final Optional<AdapterManager> adapters;
 
-    private ServingNode(ActorSystem<Void> system, HttpServer http, EntityRef<Engine.Command> replica) {
+    private ServingNode(ActorSystem<Void> system, HttpServer http, EntityRef<Engine.Command> replica,
+                        Optional<AdapterManager> adapters) {
         this.system = system;
         this.http = http;
         this.replica = replica;
+        this.adapters = adapters;
     }
 
     public static ServingNode start(ServeSettings settings) {
@@ -67,8 +78,12 @@ public final class ServingNode {
             SchedulerConfig scheduler = new SchedulerConfig(settings.engine().maxNumSeqs(),
                     settings.engine().maxNumBatchedTokens(), model.maxModelLen(), settings.engine().policy(),
                     settings.engine().enablePrefixCaching());
+            Optional<AdapterManager> adapters = adapters(settings.lora(), model, system);
             sharding.host(entityId, () -> {
-                LocalEngine local = LocalEngine.of(model.backend(), model.tokenizer(), scheduler);
+                // NOTE: a restarted engine starts with no requests; what the last one counted is void.
+                adapters.ifPresent(AdapterManager::forgetRequests);
+                LocalEngine local = LocalEngine.of(model.backend(), model.tokenizer(), scheduler,
+                        adapters.map(AdapterGate::managed).orElse(AdapterGate.FIXED_SLOTS));
                 return Engine.create(local.core(), steps.apply(StepExecutor.local(local.runner())));
             });
             EntityRef<Engine.Command> replica = sharding.replica(entityId);
@@ -78,16 +93,39 @@ public final class ServingNode {
                     stats.numKvBlocks());
             ServedModel served = new ServedModel(settings.servedModelName(), settings.replica().modelDir().toString(),
                     model.tokenizer(), model.chatTemplate(), model.maxModelLen(), model.model().config().vocabSize(),
-                    replica);
+                    replica, adapters);
             HttpServer http = HttpServer.start(system, settings.http(), List.of(served), new ServingMetrics())
                     .toCompletableFuture().get(30, TimeUnit.SECONDS)
                     .stopOnShutdown(system, settings.http().drainTimeout());
-            return new ServingNode(system, http, replica);
+            return new ServingNode(system, http, replica, adapters);
         } catch (Exception e) {
             system.terminate();
             system.getWhenTerminated().toCompletableFuture().join();
             throw new IllegalStateException("kvass serve could not start: " + e.getMessage(), e);
         }
+    }
+
+    /**
+     * The replica's adapter manager when LoRA is on, with every {@code --lora-modules} adapter registered
+     * (read and checked now: a bad one stops the start). Later loads read from disk on the blocking-IO dispatcher.
+     */
+    private static Optional<AdapterManager> adapters(LoraSettings lora, ModelReplica model, ActorSystem<?> system) {
+        if (!lora.enabled()) {
+            return Optional.empty();
+        }
+        AdapterManager adapters = new AdapterManager(model.model().config(), lora.options(),
+                AdapterDevice.of(model.backend()), system.dispatchers().lookup(DispatcherSelector.blocking()));
+        for (LoraSettings.Module m : lora.modules()) {
+            try {
+                AdapterSpec spec = adapters.register(m.name(), m.path());
+                LOG.info("LoRA adapter '{}' from {} (id {})", spec.name(), spec.dir(), spec.id());
+            } catch (AdapterLoadException | IllegalArgumentException e) {
+                throw new IllegalStateException("--lora-modules " + m.name() + ": " + e.getMessage(), e);
+            }
+        }
+        LOG.info("LoRA on: {} adapters registered, {} slots of rank up to {}, {} kept in host memory",
+                lora.modules().size(), lora.maxLoras(), lora.maxRank(), lora.maxCpuLoras());
+        return Optional.of(adapters);
     }
 
     /** Loads the weights, logging a line every few seconds so a slow load is visibly alive. */
@@ -101,7 +139,7 @@ public final class ServingNode {
         ticker.scheduleAtFixedRate(() -> LOG.info("loading weights of {} ... {} s", settings.servedModelName(),
                 (System.nanoTime() - start) / 1_000_000_000L), 2, 2, TimeUnit.SECONDS);
         try {
-            return ModelReplica.load(settings.replica());
+            return ModelReplica.load(settings.replica(), settings.lora().capacity());
         } finally {
             ticker.shutdownNow();
         }
@@ -121,6 +159,11 @@ public final class ServingNode {
 
     public EntityRef<Engine.Command> replica() {
         return replica;
+    }
+
+    /** The replica's LoRA adapters, when served with {@code --enable-lora}. */
+    public Optional<AdapterManager> adapters() {
+        return adapters;
     }
 
     /** What SIGTERM does. */

@@ -6,16 +6,19 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import io.kvass.worker.lora.LoraLoader;
 import io.kvass.worker.model.ModelLoadException;
 import io.kvass.worker.testing.Fixtures;
 import java.io.ByteArrayOutputStream;
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 
 /** {@code kvass generate} end to end: the contract other checks rely on. */
 class GenerateCommandTest {
@@ -63,6 +66,35 @@ class GenerateCommandTest {
         for (int i = 0; i < 20; i++) {
             assertEquals(expected.get(i), lines.get(1).path("token_ids").get(i));
         }
+    }
+
+    @Test
+    void anAdapterAppliesToEveryPromptAndBadOnesAreNamed(@TempDir Path tmp) throws Exception {
+        String model = Fixtures.stories260K().toString();
+        Path llamaGqa = Fixtures.reference("llama-gqa");
+        // llama-gqa's adapter-b (q_proj, v_proj) fits the shapes of stories260K's first two layers.
+        Path adapterB = Files.createDirectories(tmp.resolve("adapter-b"));
+        Files.writeString(adapterB.resolve(LoraLoader.CONFIG), Files.readString(llamaGqa.resolve("adapter-b")
+                .resolve(LoraLoader.CONFIG)).replace("\"layers_to_transform\": null", "\"layers_to_transform\": [0, 1]"));
+        Files.copy(llamaGqa.resolve("adapter-b").resolve(LoraLoader.WEIGHTS), adapterB.resolve(LoraLoader.WEIGHTS));
+        List<JsonNode> base = generate("--model", model, "--prompt-ids", "1", "--prompt", "Once upon a time",
+                "--max-tokens", "16", "--temperature", "0", "--json");
+        List<JsonNode> adapted = generate("--model", model, "--prompt-ids", "1", "--prompt", "Once upon a time",
+                "--max-tokens", "16", "--temperature", "0", "--json", "--adapter", adapterB.toString());
+        assertEquals(2, adapted.size());
+        for (int i = 0; i < 2; i++) {
+            assertEquals(base.get(i).path("prompt_ids"), adapted.get(i).path("prompt_ids"));
+            assertTrue(!base.get(i).path("token_ids").equals(adapted.get(i).path("token_ids")), "prompt " + i);
+        }
+        String a = llamaGqa.resolve("adapter-a").toString();
+        assertTrue(assertThrows(CliException.class, () -> generate("--model", model, "--prompt-ids", "1", "--adapter", a,
+                "--max-lora-rank", "4")).getMessage().contains("rank 8 of model.layers.0"));
+        assertTrue(assertThrows(CliException.class, () -> generate("--model", model, "--prompt-ids", "1", "--adapter", a))
+                .getMessage().contains("has shape"));
+        assertTrue(assertThrows(CliException.class, () -> generate("--model", model, "--prompt-ids", "1", "--adapter",
+                "/no/such/adapter")).getMessage().startsWith("--adapter: LoRA adapter /no/such/adapter"));
+        assertTrue(assertThrows(CliException.class, () -> generate("--model", model, "--prompt-ids", "1",
+                "--max-lora-rank", "8")).getMessage().contains("--max-lora-rank applies to --adapter only"));
     }
 
     @Test

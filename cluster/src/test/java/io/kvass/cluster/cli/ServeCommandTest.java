@@ -1,11 +1,14 @@
 package io.kvass.cluster.cli;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.kvass.cluster.node.LoraSettings;
 import io.kvass.cluster.node.ServeSettings;
 import io.kvass.scheduler.core.SchedulingPolicy;
+import io.kvass.worker.lora.LoraCapacity;
 import io.kvass.worker.testing.Fixtures;
 import java.io.IOException;
 import java.nio.file.Files;
@@ -13,6 +16,7 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Optional;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -107,6 +111,75 @@ class ServeCommandTest {
         args.addAll(List.of(flags.trim().split("\\s+")));
         String message = refusal(args.toArray(String[]::new));
         assertTrue(message.contains(expected), message);
+    }
+
+    @Test
+    void loraIsOffByDefault() {
+        ServeSettings s = settings("--model", MODEL);
+        assertFalse(s.lora().enabled());
+        assertEquals(LoraCapacity.NONE, s.lora().capacity());
+        assertEquals(1, s.lora().maxLoras());
+        assertEquals(1, s.lora().maxCpuLoras(), "max-cpu-loras 0 means max-loras");
+        assertEquals(16, s.lora().maxRank());
+    }
+
+    @Test
+    void loraFlagsAsVllmSpellsThem(@TempDir Path dir) throws IOException {
+        Path a = Files.createDirectories(dir.resolve("a"));
+        Path b = Files.createDirectories(dir.resolve("b"));
+        ServeSettings s = settings("--model", MODEL, "--enable-lora", "--lora-modules", "sql=" + a,
+                "{\"name\": \"chat\", \"path\": \"" + b + "\", \"base_model_name\": \"stories260K\"}",
+                "--max-loras", "2", "--max-cpu-loras", "4", "--max-lora-rank", "8", "--port", "0");
+        LoraSettings lora = s.lora();
+        assertTrue(lora.enabled());
+        assertEquals(List.of(new LoraSettings.Module("sql", a, Optional.empty()),
+                new LoraSettings.Module("chat", b, Optional.of("stories260K"))), lora.modules());
+        assertEquals(new LoraCapacity(2, 8), lora.capacity());
+        assertEquals(4, lora.options().maxCpuLoras());
+        assertEquals(List.of(a, b), lora.options().allowedRoots(), "the modules' directories may be loaded from");
+        assertEquals(0, s.http().port(), "flags after --lora-modules still count");
+    }
+
+    @Test
+    void loraFromTheConfigFileUnderFlags(@TempDir Path dir) throws IOException {
+        Path a = Files.createDirectories(dir.resolve("a"));
+        Path conf = dir.resolve("kvass.conf");
+        Files.writeString(conf, "kvass.lora { enabled = on, max-loras = 2, max-lora-rank = 32\n"
+                + "  modules = [{ name = sql, path = \"" + a + "\" }, \"other=" + a + "\"]\n"
+                + "  allowed-roots = [\"" + dir + "\"] }\n");
+        ServeSettings s = settings("--model", MODEL, "--config", conf.toString(), "--max-loras", "3");
+        assertEquals(3, s.lora().maxLoras(), "flag over file");
+        assertEquals(32, s.lora().maxRank());
+        assertEquals(List.of("sql", "other"), s.lora().modules().stream().map(LoraSettings.Module::name).toList());
+        assertEquals(List.of(a, a, dir), s.lora().options().allowedRoots());
+        s = settings("--model", MODEL, "--config", conf.toString(), "--lora-modules", "only=" + a,
+                "--lora-allowed-roots", "/x", "/y");
+        assertEquals(List.of("only"), s.lora().modules().stream().map(LoraSettings.Module::name).toList(),
+                "--lora-modules replaces the file's list");
+        assertEquals(List.of(a, Path.of("/x"), Path.of("/y")), s.lora().options().allowedRoots());
+    }
+
+    @Test
+    void badLoraSettingsAreRefusedNamingThem(@TempDir Path dir) throws IOException {
+        String a = Files.createDirectories(dir.resolve("a")).toString();
+        assertTrue(settings("--model", MODEL, "--lora-modules", "x=" + a).lora().enabled(), "modules imply --enable-lora");
+        assertTrue(refusal("--model", MODEL, "--enable-lora", "--lora-modules", "x").contains("expected name=DIR"));
+        assertTrue(refusal("--model", MODEL, "--enable-lora", "--lora-modules").contains("--lora-modules needs a value"));
+        assertTrue(refusal("--model", MODEL, "--enable-lora", "--lora-modules", "x=" + a, "x=" + a)
+                .contains("given twice"));
+        assertTrue(refusal("--model", MODEL, "--enable-lora", "--lora-modules", "x=/no/such/adapter")
+                .contains("not a directory"));
+        assertTrue(refusal("--model", MODEL, "--enable-lora", "--lora-modules", "stories260K=" + a)
+                .contains("the served model's name"));
+        assertTrue(refusal("--model", MODEL, "--enable-lora", "--lora-modules",
+                "{\"name\": \"x\", \"path\": \"" + a + "\", \"base_model_name\": \"llama\"}")
+                .contains("names base model 'llama'"));
+        assertTrue(refusal("--model", MODEL, "--enable-lora", "--lora-modules", "{\"name\": \"x\"}")
+                .contains("needs a string \"path\""));
+        assertTrue(refusal("--model", MODEL, "--enable-lora", "--max-loras", "0").contains("--max-loras: must be at least 1"));
+        assertTrue(refusal("--model", MODEL, "--enable-lora", "--max-loras", "4", "--max-cpu-loras", "2")
+                .contains("--max-cpu-loras: must be at least max-loras (4)"));
+        assertTrue(refusal("--model", MODEL, "--enable-lora=yes").contains("--enable-lora takes no value"));
     }
 
     @Test

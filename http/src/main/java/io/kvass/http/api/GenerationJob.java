@@ -1,6 +1,6 @@
 package io.kvass.http.api;
 
-import io.kvass.http.ServedModel;
+import io.kvass.http.RequestedModel;
 import io.kvass.worker.sampling.SamplingParams;
 import java.util.List;
 
@@ -10,9 +10,10 @@ import java.util.List;
  *
  * @param id           the response id ({@code cmpl-...} / {@code chatcmpl-...}); engine request ids derive from it
  * @param includeUsage {@code stream_options.include_usage}
+ * @param model        the base model, and the LoRA adapter when the request named one
  * @param echo         completions' {@code echo}: the prompt text precedes each completion
  */
-public record GenerationJob(Kind kind, String id, long created, ServedModel model, List<Prompt> prompts, int n,
+public record GenerationJob(Kind kind, String id, long created, RequestedModel model, List<Prompt> prompts, int n,
                             boolean stream, boolean includeUsage, boolean echo, int priority) {
 
     public enum Kind {

@@ -1,6 +1,7 @@
 package io.kvass.http.api;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import io.kvass.http.RequestedModel;
 import io.kvass.http.ServedModel;
 import io.kvass.worker.sampling.SamplingParams;
 import io.kvass.worker.tokenizer.ChatMessage;
@@ -33,16 +34,20 @@ public final class RequestParser {
             "add_generation_prompt"));
     private static final Set<String> ROLES = Set.of("system", "developer", "user", "assistant", "tool");
 
-    private final Function<Optional<String>, ServedModel> models;
+    private final Function<Optional<String>, RequestedModel> models;
 
-    /** @param models resolves the request's {@code model} field (empty: the default model), throwing a 404 */
-    public RequestParser(Function<Optional<String>, ServedModel> models) {
+    /**
+     * @param models resolves the request's {@code model} field (empty: the default model) to a base model
+     *               or one of its LoRA adapters, throwing a 404
+     */
+    public RequestParser(Function<Optional<String>, RequestedModel> models) {
         this.models = models;
     }
 
     public GenerationJob completion(JsonRequest body) {
         body.allowOnly(COMPLETION_FIELDS);
-        ServedModel model = models.apply(body.string("model"));
+        RequestedModel requested = models.apply(body.string("model"));
+        ServedModel model = requested.base();
         if (body.raw("suffix").filter(v -> !v.asText().isEmpty()).isPresent()) {
             throw ApiError.invalid("suffix is not supported.", "suffix");
         }
@@ -65,12 +70,13 @@ public final class RequestParser {
             prompts.add(new GenerationJob.Prompt(p.ids, echo ? p.text : "",
                     build(sampling, maxTokens(body, "max_tokens", model, p.ids.length, "prompt"))));
         }
-        return job(GenerationJob.Kind.COMPLETION, "cmpl-", body, model, prompts, n, echo);
+        return job(GenerationJob.Kind.COMPLETION, "cmpl-", body, requested, prompts, n, echo);
     }
 
     public GenerationJob chat(JsonRequest body) {
         body.allowOnly(CHAT_FIELDS);
-        ServedModel model = models.apply(body.string("model"));
+        RequestedModel requested = models.apply(body.string("model"));
+        ServedModel model = requested.base();
         rejectTools(body);
         SamplingParams.Builder sampling = sampling(body);
         boolean logprobs = body.bool("logprobs").orElse(false);
@@ -100,7 +106,7 @@ public final class RequestParser {
         String maxField = body.has("max_completion_tokens") ? "max_completion_tokens" : "max_tokens";
         var prompt = new GenerationJob.Prompt(ids, rendered, build(sampling, maxTokens(body, maxField, model, ids.length,
                 "messages")));
-        return job(GenerationJob.Kind.CHAT, "chatcmpl-", body, model, List.of(prompt), n(body), false);
+        return job(GenerationJob.Kind.CHAT, "chatcmpl-", body, requested, List.of(prompt), n(body), false);
     }
 
     /** The {@code /tokenize} body: {@code prompt} or {@code messages}. */
@@ -121,7 +127,7 @@ public final class RequestParser {
         return model.tokenizer().encode(prompt, body.bool("add_special_tokens").orElse(true));
     }
 
-    private GenerationJob job(GenerationJob.Kind kind, String idPrefix, JsonRequest body, ServedModel model,
+    private GenerationJob job(GenerationJob.Kind kind, String idPrefix, JsonRequest body, RequestedModel model,
                               List<GenerationJob.Prompt> prompts, int n, boolean echo) {
         boolean stream = body.bool("stream").orElse(false);
         boolean includeUsage = false;

@@ -26,7 +26,7 @@ public abstract sealed class ResponseFormat permits ResponseFormat.Chat, Respons
 
     private ResponseFormat(GenerationJob job) {
         this.job = job;
-        this.tokenizer = job.model().tokenizer();
+        this.tokenizer = job.model().base().tokenizer();
     }
 
     public static ResponseFormat of(GenerationJob job) {

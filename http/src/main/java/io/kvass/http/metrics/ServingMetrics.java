@@ -1,6 +1,8 @@
 package io.kvass.http.metrics;
 
 import io.kvass.scheduler.engine.EngineStats;
+import io.kvass.worker.lora.AdapterManager;
+import io.kvass.worker.lora.AdapterStatus;
 import io.prometheus.metrics.config.EscapingScheme;
 import io.prometheus.metrics.core.metrics.Counter;
 import io.prometheus.metrics.core.metrics.CounterWithCallback;
@@ -11,20 +13,29 @@ import io.prometheus.metrics.model.registry.PrometheusRegistry;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.UncheckedIOException;
+import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.function.Predicate;
 import java.util.function.ToDoubleFunction;
+import java.util.stream.Collectors;
 
 /**
  * The serving metrics, under vLLM's names ({@code vllm:...}, label {@code model_name}), in a
  * Prometheus registry of their own. Request metrics are recorded as requests stream; engine gauges
  * report the replica's last {@link EngineStats} (refreshed before each scrape).
  *
+ * <p>LoRA: vLLM's {@code vllm:lora_requests_info} (one sample, the current state, its value the time
+ * of the scrape as vLLM's is the time of its last update), and per-adapter token and request counters
+ * ({@code kvass:lora_*}, label {@code lora_name}), which vLLM does not have. An unloaded adapter's
+ * series stay (its last requests may still be counting when it goes).
+ *
  * <p>NOTE: counters are declared without {@code _total}; the client appends it on exposition, exactly
  * as Python's prometheus_client does for vLLM ({@code vllm:prompt_tokens_total}).
  */
 public final class ServingMetrics {
     static final String MODEL = "model_name";
+    static final String LORA = "lora_name";
     static final String CONTENT_TYPE = PrometheusTextFormatWriter.CONTENT_TYPE;
 
     /** vLLM's buckets. */
@@ -37,6 +48,10 @@ public final class ServingMetrics {
 
     private final PrometheusRegistry registry = new PrometheusRegistry();
     private final Map<String, EngineStats> engines = new ConcurrentHashMap<>();
+    private final Map<String, AdapterManager> loraModels = new ConcurrentHashMap<>();
+    private final Counter loraPromptTokens;
+    private final Counter loraGenerationTokens;
+    private final Counter loraRequestSuccess;
     private final Counter promptTokens;
     private final Counter generationTokens;
     private final Counter requestSuccess;
@@ -68,6 +83,34 @@ public final class ServingMetrics {
                 ITL_BUCKETS);
         e2eLatency = histogram("vllm:e2e_request_latency_seconds", "Histogram of e2e request latency in seconds.",
                 E2E_BUCKETS);
+        GaugeWithCallback.builder().name("vllm:lora_requests_info").help("Running stats on lora requests.")
+                .labelNames(MODEL, "max_lora", "waiting_lora_adapters", "running_lora_adapters")
+                .callback(cb -> loraModels.forEach((model, adapters) -> {
+                    List<AdapterStatus> all = adapters.adapters();
+                    cb.call(System.currentTimeMillis() / 1000.0, model, Integer.toString(adapters.maxLoras()),
+                            names(all, ServingMetrics::waiting), names(all, s -> s.running() > 0));
+                }))
+                .register(registry);
+        loraPromptTokens = Counter.builder().name("kvass:lora_prompt_tokens")
+                .help("Number of prefill tokens processed, per LoRA adapter.").labelNames(MODEL, LORA).register(registry);
+        loraGenerationTokens = Counter.builder().name("kvass:lora_generation_tokens")
+                .help("Number of generation tokens processed, per LoRA adapter.").labelNames(MODEL, LORA)
+                .register(registry);
+        loraRequestSuccess = Counter.builder().name("kvass:lora_request_success")
+                .help("Count of processed requests, per LoRA adapter.").labelNames(MODEL, LORA, "finished_reason")
+                .register(registry);
+    }
+
+    /**
+     * An adapter has a waiting request when it has more requests in flight than sequences running.
+     * NOTE: a request with n > 1 whose sequences run only in part is not counted as waiting.
+     */
+    private static boolean waiting(AdapterStatus s) {
+        return s.inFlight() > s.running();
+    }
+
+    private static String names(List<AdapterStatus> adapters, Predicate<AdapterStatus> which) {
+        return adapters.stream().filter(which).map(s -> s.spec().name()).collect(Collectors.joining(","));
     }
 
     private void engineGauge(String name, String help, ToDoubleFunction<EngineStats> value) {
@@ -94,6 +137,23 @@ public final class ServingMetrics {
         timeToFirstToken.labelValues(model);
         interTokenLatency.labelValues(model);
         e2eLatency.labelValues(model);
+    }
+
+    /** Reports {@code model}'s LoRA adapters in {@code vllm:lora_requests_info}. */
+    public void registerLora(String model, AdapterManager adapters) {
+        loraModels.put(model, adapters);
+    }
+
+    public void loraPromptTokens(String model, String adapter, int tokens) {
+        loraPromptTokens.labelValues(model, adapter).inc(tokens);
+    }
+
+    public void loraGenerationTokens(String model, String adapter, int tokens) {
+        loraGenerationTokens.labelValues(model, adapter).inc(tokens);
+    }
+
+    public void loraFinished(String model, String adapter, String finishedReason) {
+        loraRequestSuccess.labelValues(model, adapter, finishedReason).inc();
     }
 
     public void engineStats(String model, EngineStats stats) {

@@ -3,7 +3,6 @@ package io.kvass.http.stream;
 import io.kvass.http.api.ApiError;
 import io.kvass.http.api.GenerationJob;
 import io.kvass.http.metrics.ServingMetrics;
-import io.kvass.kvpaging.CacheScope;
 import io.kvass.scheduler.core.FinishReason;
 import io.kvass.scheduler.core.Request;
 import io.kvass.scheduler.engine.Engine;
@@ -65,9 +64,9 @@ public final class RequestStream extends AbstractBehavior<RequestStream.Command>
         ActorRef<Engine.Event> replyTo = context.messageAdapter(Engine.Event.class, FromEngine::new);
         for (int p = 0; p < job.prompts().size(); p++) {
             GenerationJob.Prompt prompt = job.prompts().get(p);
-            Request request = new Request(job.engineRequestId(p), prompt.tokenIds(), prompt.params(), CacheScope.BASE, 0,
-                    job.priority(), arrivalNanos);
-            job.model().replica().tell(new Engine.Submit(request, replyTo));
+            Request request = new Request(job.engineRequestId(p), prompt.tokenIds(), prompt.params(), job.model().scope(),
+                    0, job.priority(), arrivalNanos);
+            job.model().base().replica().tell(new Engine.Submit(request, replyTo));
         }
     }
 
@@ -87,7 +86,7 @@ public final class RequestStream extends AbstractBehavior<RequestStream.Command>
     private Behavior<Command> onEngine(Engine.Event event) {
         return switch (event) {
             case Engine.Output(RequestOutput o) -> onOutput(o);
-            case Engine.Rejected(String id, String reason) -> fail(ApiError.invalid(reason));
+            case Engine.Rejected(String id, String reason) -> fail(rejected(reason));
             case Engine.Failed(String id, String reason) -> fail(ApiError.internal(reason));
         };
     }
@@ -98,26 +97,41 @@ public final class RequestStream extends AbstractBehavior<RequestStream.Command>
             return this;
         }
         JobProgress.Step step = recorded.get();
-        String model = job.model().name();
+        String model = job.model().base().name();
         if (step.firstOfPrompt()) {
             metrics.promptTokens(model, o.promptTokens());
             metrics.timeToFirstToken(model, secondsSinceArrival());
+            job.model().adapter().ifPresent(a -> metrics.loraPromptTokens(model, a.name(), o.promptTokens()));
         } else if (!o.tokens().isEmpty()) {
             metrics.interTokenLatency(model, step.nanosSincePrevious() / 1e9);
         }
         metrics.generationTokens(model, o.tokens().size());
+        job.model().adapter().ifPresent(a -> metrics.loraGenerationTokens(model, a.name(), o.tokens().size()));
         if (!writer.output(step.choice(), o)) {
             getContext().getLog().info("request {}: the client stopped reading; aborting", job.id());
             return onClientGone();
         }
         if (step.finishedChoice()) {
-            metrics.finished(model, o.finish().orElseThrow().reason().apiName(), secondsSinceArrival());
+            recordFinished(o.finish().orElseThrow().reason().apiName());
         }
         if (progress.done()) {
             writer.finish(progress.usage());
             return Behaviors.stopped();
         }
         return this;
+    }
+
+    /**
+     * The engine refused the request. When its LoRA adapter was unloaded after the request named it
+     * (the engine no longer knows it), the client hears what it would have heard a moment later: 404.
+     */
+    private ApiError rejected(String reason) {
+        var adapter = job.model().adapter();
+        if (adapter.isPresent() && job.model().base().adapters().flatMap(m -> m.find(adapter.get().name()))
+                .filter(s -> s.id() == adapter.get().id()).isEmpty()) {
+            return ApiError.modelNotFound(adapter.get().name());
+        }
+        return ApiError.invalid(reason);
     }
 
     private Behavior<Command> fail(ApiError error) {
@@ -145,11 +159,17 @@ public final class RequestStream extends AbstractBehavior<RequestStream.Command>
 
     /** Frees the KV blocks of every engine request still running. */
     private void abortEngineRequests() {
-        progress.unfinishedRequests().forEach(id -> job.model().replica().tell(new Engine.Abort(id)));
+        progress.unfinishedRequests().forEach(id -> job.model().base().replica().tell(new Engine.Abort(id)));
     }
 
     private void recordAbort() {
-        metrics.finished(job.model().name(), FinishReason.ABORT.apiName(), secondsSinceArrival());
+        recordFinished(FinishReason.ABORT.apiName());
+    }
+
+    private void recordFinished(String reason) {
+        String model = job.model().base().name();
+        metrics.finished(model, reason, secondsSinceArrival());
+        job.model().adapter().ifPresent(a -> metrics.loraFinished(model, a.name(), reason));
     }
 
     private double secondsSinceArrival() {

@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.kvass.http.RequestedModel;
 import io.kvass.http.ServedModel;
 import io.kvass.http.api.GenerationJob;
 import io.kvass.http.api.Usage;
@@ -28,7 +29,7 @@ class JobProgressTest {
     private static GenerationJob job(int prompts, int n) {
         List<GenerationJob.Prompt> list = java.util.stream.IntStream.range(0, prompts)
                 .mapToObj(i -> new GenerationJob.Prompt(new int[] {1, 2, 3}, "", SamplingParams.greedy(4))).toList();
-        return new GenerationJob(GenerationJob.Kind.COMPLETION, "cmpl-x", 0, MODEL, list, n, true, true, false, 0);
+        return new GenerationJob(GenerationJob.Kind.COMPLETION, "cmpl-x", 0, RequestedModel.base(MODEL), list, n, true, true, false, 0);
     }
 
     private static RequestOutput out(String id, int index, int completionTokens, boolean last) {

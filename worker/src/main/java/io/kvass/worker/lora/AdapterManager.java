@@ -67,6 +67,11 @@ public final class AdapterManager {
         this.slots = new AdapterSlots(options.device().maxLoras());
     }
 
+    /** Backend slots: how many adapters one step can use (vLLM's {@code max_loras}). */
+    public int maxLoras() {
+        return slots.maxLoras();
+    }
+
     /** Called (on some thread) whenever an adapter finished loading from disk, or failed to. */
     public void addListener(Runnable onLoaded) {
         listeners.add(onLoaded);
@@ -252,6 +257,20 @@ public final class AdapterManager {
             remove(e);
         }
         return e.drained.copy();
+    }
+
+    /**
+     * Forgets every request in flight and every running sequence: the engine that counted them is gone
+     * (a replica's engine restarted). Adapters being unloaded leave now; slots keep their adapters.
+     */
+    public synchronized void forgetRequests() {
+        for (Entry e : List.copyOf(byName.values())) {
+            e.inFlight = 0;
+            e.running = 0;
+            if (e.draining) {
+                remove(e);
+            }
+        }
     }
 
     /** Frees the slots of unloaded adapters on the backend. Call between steps. */

@@ -241,6 +241,29 @@ class AdapterManagerTest {
         assertEquals(a, m.register("a", adapter("a")), "the name can be registered again");
     }
 
+    /** A restarted engine starts with no requests: the counts of the one before must not pin slots or block unloads. */
+    @Test
+    void forgetRequestsFreesWhatADeadEngineHeld() {
+        AdapterManager m = manager(2);
+        AdapterSpec a = m.register("a", adapter("a"));
+        AdapterSpec b = m.register("b", adapter("b"));
+        m.beginRequest(a.id());
+        m.beginRequest(b.id());
+        slot(m.acquire(a.id()));
+        slot(m.acquire(b.id()));
+        CompletableFuture<Void> gone = m.unload("b").toCompletableFuture();
+        assertFalse(gone.isDone());
+        m.forgetRequests();
+        assertTrue(gone.isDone(), "the unload waited for requests that no engine runs any more");
+        assertEquals(1, m.adapters().size());
+        assertEquals(0, m.adapters().getFirst().inFlight() + m.adapters().getFirst().running());
+        assertEquals(AdapterTier.DEVICE, tier(m, "a"), "loaded slots stay loaded");
+        m.beginRequest(a.id());
+        slot(m.acquire(a.id()));
+        m.release(a.id());
+        m.endRequest(a.id());
+    }
+
     @Test
     void unloadOfAnIdleAdapterIsImmediate() {
         AdapterManager m = manager(2);
