@@ -31,6 +31,12 @@ import org.junit.jupiter.api.io.TempDir;
  * counts must be exact and times at least the delays (the upper bounds are loose: the machine may be busy).
  */
 class FakeServerIntegrationTest {
+    static {
+        // TCP_NODELAY on the fake server's sockets: without it Nagle holds a chunk's second segment until
+        // the client's delayed ACK (~40 ms), which shows up as ITL outliers (read once, when the class loads)
+        System.setProperty("sun.net.httpserver.nodelay", "true");
+    }
+
     static final int TTFT_MS = 120;
     static final int ITL_MS = 25;
 
