@@ -40,15 +40,18 @@ public final class BenchmarkResult {
     public final Map<String, Integer> errors;
     public final double loadAverageStart;
     public final double loadAverageEnd;
+    /** CPU seconds the load generator's own JVM used during the run (it competes with a server on the same cores). */
+    public final double clientCpuS;
 
     BenchmarkResult(Options options, String model, List<RequestResult> requests, long startNs, long endNs,
-                    double loadAverageStart, double loadAverageEnd) {
+                    double loadAverageStart, double loadAverageEnd, double clientCpuS) {
         this.options = options;
         this.model = model;
         this.requests = List.copyOf(requests);
         this.durationS = (endNs - startNs) / 1e9;
         this.loadAverageStart = loadAverageStart;
         this.loadAverageEnd = loadAverageEnd;
+        this.clientCpuS = clientCpuS;
         double[] p = options.percentiles();
         List<Double> ttfts = new ArrayList<>();
         List<Double> tpots = new ArrayList<>();
@@ -165,6 +168,9 @@ public final class BenchmarkResult {
         section(sb, "Inter-token Latency", "ITL", itl);
         section(sb, "End-to-end Latency", "E2EL", e2el);
         sb.append("=".repeat(50)).append('\n');
+        sb.append(String.format(Locale.ROOT, "load average %.2f at the start, %.2f at the end; "
+                + "load generator CPU %.2f s (%.2f cores)%n", loadAverageStart, loadAverageEnd, clientCpuS,
+                clientCpuS / durationS));
         if (outputLenMismatches > 0) {
             sb.append("note: ").append(outputLenMismatches)
                     .append(" successful request(s) returned a different number of tokens than max_tokens\n");
@@ -248,6 +254,7 @@ public final class BenchmarkResult {
         putStats(o, "e2el", e2el);
         o.put("load_average_start", loadAverageStart);
         o.put("load_average_end", loadAverageEnd);
+        o.put("client_cpu_s", clientCpuS);
         o.put("available_processors", Runtime.getRuntime().availableProcessors());
         ObjectNode errs = o.putObject("error_counts");
         errors.forEach(errs::put);

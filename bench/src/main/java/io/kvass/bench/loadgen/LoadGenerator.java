@@ -33,6 +33,11 @@ import java.util.function.ToIntFunction;
  * they succeed; then send all prompts, at the arrival times of {@link Arrivals} and at most
  * {@code --max-concurrency} in flight (a request waiting for a slot is sent when one frees, and its
  * clock starts then, as in vLLM); wait for every response; print the table; write the JSON.
+ *
+ * <p>On a machine of few cores shared with the server, run it with {@code -XX:TieredStopAtLevel=1
+ * -XX:+UseSerialGC}: C2 compiling the client's hot paths during the first seconds takes a core from the
+ * server, whose parallel kernels then wait for their descheduled thread at every matrix (measured on the
+ * 2-core machine: 12-20 ms per token instead of 0.3 ms on stories260K for the first requests of a run).
  */
 public final class LoadGenerator {
     private LoadGenerator() {
@@ -49,6 +54,11 @@ public final class LoadGenerator {
             System.err.println("LoadGenerator: " + e.getMessage());
             System.exit(2);
             return;
+        }
+        if (Runtime.getRuntime().availableProcessors() <= 4 && ManagementFactory.getRuntimeMXBean().getInputArguments()
+                .stream().noneMatch(a -> a.startsWith("-XX:TieredStopAtLevel"))) {
+            System.err.println("note: few cores; consider java -XX:TieredStopAtLevel=1 -XX:+UseSerialGC so that"
+                    + " this JVM's JIT does not compete with the server (see LoadGenerator's javadoc)");
         }
         try {
             BenchmarkResult result = run(options, System.err);
@@ -91,13 +101,23 @@ public final class LoadGenerator {
                     model, options.endpoint(), requests.size(), options.randomInputLen(), options.randomOutputLen(),
                     options.randomRangeRatio(), options.maxConcurrency() > 0 ? options.maxConcurrency() : "unbounded",
                     Double.isInfinite(options.requestRate()) ? "inf" : options.requestRate(), options.burstiness());
-            for (BenchRequest w : warmups) {
-                RequestResult r = client.send(w).join();
-                if (!r.success()) {
-                    throw new IOException("the warm-up request failed: " + r.error());
+            if (!warmups.isEmpty()) {
+                // as many in flight as the run will have, all sent at once
+                Semaphore slots = new Semaphore(options.maxConcurrency() > 0 ? options.maxConcurrency()
+                        : warmups.size());
+                List<CompletableFuture<RequestResult>> sent = new ArrayList<>();
+                for (BenchRequest w : warmups) {
+                    slots.acquire();
+                    sent.add(client.send(w).whenComplete((r, e) -> slots.release()));
                 }
-                out.printf(Locale.ROOT, "warm-up request: %d output tokens in %.1f ms (TTFT %.1f ms)%n",
-                        r.outputTokens(), r.e2eMs(), r.ttftMs());
+                for (CompletableFuture<RequestResult> f : sent) {
+                    RequestResult r = f.join();
+                    if (!r.success()) {
+                        throw new IOException("a warm-up request failed: " + r.error());
+                    }
+                    out.printf(Locale.ROOT, "warm-up request: %d output tokens in %.1f ms (TTFT %.1f ms)%n",
+                            r.outputTokens(), r.e2eMs(), r.ttftMs());
+                }
             }
             return measure(options, model, client, requests, out);
         }
@@ -112,6 +132,7 @@ public final class LoadGenerator {
         int every = Math.max(1, requests.size() / 10);
         List<CompletableFuture<RequestResult>> futures = new ArrayList<>(requests.size());
         double loadStart = loadAverage();
+        long cpuStart = processCpuNanos();
         long start = System.nanoTime();
         for (int i = 0; i < requests.size(); i++) {
             long due = start + (long) (offsets[i] * 1e9);
@@ -136,11 +157,20 @@ public final class LoadGenerator {
         CompletableFuture.allOf(futures.toArray(CompletableFuture[]::new)).join();
         long end = System.nanoTime();
         List<RequestResult> results = futures.stream().map(CompletableFuture::join).toList();
-        return new BenchmarkResult(options, model, results, start, end, loadStart, loadAverage());
+        long cpu = processCpuNanos() - cpuStart;
+        return new BenchmarkResult(options, model, results, start, end, loadStart, loadAverage(), cpu / 1e9);
     }
 
     static double loadAverage() {
         return ManagementFactory.getOperatingSystemMXBean().getSystemLoadAverage();
+    }
+
+    /** CPU time of this JVM (all threads), or 0 where the platform does not tell. */
+    static long processCpuNanos() {
+        if (ManagementFactory.getOperatingSystemMXBean() instanceof com.sun.management.OperatingSystemMXBean os) {
+            return Math.max(0, os.getProcessCpuTime());
+        }
+        return 0;
     }
 
     /** Makes prompts: token ids from a pool for completions, calibrated random words for chat. */
