@@ -42,6 +42,8 @@ public final class BenchmarkResult {
     public final double loadAverageEnd;
     /** CPU seconds the load generator's own JVM used during the run (it competes with a server on the same cores). */
     public final double clientCpuS;
+    /** Wall-clock time of the first send. */
+    public final java.time.Instant started;
 
     BenchmarkResult(Options options, String model, List<RequestResult> requests, long startNs, long endNs,
                     double loadAverageStart, double loadAverageEnd, double clientCpuS) {
@@ -52,6 +54,7 @@ public final class BenchmarkResult {
         this.loadAverageStart = loadAverageStart;
         this.loadAverageEnd = loadAverageEnd;
         this.clientCpuS = clientCpuS;
+        this.started = java.time.Instant.now().minusNanos(System.nanoTime() - startNs);
         double[] p = options.percentiles();
         List<Double> ttfts = new ArrayList<>();
         List<Double> tpots = new ArrayList<>();
@@ -213,7 +216,7 @@ public final class BenchmarkResult {
     /** The result as JSON, with vLLM's key names. */
     public ObjectNode toJson() {
         ObjectNode o = OpenAiStreamClient.JSON.createObjectNode();
-        o.put("date", java.time.OffsetDateTime.now().withNano(0).toString());
+        o.put("date", started.truncatedTo(java.time.temporal.ChronoUnit.SECONDS).toString()); // the run's start
         o.put("backend", options.chat() ? "openai-chat" : "openai");
         o.put("base_url", options.baseUrl());
         o.put("endpoint", options.endpoint());
