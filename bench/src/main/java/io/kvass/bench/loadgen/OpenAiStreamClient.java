@@ -86,6 +86,7 @@ public final class OpenAiStreamClient implements AutoCloseable {
                 .POST(HttpRequest.BodyPublishers.ofString(body(r)));
         options.apiKey().ifPresent(k -> req.header("Authorization", "Bearer " + k));
         HttpRequest request = req.build();
+        StreamSubscriber stream = new StreamSubscriber(result);
         HttpResponse.BodyHandler<Void> handler = info -> {
             if (info.statusCode() != 200) {
                 return BodySubscribers.mapping(BodySubscribers.ofString(StandardCharsets.UTF_8), text -> {
@@ -93,7 +94,7 @@ public final class OpenAiStreamClient implements AutoCloseable {
                     return null;
                 });
             }
-            return BodySubscribers.fromSubscriber(new StreamSubscriber(result));
+            return BodySubscribers.fromSubscriber(stream);
         };
         result.startNs = System.nanoTime();
         return http.sendAsync(request, handler)
@@ -103,6 +104,8 @@ public final class OpenAiStreamClient implements AutoCloseable {
                         result.endNs = System.nanoTime();
                     }
                     if (error != null) {
+                        result.closed = true; // a timed-out stream may still be running: stop listening
+                        stream.cancel();
                         Throwable cause = error instanceof CompletionException && error.getCause() != null
                                 ? error.getCause() : error;
                         result.fail(cause.getClass().getSimpleName()
@@ -123,6 +126,8 @@ public final class OpenAiStreamClient implements AutoCloseable {
     static final class StreamSubscriber implements Flow.Subscriber<List<ByteBuffer>> {
         private final RequestResult result;
         private final SseParser parser;
+        private volatile Flow.Subscription subscription;
+        private volatile boolean cancelled;
         private long now;
 
         StreamSubscriber(RequestResult result) {
@@ -132,11 +137,28 @@ public final class OpenAiStreamClient implements AutoCloseable {
 
         @Override
         public void onSubscribe(Flow.Subscription subscription) {
-            subscription.request(Long.MAX_VALUE);
+            this.subscription = subscription;
+            if (cancelled) {
+                subscription.cancel();
+            } else {
+                subscription.request(Long.MAX_VALUE);
+            }
+        }
+
+        /** Stops the stream (closes its connection); later events are dropped. */
+        void cancel() {
+            cancelled = true;
+            Flow.Subscription s = subscription;
+            if (s != null) {
+                s.cancel();
+            }
         }
 
         @Override
         public void onNext(List<ByteBuffer> buffers) {
+            if (result.closed) {
+                return;
+            }
             now = System.nanoTime();
             for (ByteBuffer b : buffers) {
                 parser.feed(b);
@@ -145,18 +167,27 @@ public final class OpenAiStreamClient implements AutoCloseable {
 
         @Override
         public void onError(Throwable t) {
+            if (result.closed) {
+                return;
+            }
             result.endNs = System.nanoTime();
             result.fail("stream broke: " + t);
         }
 
         @Override
         public void onComplete() {
+            if (result.closed) {
+                return;
+            }
             now = System.nanoTime();
             parser.finish();
             result.endNs = now;
         }
 
         void onEvent(String event, String data) {
+            if (result.closed) {
+                return;
+            }
             if (data.equals("[DONE]")) {
                 result.sawDone = true;
                 return;

@@ -19,6 +19,8 @@ public final class RequestResult {
     long generatedChars;
     boolean sawDone;
     String error;
+    /** Set when the request timed out: late events of its stream are ignored from then on. */
+    volatile boolean closed;
 
     RequestResult(BenchRequest request) {
         this.request = request;
@@ -29,6 +31,9 @@ public final class RequestResult {
     }
 
     void tokenChunk(long nowNs, int chars) {
+        if (closed) {
+            return;
+        }
         if (chunks == chunkNs.length) {
             chunkNs = Arrays.copyOf(chunkNs, chunks * 2);
         }

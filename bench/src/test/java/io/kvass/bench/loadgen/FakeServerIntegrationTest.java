@@ -47,6 +47,7 @@ class FakeServerIntegrationTest {
     private final AtomicInteger inFlight = new AtomicInteger();
     private final AtomicInteger maxInFlight = new AtomicInteger();
     private volatile int failEvery; // every n-th generation request answers 500 (0: never)
+    private volatile int stallAfterTokens = -1; // stop streaming (without closing) after this many tokens
     private String baseUrl;
 
     @BeforeEach
@@ -113,6 +114,9 @@ class FakeServerIntegrationTest {
             for (int i = 0; i < maxTokens; i++) {
                 if (i > 0) {
                     sleep(ITL_MS);
+                }
+                if (i == stallAfterTokens) {
+                    sleep(3000);
                 }
                 String finish = i == maxTokens - 1 ? "\"length\"" : "null";
                 send(os, chat
@@ -233,6 +237,22 @@ class FakeServerIntegrationTest {
         String error = r.errors.keySet().iterator().next();
         assertTrue(error.startsWith("HTTP 500") && error.contains("injected failure"), error);
         assertEquals(3, r.errors.get(error));
+    }
+
+    @Test
+    void aStalledStreamTimesOut() throws Exception {
+        stallAfterTokens = 2;
+        Options.Builder b = options(2, 8, 4);
+        b.warmupRequests = 0;
+        b.timeoutSeconds = 0.6;
+        long t0 = System.nanoTime();
+        BenchmarkResult r = LoadGenerator.run(b.build(), System.err);
+        assertTrue((System.nanoTime() - t0) / 1e9 < 2.9, "the run does not wait for the stalled streams");
+        assertEquals(2, r.failed);
+        assertEquals(0, r.completed);
+        String error = r.errors.keySet().iterator().next();
+        assertTrue(error.contains("Timeout"), error);
+        assertTrue(r.requests.stream().allMatch(q -> q.chunkCount() == 2), "the tokens before the stall arrived");
     }
 
     @Test
