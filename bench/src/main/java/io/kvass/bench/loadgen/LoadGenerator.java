@@ -69,7 +69,8 @@ public final class LoadGenerator {
             }
             System.exit(result.completed > 0 ? 0 : 1);
         } catch (Exception e) {
-            System.err.println("LoadGenerator: " + e.getMessage());
+            System.err.println("LoadGenerator: " + (e.getMessage() == null ? e : e.getMessage())
+                    + (e instanceof java.net.ConnectException ? " (is the server up at " + options.baseUrl() + "?)" : ""));
             System.exit(1);
         }
     }
