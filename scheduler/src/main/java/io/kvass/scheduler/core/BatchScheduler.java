@@ -244,8 +244,10 @@ public final class BatchScheduler {
         if (seq.status() != SequenceStatus.RUNNING) {
             return; // aborted (or finished by a stop string) while the step ran
         }
-        seq.setComputed(seq.numComputed() + numScheduled);
-        if (config.enablePrefixCaching()) {
+        int before = seq.numComputed();
+        seq.setComputed(before + numScheduled);
+        // NOTE: only a step that fills a block has anything to cache (a decode step, one time in blockSize).
+        if (config.enablePrefixCaching() && before / kv.blockSize() != seq.numComputed() / kv.blockSize()) {
             kv.cacheFullBlocks(seq.kvHandle(), seq.tokenArray(), seq.numComputed());
         }
         SampledToken token = result.sampled().get(seq.seqId());
