@@ -119,9 +119,10 @@ public final class CpuBackend implements Backend {
             CpuWeights.Layer w = weights.layers().get(layer);
             Projector p = new Projector(layer, n, adapters);
             normRows(x, w.attnNorm(), xn, n);
-            p.project(LoraTarget.Q_PROJ, w.q(), xn, q, w.qBias());
-            p.project(LoraTarget.K_PROJ, w.k(), xn, k, w.kBias());
-            p.project(LoraTarget.V_PROJ, w.v(), xn, v, w.vBias());
+            threads.multiplyAll(new Matrix[] {w.q(), w.k(), w.v()}, xn, n, new float[][] {q, k, v});
+            p.finish(LoraTarget.Q_PROJ, xn, q, w.qBias());
+            p.finish(LoraTarget.K_PROJ, xn, k, w.kBias());
+            p.finish(LoraTarget.V_PROJ, xn, v, w.vBias());
             Rope.apply(q, config.numHeads(), k, config.numKvHeads(), config.headDim(), step.positions, ropeFreqs[0]);
             attention.write(layer, step, k, v);
             attention.compute(layer, step, q, attn);
@@ -129,8 +130,9 @@ public final class CpuBackend implements Backend {
             VectorMath.add(x, out, n * hidden);
 
             normRows(x, w.ffnNorm(), xn, n);
-            p.project(LoraTarget.GATE_PROJ, w.gate(), xn, gate, null);
-            p.project(LoraTarget.UP_PROJ, w.up(), xn, up, null);
+            threads.multiplyAll(new Matrix[] {w.gate(), w.up()}, xn, n, new float[][] {gate, up});
+            p.finish(LoraTarget.GATE_PROJ, xn, gate, null);
+            p.finish(LoraTarget.UP_PROJ, xn, up, null);
             VectorMath.siluMul(gate, up, n * config.intermediateSize());
             p.project(LoraTarget.DOWN_PROJ, w.down(), gate, out, null);
             VectorMath.add(x, out, n * hidden);
@@ -152,6 +154,11 @@ public final class CpuBackend implements Backend {
 
         void project(LoraTarget target, Matrix w, float[] x, float[] out, float[] bias) {
             threads.multiply(w, x, n, out);
+            finish(target, x, out, bias);
+        }
+
+        /** What follows a projection's matmul: its bias, then each row's LoRA update. */
+        void finish(LoraTarget target, float[] x, float[] out, float[] bias) {
             if (bias != null) {
                 for (int t = 0; t < n; t++) {
                     VectorMath.axpy(1f, bias, 0, out, t * bias.length, bias.length);

@@ -83,6 +83,28 @@ public final class CpuThreads implements AutoCloseable {
         });
     }
 
+    /**
+     * Several matrices over the same input ({@code q/k/v}, {@code gate/up}) as one split of their
+     * stacked rows: one hand-off to the threads instead of one per matrix.
+     */
+    public void multiplyAll(Matrix[] ws, float[] x, int nTok, float[][] outs) {
+        int total = 0;
+        for (Matrix w : ws) {
+            total += w.rows();
+        }
+        forRange(total, (r0, r1) -> {
+            int base = 0;
+            for (int i = 0; i < ws.length; i++) {
+                int lo = Math.max(r0, base), hi = Math.min(r1, base + ws[i].rows());
+                if (lo < hi) {
+                    ws[i].multiply(x, nTok, outs[i], lo - base, hi - base);
+                }
+                base += ws[i].rows();
+            }
+            return 0;
+        });
+    }
+
     private void run(int part) {
         int start = (int) ((long) n * part / parts);
         int end = (int) ((long) n * (part + 1) / parts);
