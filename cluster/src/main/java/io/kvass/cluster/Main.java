@@ -17,6 +17,7 @@ public final class Main {
                         [--config FILE.conf]
                         OpenAI-compatible server (a one-node cluster unless --seed-node is given)
               generate  --model DIR (--prompt TEXT | --prompt-ids 1,2,3)... [--max-tokens N] [--temperature T] [--json]
+                        [--device cpu|cuda] [--gpu-memory-utilization F]
             """;
 
     private Main() {

@@ -21,7 +21,7 @@ import jcuda.driver.CUmodule;
  * Device pointers are raw addresses ({@code 0} for "none").
  */
 final class CudaKernels implements AutoCloseable {
-    private static final String[] MODULES = {"layers", "attention", "prefill", "decode"};
+    private static final String[] MODULES = {"layers", "attention", "prefill", "decode", "sample"};
     /** Head dims the attention kernel is instantiated for (D / 8 a power of two). */
     static final int[] HEAD_DIMS = {8, 16, 32, 64, 128, 256};
     /** Largest number of query heads sharing one K/V head. */
@@ -141,6 +141,18 @@ final class CudaKernels implements AutoCloseable {
 
     void argmaxRows(int rows, long logits, long ids, int vocab) {
         launch("layers", "argmax_rows", rows, 1, 1, 1024, logits, ids, vocab);
+    }
+
+    /** Bytes of one row descriptor of {@link #sampleRows} ({@code SampleRow} in sample.cu). */
+    static final int SAMPLE_ROW_BYTES = 32;
+    static final int SAMPLE_THREADS = 512;
+
+    /**
+     * ids[i] = the token drawn for descriptor i at {@code rows} (temperature, top_p, min_p, top_k, seed,
+     * position, logits row), -1 where the row has no finite logit; see sample.cu.
+     */
+    void sampleRows(int count, long logits, long rows, long ids, int vocab) {
+        launch("sample", "sample_rows", count, 1, 1, SAMPLE_THREADS, logits, rows, ids, vocab);
     }
 
     /** y (+)= x w^T for n <= {@link #SKINNY_MAX_TOKENS} tokens; mode 0 bf16 out, 1 fp32 out, 2 fp32 accumulate. */
