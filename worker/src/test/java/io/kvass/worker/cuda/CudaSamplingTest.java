@@ -259,7 +259,7 @@ class CudaSamplingTest {
         float[] logits = randomLogits(rnd, kinds.size(), vocab, 2);
         // Ties across the top-k boundary of row 0 (k = 5): the ids kept are the lowest.
         for (int id : new int[] {10, 20, 30, 40, 50, 60, 70}) {
-            logits[id] = 9f;
+            logits[id] = 20f;
         }
         int perKind = 3000;
         List<Draw> draws = new ArrayList<>();
@@ -331,6 +331,44 @@ class CudaSamplingTest {
             }
             System.out.printf("[cuda] GPU sampling frequencies %s: %d draws, worst deviation %.2f sigma%n",
                     describe(p), n, worst);
+        }
+    }
+
+    /** Not a check: how long sample_rows takes for a decode batch at Llama 3's vocabulary. */
+    @Test
+    void samplingTimeAtLlama3Vocabulary() {
+        int vocab = 128256;
+        for (int rows : new int[] {1, 64, 256}) {
+            float[] logits = randomLogits(new Random(rows), rows, vocab, 3);
+            DeviceBuffer l = device.allocate(4L * logits.length, "timing logits");
+            ByteBuffer lh = device.allocateHost(4L * logits.length);
+            lh.asFloatBuffer().put(logits);
+            device.upload(l, 0, lh, 4L * logits.length);
+            DeviceBuffer ids = device.allocate(4L * rows, "timing ids");
+            StringBuilder line = new StringBuilder();
+            for (SamplingParams p : List.of(SamplingParams.greedy(16), params().temperature(1f).build(),
+                    params().temperature(0.8f).topK(50).build(), params().temperature(0.8f).topP(0.95f).build(),
+                    params().temperature(0.8f).topK(1000).topP(0.9f).minP(0.01f).build())) {
+                long bytes = (long) CudaKernels.SAMPLE_ROW_BYTES * rows;
+                DeviceBuffer d = device.allocate(bytes, "timing rows");
+                ByteBuffer dh = device.allocateHost(bytes);
+                for (int r = 0; r < rows; r++) {
+                    CudaBackend.putSampleRow(dh, r, p, r, 0, r);
+                }
+                device.upload(d, 0, dh, bytes);
+                for (int i = 0; i < 3; i++) {
+                    kernels.sampleRows(rows, l.address(), d.address(), ids.address(), vocab);
+                }
+                device.synchronize();
+                int reps = 20;
+                long t0 = System.nanoTime();
+                for (int i = 0; i < reps; i++) {
+                    kernels.sampleRows(rows, l.address(), d.address(), ids.address(), vocab);
+                }
+                device.synchronize();
+                line.append(String.format(" | %s: %.1f us", describe(p), (System.nanoTime() - t0) / 1e3 / reps));
+            }
+            System.out.printf("[cuda] sample_rows, %d rows of %d%s%n", rows, vocab, line);
         }
     }
 
