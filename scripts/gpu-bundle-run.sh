@@ -3,6 +3,7 @@
 # argument runs
 #   tests          the GPU-tagged tests (JUnit console)
 #   bench          CudaBenchmark (direct backend: decode batch 1..256, prefill), bench-quick: shorter
+#   decode         CudaDecodeBenchmark (batch-1 fusions on/off, forwardAndSample vs forwardGreedy)
 #   serve          `kvass serve --device cuda` on a Llama-3-8B-shaped model with random weights made on
 #                  the GPU, driven by the load generator (SERVE_RUNS, below); server log and JSON results
 #   probe | ncu-attention   attention kernel studies
@@ -73,6 +74,8 @@ for what in "${@:-tests bench}"; do
     bench|bench-quick)
       "$java" "${flags[@]}" -Xmx16g -cp "$cp" io.kvass.worker.cuda.CudaBenchmark "$out/cuda-bench.json" \
         $([[ "$what" == bench-quick ]] && echo quick) 2>&1 | tee "$out/bench.log" || status=1 ;;
+    decode)
+      timeout 240 "$java" "${flags[@]}" -Xmx16g -cp "$cp" io.kvass.worker.cuda.CudaDecodeBenchmark 2>&1 | tee "$out/decode.log" || status=1 ;;
     serve) serve ;;
     serve-cpu-sampling) SERVE_SAMPLING=cpu SERVE_RUNS="${SERVE_CPU_RUNS:-c64}" SERVE_TAG=-cpusampling serve ;;
     probe)
@@ -83,7 +86,7 @@ for what in "${@:-tests bench}"; do
         --section MemoryWorkloadAnalysis --section MemoryWorkloadAnalysis_Tables --section WarpStateStats \
         --section Occupancy --section LaunchStats "$java" "${flags[@]}" -cp "$cp" \
         io.kvass.worker.cuda.CudaAttentionProbe 2>&1 | tee "$out/ncu-attention.log" || status=1 ;;
-    *) echo "unknown step '$what' (tests | bench | bench-quick | serve | serve-cpu-sampling | probe | ncu-attention)"; status=1 ;;
+    *) echo "unknown step '$what' (tests | bench | bench-quick | decode | serve | serve-cpu-sampling | probe | ncu-attention)"; status=1 ;;
   esac
   echo "[run] $what done at +$(( $(date +%s) - t0 )) s"
 done

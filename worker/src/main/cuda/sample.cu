@@ -75,6 +75,38 @@ __device__ __forceinline__ u64 warp_sum_u64(u64 v) {
   return v;
 }
 
+// Calls f(value, id) for every logit of the row, each thread a coalesced share in increasing id order:
+// 16-byte loads, two in flight per thread (one 4-byte load at a time leaves the pass latency-bound).
+template <class F>
+__device__ __forceinline__ void for_row(const float* __restrict__ row, int vocab, F&& f) {
+  if ((vocab & 3) == 0) {  // then every row starts 16-byte aligned (the logits buffer is)
+    const float4* r4 = reinterpret_cast<const float4*>(row);
+    const int n4 = vocab >> 2;
+    int i = threadIdx.x;
+    for (; i + ST < n4; i += 2 * ST) {
+      const float4 a = __ldg(r4 + i), b = __ldg(r4 + i + ST);
+      f(a.x, 4 * i);
+      f(a.y, 4 * i + 1);
+      f(a.z, 4 * i + 2);
+      f(a.w, 4 * i + 3);
+      const int j = 4 * (i + ST);
+      f(b.x, j);
+      f(b.y, j + 1);
+      f(b.z, j + 2);
+      f(b.w, j + 3);
+    }
+    if (i < n4) {
+      const float4 a = __ldg(r4 + i);
+      f(a.x, 4 * i);
+      f(a.y, 4 * i + 1);
+      f(a.z, 4 * i + 2);
+      f(a.w, 4 * i + 3);
+    }
+  } else {
+    for (int i = threadIdx.x; i < vocab; i += ST) f(__ldg(row + i), i);
+  }
+}
+
 struct Filters {
   float m, inv_t, cut;
   unsigned k_key;  // top_k: keep key > k_key, or key == k_key and id < k_limit (off: k_key 0, limit max)
@@ -114,16 +146,15 @@ __device__ bool radix_select(const float* __restrict__ row, int vocab, const Fil
     u64 acc[16];
 #pragma unroll
     for (int d = 0; d < 16; d++) acc[d] = 0;
-    for (int i = tid; i < vocab; i += ST) {
-      const float l = row[i];
-      if (!keep<STAGE>(f, l, i)) continue;
+    for_row(row, vocab, [&](float l, int i) {
+      if (!keep<STAGE>(f, l, i)) return;
       const unsigned key = rank_key(l);
-      if ((key & mask) != prefix) continue;
+      if ((key & mask) != prefix) return;
       const unsigned digit = (key >> shift) & 15u;
       const u64 amt = MASS ? fixed_weight(l, f.m, f.inv_t) : 1ull;
 #pragma unroll
       for (int d = 0; d < 16; d++) acc[d] += digit == (unsigned)d ? amt : 0ull;
-    }
+    });
 #pragma unroll
     for (int d = 0; d < 16; d++) {
       const u64 s = warp_sum_u64(acc[d]);
@@ -218,19 +249,17 @@ extern "C" __global__ void __launch_bounds__(ST) sample_rows(const float* __rest
   __shared__ float s_val[32];
   __shared__ int s_idx[32];
   __shared__ u64 s_wsum[32];
-  __shared__ int s_warp, s_token;
-  __shared__ u64 s_target;
+  __shared__ int s_token;
 
   // Max and argmax (NaN never wins; ties: lowest id).
   float best = -CUDART_INF_F;
   int arg = 0x7fffffff;
-  for (int i = tid; i < vocab; i += ST) {
-    const float v = row[i];
+  for_row(row, vocab, [&](float v, int i) {
     if (v > best) {
       best = v;
       arg = i;
     }
-  }
+  });
 #pragma unroll
   for (int o = 16; o > 0; o >>= 1) {
     const float ov = __shfl_xor_sync(0xffffffffu, best, o);
@@ -293,57 +322,48 @@ extern "C" __global__ void __launch_bounds__(ST) sample_rows(const float* __rest
     }
   }
 
-  // Draw: warp w owns the ids [w * seg, (w + 1) * seg); exact integer sums.
+  // Draw: thread t owns the contiguous ids [t * slice, (t + 1) * slice); exact integer sums, an
+  // exclusive scan over the threads, and the one thread whose share holds the target walks it.
   constexpr int NW = ST / 32;
-  const int seg = (((vocab + NW - 1) / NW) + 31) & ~31;
-  const int lo = warp * seg, hi = min(vocab, lo + seg);
+  const int slice = (((vocab + ST - 1) / ST) + 3) & ~3;
+  const int lo = min(vocab, tid * slice), hi = min(vocab, lo + slice);
+  auto weight = [&](float l, int i) -> u64 { return keep<2>(f, l, i) ? fixed_weight(l, f.m, f.inv_t) : 0ull; };
   u64 mine = 0;
-  for (int i = lo + lane; i < hi; i += 32) {
-    const float l = row[i];
-    if (keep<2>(f, l, i)) mine += fixed_weight(l, f.m, f.inv_t);
-  }
-  mine = warp_sum_u64(mine);
-  if (lane == 0) s_wsum[warp] = mine;
-  __syncthreads();
-  if (tid == 0) {
-    u64 total = 0;
-    for (int w = 0; w < NW; w++) total += s_wsum[w];
-    const double u = philox_uniform(p.seed, (unsigned)p.position);
-    u64 target = (u64)(u * (double)total);
-    if (target >= total) target = total - 1;
-    int w = 0;
-    for (; w < NW - 1; w++) {
-      if (target < s_wsum[w]) break;
-      target -= s_wsum[w];
+  if ((vocab & 3) == 0) {
+    for (int i = lo; i < hi; i += 4) {
+      const float4 a = __ldg(reinterpret_cast<const float4*>(row + i));
+      mine += weight(a.x, i) + weight(a.y, i + 1) + weight(a.z, i + 2) + weight(a.w, i + 3);
     }
-    s_warp = w;
-    s_target = target;
-    s_token = arg;
+  } else {
+    for (int i = lo; i < hi; i++) mine += weight(__ldg(row + i), i);
   }
-  __syncthreads();
-  if (warp == s_warp) {
-    const u64 target = s_target;
-    u64 cum = 0;
-    for (int base = lo; base < hi; base += 32) {
-      const int i = base + lane;
-      u64 v = 0;
-      if (i < hi) {
-        const float l = row[i];
-        if (keep<2>(f, l, i)) v = fixed_weight(l, f.m, f.inv_t);
-      }
-      u64 incl = v;
+  u64 incl = mine;
 #pragma unroll
-      for (int o = 1; o < 32; o <<= 1) {
-        const u64 t = __shfl_up_sync(0xffffffffu, incl, o);
-        if (lane >= o) incl += t;
-      }
-      const u64 chunk = __shfl_sync(0xffffffffu, incl, 31);
-      if (cum + chunk > target) {
-        const unsigned hit = __ballot_sync(0xffffffffu, cum + incl > target);
-        if (lane == 0) s_token = base + __ffs(hit) - 1;
+  for (int o = 1; o < 32; o <<= 1) {
+    const u64 t = __shfl_up_sync(0xffffffffu, incl, o);
+    if (lane >= o) incl += t;
+  }
+  if (lane == 31) s_wsum[warp] = incl;
+  if (tid == 0) s_token = arg;
+  __syncthreads();
+  u64 total = 0, before = 0;
+  for (int w = 0; w < NW; w++) {
+    const u64 v = s_wsum[w];
+    before += w < warp ? v : 0ull;
+    total += v;
+  }
+  const double u = philox_uniform(p.seed, (unsigned)p.position);
+  u64 target = (u64)(u * (double)total);
+  if (target >= total) target = total - 1;
+  const u64 excl = before + incl - mine;
+  if (mine > 0 && target >= excl && target < excl + mine) {
+    u64 cum = excl;
+    for (int i = lo; i < hi; i++) {
+      cum += weight(__ldg(row + i), i);
+      if (cum > target) {
+        s_token = i;
         break;
       }
-      cum += chunk;
     }
   }
   __syncthreads();

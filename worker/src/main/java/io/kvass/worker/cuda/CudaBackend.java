@@ -56,6 +56,12 @@ public final class CudaBackend implements Backend {
     private final float attentionScale;
     private final boolean prefillKernel;
     private int skinnyMaxTokens = 1;
+    /**
+     * Batch-1 decode fusions (bit-identical results): RMS norms into the next GEMV, SiLU into the gate/up
+     * GEMV. {@code -Dkvass.cuda.fuse=all|norm|silu|none} (default all).
+     */
+    private boolean fuseNorm = !System.getProperty("kvass.cuda.fuse", "all").matches("none|silu");
+    private boolean fuseSilu = !System.getProperty("kvass.cuda.fuse", "all").matches("none|norm");
     private CudaKernels.AttentionVariant attentionVariant = CudaKernels.AttentionVariant.valueOf(
             System.getProperty("kvass.cuda.attention", "mma").toUpperCase(java.util.Locale.ROOT));
     private CudaProfile profile;
@@ -197,6 +203,13 @@ public final class CudaBackend implements Backend {
     /** Sets the largest token count that uses the skinny GEMM kernel instead of cuBLAS (0 = never). */
     synchronized void setSkinnyMaxTokens(int tokens) {
         this.skinnyMaxTokens = Math.min(tokens, CudaKernels.SKINNY_MAX_TOKENS);
+        graphs.clear();
+    }
+
+    /** Turns the batch-1 fusions on or off (benchmarks, tests). */
+    synchronized void setFusion(boolean norm, boolean silu) {
+        this.fuseNorm = norm;
+        this.fuseSilu = silu;
         graphs.clear();
     }
 
@@ -426,16 +439,31 @@ public final class CudaBackend implements Backend {
         for (int l = 0; l < config.numLayers(); l++) {
             CudaWeights.Layer w = weights.layers().get(l);
             int layer = l;
-            phase("norm", () -> kernels.rmsNorm(n, s.x, 0, w.attnNorm(), s.xn, h, eps));
-            phase("qkv gemm", () -> linear(w.qkv(), s.xn, s.qkv, n, qkvDim, h, CuBlas.Out.F32));
+            if (normFused(n, h)) {
+                phase("norm + qkv gemm", () -> kernels.skinnyNormGemm(w.qkv(), s.x, 0, w.attnNorm(), s.qkv, qkvDim, h,
+                        CuBlas.Out.F32.ordinal(), eps));
+            } else {
+                phase("norm", () -> kernels.rmsNorm(n, s.x, 0, w.attnNorm(), s.xn, h, eps));
+                phase("qkv gemm", () -> linear(w.qkv(), s.xn, s.qkv, n, qkvDim, h, CuBlas.Out.F32));
+            }
             phase("rope + kv store", () -> kernels.qkvRopeStore(n, s.qkv, w.qkvBias(), weights.invFreq(),
                     section(StepInputs.POSITIONS), section(StepInputs.SLOTS), s.q, cache.keys(layer), cache.values(layer),
                     config.numHeads(), config.numKvHeads(), config.headDim()));
             attention(n, plan, l);
             phase("o gemm", () -> linear(w.o(), s.attn, s.x, n, h, config.qDim(), CuBlas.Out.F32_ADD));
-            phase("norm", () -> kernels.rmsNorm(n, s.x, 0, w.ffnNorm(), s.xn, h, eps));
-            phase("gate/up gemm", () -> linear(w.gateUp(), s.xn, s.gateUp, n, 2 * ffn, h, CuBlas.Out.BF16));
-            phase("silu*up", () -> kernels.siluMul(n, ffn, s.gateUp, s.act));
+            if (siluFused(n, h, ffn)) {
+                if (normFused(n, h)) {
+                    phase("norm + gate/up gemm + silu", () -> kernels.skinnyGateUpSilu(w.gateUp(), s.x, w.ffnNorm(), s.act,
+                            ffn, h, eps));
+                } else {
+                    phase("norm", () -> kernels.rmsNorm(n, s.x, 0, w.ffnNorm(), s.xn, h, eps));
+                    phase("gate/up gemm + silu", () -> kernels.skinnyGateUpSilu(w.gateUp(), s.xn, 0, s.act, ffn, h, eps));
+                }
+            } else {
+                phase("norm", () -> kernels.rmsNorm(n, s.x, 0, w.ffnNorm(), s.xn, h, eps));
+                phase("gate/up gemm", () -> linear(w.gateUp(), s.xn, s.gateUp, n, 2 * ffn, h, CuBlas.Out.BF16));
+                phase("silu*up", () -> kernels.siluMul(n, ffn, s.gateUp, s.act));
+            }
             phase("down gemm", () -> linear(w.down(), s.act, s.x, n, h, ffn, CuBlas.Out.F32_ADD));
         }
     }
@@ -481,6 +509,15 @@ public final class CudaBackend implements Backend {
         });
     }
 
+    /** One token on the skinny path: the RMS norm goes into the GEMV after it. */
+    private boolean normFused(int n, int hidden) {
+        return fuseNorm && n == 1 && n <= skinnyMaxTokens && CudaKernels.fusable(hidden);
+    }
+
+    private boolean siluFused(int n, int hidden, int ffn) {
+        return fuseSilu && n == 1 && n <= skinnyMaxTokens && kernels.canFuseGateUp(ffn, hidden);
+    }
+
     private void linear(long w, long x, long y, int n, int out, int in, CuBlas.Out mode) {
         if (n <= skinnyMaxTokens && in % 8 == 0) {
             kernels.skinnyGemm(w, x, y, n, out, in, mode.ordinal());
@@ -491,6 +528,12 @@ public final class CudaBackend implements Backend {
 
     /** Final norm and LM head for {@code count} rows (row indices at {@code rows}, or the first rows if 0). */
     private void computeLogits(long rows, int count) {
+        if (normFused(count, config.hiddenSize())) {
+            phase("norm + lm head gemm", () -> kernels.skinnyNormGemm(weights.lmHead(), scratch.x, rows, weights.finalNorm(),
+                    scratch.logits.address(), config.vocabSize(), config.hiddenSize(), CuBlas.Out.F32.ordinal(),
+                    config.rmsNormEps()));
+            return;
+        }
         phase("norm", () -> kernels.rmsNorm(count, scratch.x, rows, weights.finalNorm(), scratch.logitsNormed,
                 config.hiddenSize(), config.rmsNormEps()));
         phase("lm head gemm", () -> linear(weights.lmHead(), scratch.logitsNormed, scratch.logits.address(), count,

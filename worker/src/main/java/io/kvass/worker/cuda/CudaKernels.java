@@ -158,15 +158,62 @@ final class CudaKernels implements AutoCloseable {
     /** y (+)= x w^T for n <= {@link #SKINNY_MAX_TOKENS} tokens; mode 0 bf16 out, 1 fp32 out, 2 fp32 accumulate. */
     void skinnyGemm(long w, long x, long y, int n, int out, int k, int mode) {
         int variant = n <= 1 ? 1 : n <= 2 ? 2 : n <= 4 ? 4 : 8;
-        // Enough warps for about two waves of the GPU (64 warps per SM), at most 8 per row.
+        int split = skinnySplit(out, k);
+        int rowsPerBlock = 8 / split;
+        launch("layers", "skinny_gemm_n" + variant, (out + rowsPerBlock - 1) / rowsPerBlock, 1, 1, 256, w, x, y, n, out,
+                k, mode, split);
+    }
+
+    /** Warps per output row of the skinny GEMM: enough warps for about two waves of the GPU (64 per SM), at most 8. */
+    int skinnySplit(int out, int k) {
         long wanted = 2L * 64 * device.multiprocessors;
         int split = 1;
         while (split < 8 && (long) out * split < wanted && k / 8 >= 64 * split) {
             split *= 2;
         }
-        int rowsPerBlock = 8 / split;
-        launch("layers", "skinny_gemm_n" + variant, (out + rowsPerBlock - 1) / rowsPerBlock, 1, 1, 256, w, x, y, n, out,
-                k, mode, split);
+        return split;
+    }
+
+    /** Blocks of the fused skinny kernels: they stride over row groups, at most 8 blocks (full occupancy) per SM. */
+    private int fusedGrid(long groups) {
+        return (int) Math.max(1, Math.min(groups, 8L * device.multiprocessors));
+    }
+
+    /** Whether the fused batch-1 kernels take an input of {@code k} (norm prologue in 48 KB of shared memory). */
+    static boolean fusable(int k) {
+        return k % 8 == 0 && 2L * k <= 48 * 1024;
+    }
+
+    /**
+     * y (+)= rms_norm(x[row]) w^T for one token, the norm computed in the GEMV's prologue (layers.cu
+     * skinny_fused; bit-identical to {@link #rmsNorm} then {@link #skinnyGemm}); row = rows[0], or 0 when rows is 0.
+     */
+    void skinnyNormGemm(long w, long x, long rows, long normWeight, long y, int out, int k, int mode, float eps) {
+        int split = skinnySplit(out, k);
+        long groups = (out + 8 / split - 1) / (8 / split);
+        launchShared("layers", "skinny_norm_gemm_n1", fusedGrid(groups), 1, 1, 256, 2 * k, w, x, rows, normWeight, y, out,
+                k, mode, split, eps);
+    }
+
+    /** Whether {@link #skinnyGateUpSilu} can run this shape (a gate row and its up row share a block of 8 warps). */
+    boolean canFuseGateUp(int ffn, int k) {
+        return fusable(k) && skinnySplit(2 * ffn, k) <= 4;
+    }
+
+    /**
+     * act = silu(gate) * up for one token straight from the fused [gate; up] weight (bit-identical to
+     * {@link #skinnyGemm} in bf16 then {@link #siluMul}); with {@code normWeight != 0}, x is the fp32
+     * residual and the RMS norm is fused in as well, else x is the normed bf16 input.
+     */
+    void skinnyGateUpSilu(long w, long x, long normWeight, long act, int ffn, int k, float eps) {
+        int split = skinnySplit(2 * ffn, k);
+        long groups = (ffn + 4 / split - 1) / (4 / split);
+        if (normWeight != 0) {
+            launchShared("layers", "skinny_norm_gate_up_silu_n1", fusedGrid(groups), 1, 1, 256, 2 * k, w, x, normWeight,
+                    act, ffn, k, split, eps);
+        } else {
+            launch("layers", "skinny_gate_up_silu_n1", fusedGrid(groups), 1, 1, 256, w, x, act, ffn, k, split);
+        }
     }
 
     static boolean supportsHeadDim(int headDim) {
