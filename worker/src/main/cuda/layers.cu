@@ -32,7 +32,7 @@ extern "C" __global__ void rms_norm(const float* __restrict__ x, const int* __re
 // (i, i + D/2) turns by positions[t] * inv_freq[i], the angle an fp32 product as transformers
 // computes it), writes q as bf16 and k, v into the paged cache at slot slots[t] (none if < 0).
 // qkv: [n, (heads + 2 kv_heads) * D] fp32; bias: same width or null; q_out: [n, heads * D];
-// k_cache, v_cache: [slots, kv_heads, D] of this layer. grid: n, block: 128.
+// k_cache, v_cache: [slots, kv_heads, D] of this layer. grid: (n, blocks per token), block: 128.
 extern "C" __global__ void qkv_rope_store(const float* __restrict__ qkv, const float* __restrict__ bias,
                                           const float* __restrict__ inv_freq, const int* __restrict__ positions,
                                           const int* __restrict__ slots, bf16* __restrict__ q_out,
@@ -45,7 +45,9 @@ extern "C" __global__ void qkv_rope_store(const float* __restrict__ qkv, const f
   const int slot = slots[t];
   // q heads then k heads are contiguous in the row, so head h starts at h * head_dim for both.
   const int pairs = (num_heads + num_kv_heads) * half;
-  for (int p = threadIdx.x; p < pairs; p += blockDim.x) {
+  // gridDim.y blocks share a token (decode: one block alone would walk every head).
+  const int stride = blockDim.x * gridDim.y, first = blockIdx.y * blockDim.x + threadIdx.x;
+  for (int p = first; p < pairs; p += stride) {
     const int h = p / half, i = p % half, a = h * head_dim + i, b = a + half;
     float x1 = row[a], x2 = row[b];
     if (bias) {
@@ -65,7 +67,7 @@ extern "C" __global__ void qkv_rope_store(const float* __restrict__ qkv, const f
     }
   }
   if (slot >= 0) {
-    for (int j = threadIdx.x; j < kv_dim; j += blockDim.x) {
+    for (int j = first; j < kv_dim; j += stride) {
       const int col = q_dim + kv_dim + j;
       v_cache[(size_t)slot * kv_dim + j] = to_bf16(row[col] + (bias ? bias[col] : 0.f));
     }

@@ -206,6 +206,12 @@ public final class CudaBackend implements Backend {
         graphs.clear();
     }
 
+    /** Benchmarks: see {@link CudaKernels#tune}. */
+    synchronized void tune(double skinnyWaves, int ropeSplitTokens) {
+        kernels.tune(skinnyWaves, ropeSplitTokens);
+        graphs.clear();
+    }
+
     /** Turns the batch-1 fusions on or off (benchmarks, tests). */
     synchronized void setFusion(boolean norm, boolean silu) {
         this.fuseNorm = norm;

@@ -29,6 +29,10 @@ final class CudaKernels implements AutoCloseable {
     static final int SKINNY_MAX_TOKENS = 8;
 
     private final CudaDevice device;
+    /** Skinny GEMM rows get enough warps for this many waves of the GPU (64 warps per SM); see {@link #skinnySplit}. */
+    private double skinnyWaves = Double.parseDouble(System.getProperty("kvass.cuda.skinnyWaves", "2"));
+    /** Steps of at most this many tokens spread each token's RoPE / K/V store over several blocks. */
+    private int ropeSplitMaxTokens = Integer.getInteger("kvass.cuda.ropeSplitMaxTokens", 8);
     private final Map<String, CUmodule> modules = new HashMap<>();
     private final Map<String, CUfunction> functions = new HashMap<>();
     private final java.util.Set<String> prefillReady = new java.util.HashSet<>();
@@ -113,7 +117,9 @@ final class CudaKernels implements AutoCloseable {
 
     void qkvRopeStore(int n, long qkv, long bias, long invFreq, long positions, long slots, long qOut, long kCache,
                       long vCache, int heads, int kvHeads, int headDim) {
-        launch("layers", "qkv_rope_store", n, 1, 1, 128, qkv, bias, invFreq, positions, slots, qOut, kCache, vCache,
+        int pairs = (heads + kvHeads) * headDim / 2;
+        int perToken = n <= ropeSplitMaxTokens ? Math.max(1, (pairs + 127) / 128) : 1;
+        launch("layers", "qkv_rope_store", n, perToken, 1, 128, qkv, bias, invFreq, positions, slots, qOut, kCache, vCache,
                 heads, kvHeads, headDim);
     }
 
@@ -166,12 +172,18 @@ final class CudaKernels implements AutoCloseable {
 
     /** Warps per output row of the skinny GEMM: enough warps for about two waves of the GPU (64 per SM), at most 8. */
     int skinnySplit(int out, int k) {
-        long wanted = 2L * 64 * device.multiprocessors;
+        long wanted = (long) (skinnyWaves * 64 * device.multiprocessors);
         int split = 1;
         while (split < 8 && (long) out * split < wanted && k / 8 >= 64 * split) {
             split *= 2;
         }
         return split;
+    }
+
+    /** Benchmarks: the skinny GEMM's split policy and the RoPE kernel's blocks per token (graphs must be re-captured). */
+    void tune(double waves, int ropeSplitTokens) {
+        this.skinnyWaves = waves;
+        this.ropeSplitMaxTokens = ropeSplitTokens;
     }
 
     /** Blocks of the fused skinny kernels: they stride over row groups, at most 8 blocks (full occupancy) per SM. */

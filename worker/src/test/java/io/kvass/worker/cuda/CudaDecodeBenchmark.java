@@ -33,6 +33,33 @@ public final class CudaDecodeBenchmark {
                         fusion, ms, 1000 / ms);
             }
             backend.setFusion(true, true);
+            double best = Double.MAX_VALUE, bestWaves = 2;
+            for (double waves : new double[] {2, 1, 0.5, 0.25, 4, 2}) {
+                for (int rope : new int[] {0, 8}) {
+                    backend.tune(waves, rope);
+                    double ms = CudaBenchmark.decodeStepMs(backend, 1, context, blocksPerSeq, warmup, measured, true);
+                    System.out.printf(Locale.ROOT, "[decode] batch 1 ctx %d, fusion all, skinny waves %.2f, rope split %s: "
+                            + "%.3f ms/step%n", context, waves, rope > 0 ? "on" : "off", ms);
+                    if (rope > 0 && ms < best) {
+                        best = ms;
+                        bestWaves = waves;
+                    }
+                }
+            }
+            for (int batch : new int[] {2, 4, 8}) {
+                for (double waves : new double[] {2, bestWaves}) {
+                    backend.tune(waves, 8);
+                    for (int skinny : new int[] {8, 0}) {
+                        backend.setSkinnyMaxTokens(skinny);
+                        double ms = CudaBenchmark.decodeStepMs(backend, batch, context, blocksPerSeq, warmup, measured, true);
+                        System.out.printf(Locale.ROOT, "[decode] batch %d ctx %d, skinny waves %.2f, %s: %.3f ms/step%n", batch,
+                                context, waves, skinny > 0 ? "skinny" : "cublas", ms);
+                    }
+                }
+            }
+            backend.setSkinnyMaxTokens(1);
+            backend.tune(bestWaves, 8);
+            System.out.printf(Locale.ROOT, "[decode] best: skinny waves %.2f, %.3f ms/step%n", bestWaves, best);
             CudaBenchmark.profile(backend, "decode batch 1 (fused)", CudaBenchmark.decodeBatch(1, context, blocksPerSeq));
             for (int batch : new int[] {1, 64}) {
                 double greedy = CudaBenchmark.decodeStepMs(backend, batch, context, blocksPerSeq, warmup, measured, true);
