@@ -26,16 +26,16 @@ public final class CudaDecodeBenchmark {
         try (CudaBackend backend = CudaBackend.random(CudaBenchmark.LLAMA3_8B, options, 1234)) {
             backend.randomizeKvCache(99);
             backend.setSkinnyMaxTokens(1);
-            for (String fusion : new String[] {"none", "norm", "silu", "all", "none", "all"}) {
+            for (String fusion : new String[] {"none", "all", "none", "all"}) {
                 backend.setFusion(fusion.equals("norm") || fusion.equals("all"), fusion.equals("silu") || fusion.equals("all"));
                 double ms = CudaBenchmark.decodeStepMs(backend, 1, context, blocksPerSeq, warmup, measured, true);
                 System.out.printf(Locale.ROOT, "[decode] batch 1 ctx %d, fusion %s: %.3f ms/step (%.1f tok/s)%n", context,
                         fusion, ms, 1000 / ms);
             }
             backend.setFusion(true, true);
-            double best = Double.MAX_VALUE, bestWaves = 2;
-            for (double waves : new double[] {2, 1, 0.5, 0.25, 4, 2}) {
-                for (int rope : new int[] {0, 8}) {
+            double best = Double.MAX_VALUE, bestWaves = 0.5;
+            for (double waves : new double[] {0.5, 1, 2, 0.5}) {
+                for (int rope : new int[] {8}) {
                     backend.tune(waves, rope);
                     double ms = CudaBenchmark.decodeStepMs(backend, 1, context, blocksPerSeq, warmup, measured, true);
                     System.out.printf(Locale.ROOT, "[decode] batch 1 ctx %d, fusion all, skinny waves %.2f, rope split %s: "
@@ -43,17 +43,6 @@ public final class CudaDecodeBenchmark {
                     if (rope > 0 && ms < best) {
                         best = ms;
                         bestWaves = waves;
-                    }
-                }
-            }
-            for (int batch : new int[] {2, 4, 8}) {
-                for (double waves : new double[] {2, bestWaves}) {
-                    backend.tune(waves, 8);
-                    for (int skinny : new int[] {8, 0}) {
-                        backend.setSkinnyMaxTokens(skinny);
-                        double ms = CudaBenchmark.decodeStepMs(backend, batch, context, blocksPerSeq, warmup, measured, true);
-                        System.out.printf(Locale.ROOT, "[decode] batch %d ctx %d, skinny waves %.2f, %s: %.3f ms/step%n", batch,
-                                context, waves, skinny > 0 ? "skinny" : "cublas", ms);
                     }
                 }
             }
