@@ -243,22 +243,6 @@ __device__ __forceinline__ void skinny_fused(const bf16* __restrict__ w, const v
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const bf16* x;
   if (NORM) {
-    // While the norm is computed, the weights of this block's first two row groups stream into L2 (a
-    // prologue with no loads in flight would leave HBM idle at every block's start).
-    {
-      const int group = SILU ? 2 * split : split, member = warp % group, share = member % split;
-      const int groups = (out + 8 / group - 1) / (8 / group);
-      for (int g0 = blockIdx.x, n = 0; g0 < groups && n < 2; g0 += gridDim.x, n++) {
-        const int slot = g0 * (8 / group) + warp / group;
-        if (slot < out) {
-          const int o = SILU ? (member < split ? slot : out + slot) : slot;
-          const char* row = reinterpret_cast<const char*>(w + (size_t)o * K);
-          for (int c = share * 32 + lane; c < K / 8; c += 32 * split) {
-            if ((c & 7) == 0) asm volatile("prefetch.global.L2 [%0];" ::"l"(row + 16 * (size_t)c));
-          }
-        }
-      }
-    }
     const float* xr = reinterpret_cast<const float*>(xin) + (size_t)(rows ? rows[0] : 0) * K;
     float ss = 0.f;
     for (int j = threadIdx.x; j < K; j += blockDim.x) {

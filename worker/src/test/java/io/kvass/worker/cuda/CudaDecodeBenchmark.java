@@ -34,7 +34,7 @@ public final class CudaDecodeBenchmark {
             }
             backend.setFusion(true, true);
             double best = Double.MAX_VALUE, bestWaves = 0.5;
-            for (double waves : new double[] {0.5, 1, 2, 0.5}) {
+            for (double waves : new double[] {0.5, 2, 0.5}) {
                 for (int rope : new int[] {8}) {
                     backend.tune(waves, rope);
                     double ms = CudaBenchmark.decodeStepMs(backend, 1, context, blocksPerSeq, warmup, measured, true);
