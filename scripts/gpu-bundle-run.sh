@@ -1,28 +1,83 @@
 #!/usr/bin/env bash
-# On the GPU machine, from the bundle scripts/gpu-run made: unpacks the JRE, then for each argument
-# runs the GPU-tagged tests (tests), the benchmark (bench) or a shorter benchmark (bench-quick).
+# On the GPU machine, from the bundle scripts/gpu-run made: unpacks the JRE and the app, then for each
+# argument runs
+#   tests          the GPU-tagged tests (JUnit console)
+#   bench          CudaBenchmark (direct backend: decode batch 1..256, prefill), bench-quick: shorter
+#   decode         CudaDecodeBenchmark (batch-1 fusions on/off, forwardAndSample vs forwardGreedy)
+#   serve          `kvass serve --device cuda` on a Llama-3-8B-shaped model with random weights made on
+#                  the GPU, driven by the load generator (SERVE_RUNS, below); server log and JSON results
+#   probe | ncu-attention   attention kernel studies
 # Results go to $OUT (the device tool's folder that comes back) or ./out.
+#
+# serve settings (env): SERVE_RUNS="c64 c1"   each cN: --max-concurrency N, N*SERVE_WAVES prompts
+#   (at least SERVE_MIN_PROMPTS), SERVE_INPUT/SERVE_OUTPUT lengths (512/128), SERVE_SAMPLING=cpu to
+#   sample on the host instead of the GPU, SERVE_FLAGS for more `kvass serve` flags.
 set -uo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 out="${OUT:-$here/out}"; mkdir -p "$out"
+t0=$(date +%s)
 [[ -x "$here/jre/bin/java" ]] || tar xJf "$here/jre.txz" -C "$here"
+[[ -f "$here/app/kvass.jar" ]] || tar xJf "$here/app.txz" -C "$here"
+echo "[run] unpacked in $(( $(date +%s) - t0 )) s; bundle of $(head -1 "$here/commit.txt" 2>/dev/null)"
 java="$here/jre/bin/java"
+app="$here/app"
 flags=(--enable-native-access=ALL-UNNAMED --sun-misc-unsafe-memory-access=allow --add-modules jdk.incubator.vector
-       -Dai.djl.offline=true -DRUST_FLAVOR=cpu -Xmx16g)
-cp="$here/app/worker-classes:$here/app/worker-test-classes:$here/app/kvpaging-classes:$here/lib/*"
+       --add-opens java.base/jdk.internal.misc=ALL-UNNAMED --add-opens java.base/java.lang=ALL-UNNAMED
+       -Dai.djl.offline=true -DRUST_FLAVOR=cpu)
+cp="$app/worker-test-classes:$app/kvass.jar:$app/junit-console.jar"
 nvidia-smi --query-gpu=name,memory.total,memory.used,driver_version,clocks.sm --format=csv 2>&1 | tee "$out/gpu.txt"
 status=0
+
+serve() {
+  local model="$app/models/llama3-8b-random" port=8000 log="$out/serve.log"
+  local sampling=() runs="${SERVE_RUNS:-c64 c1}"
+  [[ "${SERVE_SAMPLING:-gpu}" == cpu ]] && sampling=(-Dkvass.cuda.sampling=cpu)
+  local start=$(date +%s)
+  "$java" "${flags[@]}" -XX:+UseParallelGC -Xmx24g -Dkvass.cuda.randomWeights=1 "${sampling[@]}" \
+      -cp "$app/kvass.jar" io.kvass.cluster.Main serve --model "$model" --served-model-name llama3-8b-random \
+      --device cuda --port $port --max-model-len 2048 --gpu-memory-utilization 0.9 ${SERVE_FLAGS:-} > "$log" 2>&1 &
+  local pid=$!
+  local up=0
+  for _ in $(seq 1 360); do
+    if curl -sf "http://127.0.0.1:$port/v1/models" > /dev/null 2>&1; then up=1; break; fi
+    kill -0 $pid 2>/dev/null || break
+    sleep 0.5
+  done
+  echo "[serve] server up=$up after $(( $(date +%s) - start )) s"
+  grep -E "CUDA backend|replica .* is up|ERROR|Exception" "$log" | head -20
+  if [[ $up == 1 ]]; then
+    for run in $runs; do
+      local c="${run#c}" waves="${SERVE_WAVES:-8}"
+      local n=$(( c * waves )); (( n < ${SERVE_MIN_PROMPTS:-32} )) && n=${SERVE_MIN_PROMPTS:-32}
+      echo "[serve] run $run: concurrency $c, $n prompts, ${SERVE_INPUT:-512} in / ${SERVE_OUTPUT:-128} out, ignore_eos"
+      timeout "${SERVE_RUN_TIMEOUT:-240}" "$java" -XX:+UseSerialGC -Xmx4g -cp "$app/bench-classes:$app/kvass.jar" io.kvass.bench.loadgen.LoadGenerator \
+          --base-url "http://127.0.0.1:$port" --endpoint /v1/completions --model llama3-8b-random \
+          --dataset random --random-input-len "${SERVE_INPUT:-512}" --random-output-len "${SERVE_OUTPUT:-128}" \
+          --num-prompts $n --max-concurrency "$c" --seed 0 --ignore-eos --warmup-requests "$c" \
+          --result-file "$out/serve-$run${SERVE_TAG:-}.json" 2>&1 | tee "$out/serve-$run${SERVE_TAG:-}.txt" || status=1
+    done
+  else
+    status=1
+  fi
+  kill $pid 2>/dev/null; wait $pid 2>/dev/null
+  tail -5 "$log"
+}
+
 for what in "${@:-tests bench}"; do
   case "$what" in
     tests)
       # NOTE: JUnit's own --class-path does not expand "lib/*"; the java launcher's -cp does.
-      "$java" "${flags[@]}" -Dkvass.fixtures="$here/fixtures" -cp "$cp" org.junit.platform.console.ConsoleLauncher execute \
-        --scan-classpath "$here/app/worker-test-classes" --include-package io.kvass.worker.cuda --include-tag gpu --exclude-engine junit-vintage --details=tree \
+      timeout "${TESTS_TIMEOUT:-300}" "$java" "${flags[@]}" -Xmx16g -Dkvass.fixtures="$app/fixtures" -cp "$cp" org.junit.platform.console.ConsoleLauncher execute \
+        --scan-classpath "$app/worker-test-classes" --include-package io.kvass.worker.cuda --include-tag gpu --exclude-engine junit-vintage --details=tree \
         --disable-banner --reports-dir "$out/junit" 2>&1 | tee "$out/tests.log" || status=1
       grep -h '^\[cuda\]' "$out/tests.log" > "$out/tests-summary.txt" || true ;;
     bench|bench-quick)
-      "$java" "${flags[@]}" -cp "$cp" io.kvass.worker.cuda.CudaBenchmark "$out/cuda-bench.json" \
+      "$java" "${flags[@]}" -Xmx16g -cp "$cp" io.kvass.worker.cuda.CudaBenchmark "$out/cuda-bench.json" \
         $([[ "$what" == bench-quick ]] && echo quick) 2>&1 | tee "$out/bench.log" || status=1 ;;
+    decode)
+      timeout 240 "$java" "${flags[@]}" -Xmx16g -cp "$cp" io.kvass.worker.cuda.CudaDecodeBenchmark 2>&1 | tee "$out/decode.log" || status=1 ;;
+    serve) serve ;;
+    serve-cpu-sampling) SERVE_SAMPLING=cpu SERVE_RUNS="${SERVE_CPU_RUNS:-c64}" SERVE_TAG=-cpusampling serve ;;
     probe)
       "$java" "${flags[@]}" -cp "$cp" io.kvass.worker.cuda.CudaAttentionProbe 2>&1 | tee "$out/probe.log" || status=1 ;;
     ncu-attention)
@@ -31,7 +86,8 @@ for what in "${@:-tests bench}"; do
         --section MemoryWorkloadAnalysis --section MemoryWorkloadAnalysis_Tables --section WarpStateStats \
         --section Occupancy --section LaunchStats "$java" "${flags[@]}" -cp "$cp" \
         io.kvass.worker.cuda.CudaAttentionProbe 2>&1 | tee "$out/ncu-attention.log" || status=1 ;;
-    *) echo "unknown step '$what' (tests | bench | bench-quick | probe | ncu-attention)"; status=1 ;;
+    *) echo "unknown step '$what' (tests | bench | bench-quick | decode | serve | serve-cpu-sampling | probe | ncu-attention)"; status=1 ;;
   esac
+  echo "[run] $what done at +$(( $(date +%s) - t0 )) s"
 done
 exit $status

@@ -32,7 +32,7 @@ extern "C" __global__ void rms_norm(const float* __restrict__ x, const int* __re
 // (i, i + D/2) turns by positions[t] * inv_freq[i], the angle an fp32 product as transformers
 // computes it), writes q as bf16 and k, v into the paged cache at slot slots[t] (none if < 0).
 // qkv: [n, (heads + 2 kv_heads) * D] fp32; bias: same width or null; q_out: [n, heads * D];
-// k_cache, v_cache: [slots, kv_heads, D] of this layer. grid: n, block: 128.
+// k_cache, v_cache: [slots, kv_heads, D] of this layer. grid: (n, blocks per token), block: 128.
 extern "C" __global__ void qkv_rope_store(const float* __restrict__ qkv, const float* __restrict__ bias,
                                           const float* __restrict__ inv_freq, const int* __restrict__ positions,
                                           const int* __restrict__ slots, bf16* __restrict__ q_out,
@@ -45,7 +45,9 @@ extern "C" __global__ void qkv_rope_store(const float* __restrict__ qkv, const f
   const int slot = slots[t];
   // q heads then k heads are contiguous in the row, so head h starts at h * head_dim for both.
   const int pairs = (num_heads + num_kv_heads) * half;
-  for (int p = threadIdx.x; p < pairs; p += blockDim.x) {
+  // gridDim.y blocks share a token (decode: one block alone would walk every head).
+  const int stride = blockDim.x * gridDim.y, first = blockIdx.y * blockDim.x + threadIdx.x;
+  for (int p = first; p < pairs; p += stride) {
     const int h = p / half, i = p % half, a = h * head_dim + i, b = a + half;
     float x1 = row[a], x2 = row[b];
     if (bias) {
@@ -65,7 +67,7 @@ extern "C" __global__ void qkv_rope_store(const float* __restrict__ qkv, const f
     }
   }
   if (slot >= 0) {
-    for (int j = threadIdx.x; j < kv_dim; j += blockDim.x) {
+    for (int j = first; j < kv_dim; j += stride) {
       const int col = q_dim + kv_dim + j;
       v_cache[(size_t)slot * kv_dim + j] = to_bf16(row[col] + (bias ? bias[col] : 0.f));
     }
@@ -220,3 +222,100 @@ SKINNY(1)
 SKINNY(2)
 SKINNY(4)
 SKINNY(8)
+
+// Decode fusions for one token (batch 1: every kernel boundary is a drain of the GPU, and the small
+// kernels between the GEMVs cost more than their bytes). Both compute exactly what the unfused
+// sequence computes, in the same order, so the results are bit-identical:
+//  - NORM: the GEMV's input is rms_norm(x[row]) * norm_w (x fp32), computed by every block into shared
+//    memory with rms_norm's own loop and reduction (256 threads), instead of a separate rms_norm launch;
+//  - SILU: the weight is the fused [gate; up] matrix ([2 ffn, K]); a block's warps take gate row o and
+//    up row ffn + o together, and the epilogue writes act[o] = bf16(silu(bf16 g) * bf16 u) as silu_mul
+//    would, instead of writing gate/up and launching silu_mul.
+// Otherwise as skinny_gemm<1> (mode 0 bf16 / 1 fp32 / 2 fp32 += for the plain GEMV; the same split and
+// per-lane chunk order). grid: up to ceil(rows * split / 8) (SILU: ceil(ffn * 2 split / 8)) blocks,
+// which stride over the row groups; block: 256; dynamic shared memory: NORM ? 2 K bytes : 0.
+template <bool NORM, bool SILU>
+__device__ __forceinline__ void skinny_fused(const bf16* __restrict__ w, const void* __restrict__ xin,
+                                             const int* __restrict__ rows, const float* __restrict__ norm_w,
+                                             void* __restrict__ y, int out, int K, int mode, int split, float eps) {
+  extern __shared__ __align__(16) unsigned char fused_smem[];
+  __shared__ float partial[8];
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const bf16* x;
+  if (NORM) {
+    const float* xr = reinterpret_cast<const float*>(xin) + (size_t)(rows ? rows[0] : 0) * K;
+    float ss = 0.f;
+    for (int j = threadIdx.x; j < K; j += blockDim.x) {
+      const float v = xr[j];
+      ss += v * v;
+    }
+    const float inv = rsqrtf(block_sum(ss) / K + eps);
+    bf16* xs = reinterpret_cast<bf16*>(fused_smem);
+    for (int j = threadIdx.x; j < K; j += blockDim.x) xs[j] = to_bf16(xr[j] * inv * norm_w[j]);
+    __syncthreads();
+    x = xs;
+  } else {
+    x = reinterpret_cast<const bf16*>(xin);
+  }
+  // Plain: 8 / split rows per block, warp -> (row, share). SILU: 4 / split outputs, each 2 split warps.
+  // Blocks stride over the row groups, so a NORM block's prologue serves several of them.
+  const int group = SILU ? 2 * split : split;
+  const int member = warp % group, share = member % split;
+  const uint4* xv = reinterpret_cast<const uint4*>(x);
+  const int chunks = K / 8;
+  const int groups = (out + 8 / group - 1) / (8 / group);
+  for (int g0 = blockIdx.x; g0 < groups; g0 += gridDim.x) {
+    const int slot = g0 * (8 / group) + warp / group;
+    const int o = SILU ? (member < split ? slot : out + slot) : slot;  // SILU: out = ffn
+    const bool live = slot < out;
+    const uint4* wr = reinterpret_cast<const uint4*>(w + (size_t)(live ? o : 0) * K);
+    float acc = 0.f;
+    if (live) {
+#pragma unroll 4
+      for (int c = share * 32 + lane; c < chunks; c += 32 * split) {
+        float wf[8], xf[8];
+        unpack8(__ldg(wr + c), wf);
+        unpack8(NORM ? xv[c] : __ldg(xv + c), xf);
+#pragma unroll
+        for (int e = 0; e < 8; e++) acc += wf[e] * xf[e];
+      }
+    }
+    const float sum = warp_sum(acc);
+    if (lane == 0) partial[warp] = sum;
+    __syncthreads();
+    if (member == 0 && lane == 0 && live) {
+      float a = 0.f;
+      for (int i = 0; i < split; i++) a += partial[warp + i];
+      if (SILU) {
+        float u = 0.f;
+        for (int i = 0; i < split; i++) u += partial[warp + split + i];
+        const float g = to_float(to_bf16(a)), up = to_float(to_bf16(u));
+        reinterpret_cast<bf16*>(y)[slot] = to_bf16(g / (1.f + expf(-g)) * up);
+      } else if (mode == 0) {
+        reinterpret_cast<bf16*>(y)[o] = to_bf16(a);
+      } else if (mode == 1) {
+        reinterpret_cast<float*>(y)[o] = a;
+      } else {
+        reinterpret_cast<float*>(y)[o] += a;
+      }
+    }
+    __syncthreads();  // partial is reused by the next group
+  }
+}
+
+extern "C" __global__ void __launch_bounds__(256) skinny_norm_gemm_n1(const bf16* w, const float* x, const int* rows,
+                                                                      const float* norm_w, void* y, int out, int K,
+                                                                      int mode, int split, float eps) {
+  skinny_fused<true, false>(w, x, rows, norm_w, y, out, K, mode, split, eps);
+}
+
+extern "C" __global__ void __launch_bounds__(256) skinny_norm_gate_up_silu_n1(const bf16* w, const float* x,
+                                                                              const float* norm_w, bf16* act, int ffn,
+                                                                              int K, int split, float eps) {
+  skinny_fused<true, true>(w, x, nullptr, norm_w, act, ffn, K, 0, split, eps);
+}
+
+extern "C" __global__ void __launch_bounds__(256) skinny_gate_up_silu_n1(const bf16* w, const bf16* x, bf16* act,
+                                                                         int ffn, int K, int split) {
+  skinny_fused<false, true>(w, x, nullptr, nullptr, act, ffn, K, 0, split, 0.f);
+}

@@ -19,6 +19,7 @@ public final class Main {
                         OpenAI-compatible server (a one-node cluster unless --seed-node is given)
               generate  --model DIR (--prompt TEXT | --prompt-ids 1,2,3)... [--max-tokens N] [--temperature T] [--json]
                         [--adapter DIR [--max-lora-rank N]]
+                        [--device cpu|cuda] [--gpu-memory-utilization F]
             """;
 
     private Main() {

@@ -24,7 +24,9 @@ public record ModelReplica(LoadedModel model, Tokenizer tokenizer, Optional<Chat
     public static ModelReplica load(ReplicaOptions options, LoraCapacity lora) {
         long start = System.nanoTime();
         LOG.info("loading model from {}", options.modelDir());
-        LoadedModel model = LoadedModel.load(options.modelDir());
+        String randomSeed = System.getProperty(RANDOM_WEIGHTS);
+        boolean random = randomSeed != null && options.device() == ReplicaOptions.Device.CUDA;
+        LoadedModel model = random ? configOnly(options) : LoadedModel.load(options.modelDir());
         try {
             Tokenizer tokenizer = Tokenizer.load(options.modelDir());
             Optional<ChatTemplate> template = ChatTemplate.load(options.modelDir());
@@ -35,7 +37,10 @@ public record ModelReplica(LoadedModel model, Tokenizer tokenizer, Optional<Chat
             }
             Backend backend = switch (options.device()) {
                 case CPU -> cpuBackend(model, options, maxModelLen, lora);
-                case CUDA -> io.kvass.worker.cuda.CudaBackend.open(model, io.kvass.worker.cuda.CudaOptions.of(options, maxModelLen));
+                case CUDA -> random
+                        ? io.kvass.worker.cuda.CudaBackend.random(model.config(),
+                                io.kvass.worker.cuda.CudaOptions.of(options, maxModelLen), seed(randomSeed))
+                        : io.kvass.worker.cuda.CudaBackend.open(model, io.kvass.worker.cuda.CudaOptions.of(options, maxModelLen));
             };
             LOG.info("model {} loaded in {} ms: {} layers, hidden {}, vocab {}, {} KV blocks of {} tokens, max_model_len {}",
                     options.modelDir().getFileName(), (System.nanoTime() - start) / 1_000_000, model.config().numLayers(),
@@ -46,6 +51,43 @@ public record ModelReplica(LoadedModel model, Tokenizer tokenizer, Optional<Chat
             model.close();
             throw e;
         }
+    }
+
+    /**
+     * Benchmarks only: {@code -Dkvass.cuda.randomWeights=SEED} with {@code --device cuda} reads just
+     * {@code config.json} (and the tokenizer) from the model directory and serves random weights of
+     * its shapes, generated on the GPU (speed does not depend on the values; no weight files needed).
+     */
+    public static final String RANDOM_WEIGHTS = "kvass.cuda.randomWeights";
+
+    private static long seed(String value) {
+        try {
+            return value.isBlank() || value.equalsIgnoreCase("true") ? 0L : Long.parseLong(value.trim());
+        } catch (NumberFormatException e) {
+            throw new ModelLoadException("-D" + RANDOM_WEIGHTS + " expects a seed (a long), got '" + value + "'");
+        }
+    }
+
+    private static LoadedModel configOnly(ReplicaOptions options) {
+        java.nio.file.Path dir = options.modelDir();
+        LOG.warn("-D{}: serving RANDOM weights in the shape of {}/config.json (benchmarks only)", RANDOM_WEIGHTS, dir);
+        io.kvass.worker.model.ModelConfig config = io.kvass.worker.model.ModelConfig.load(dir);
+        io.kvass.worker.model.WeightSource none = new io.kvass.worker.model.WeightSource() {
+            @Override
+            public Optional<io.kvass.worker.model.Tensor> find(String name) {
+                return Optional.empty();
+            }
+
+            @Override
+            public String describe() {
+                return "random weights (-D" + RANDOM_WEIGHTS + ")";
+            }
+
+            @Override
+            public void close() {
+            }
+        };
+        return new LoadedModel(dir, config, null, none);
     }
 
     /** As many blocks as the memory holds, but no more than max_num_seqs full-length sequences could use. */

@@ -9,9 +9,14 @@ import java.util.Locale;
  * @param kvCacheBytes  memory for K/V blocks (the CPU backend's {@code --kv-cache-memory})
  * @param maxModelLen   0 = the model's own maximum
  * @param maxNumSeqs    with max_model_len, bounds the blocks worth allocating
+ * @param gpuMemoryUtilization fraction of the GPU's memory the CUDA backend may use for weights,
+ *                      activations and K/V blocks ({@code --gpu-memory-utilization}; ignored on the CPU)
  */
 public record ReplicaOptions(Path modelDir, Device device, int blockSize, long kvCacheBytes, int maxModelLen,
-                             int maxNumSeqs, int threads) {
+                             int maxNumSeqs, int threads, double gpuMemoryUtilization) {
+
+    /** vLLM's default {@code --gpu-memory-utilization}. */
+    public static final double DEFAULT_GPU_MEMORY_UTILIZATION = 0.9;
 
     /** Where the forward pass runs. */
     public enum Device {
@@ -36,6 +41,19 @@ public record ReplicaOptions(Path modelDir, Device device, int blockSize, long k
         if (maxModelLen < 0 || threads < 1 || maxNumSeqs < 1) {
             throw new IllegalArgumentException("max_model_len must be >= 0, max_num_seqs and threads >= 1");
         }
+        if (!(gpuMemoryUtilization > 0 && gpuMemoryUtilization <= 1)) {
+            throw new IllegalArgumentException("--gpu-memory-utilization must be in (0, 1], got " + gpuMemoryUtilization);
+        }
+    }
+
+    /** With the default GPU memory utilization (0.9). */
+    public ReplicaOptions(Path modelDir, Device device, int blockSize, long kvCacheBytes, int maxModelLen,
+                          int maxNumSeqs, int threads) {
+        this(modelDir, device, blockSize, kvCacheBytes, maxModelLen, maxNumSeqs, threads, DEFAULT_GPU_MEMORY_UTILIZATION);
+    }
+
+    public ReplicaOptions withGpuMemoryUtilization(double fraction) {
+        return new ReplicaOptions(modelDir, device, blockSize, kvCacheBytes, maxModelLen, maxNumSeqs, threads, fraction);
     }
 
     public static ReplicaOptions cpu(Path modelDir) {

@@ -10,13 +10,24 @@ final class Options {
 
     static ReplicaOptions replica(CliArgs a, int maxNumSeqs) {
         try {
-            return new ReplicaOptions(Path.of(a.require("model")),
-                    ReplicaOptions.Device.parse(a.get("device").orElse("cpu")),
+            ReplicaOptions.Device device = ReplicaOptions.Device.parse(a.get("device").orElse("cpu"));
+            if (a.has("gpu-memory-utilization")) {
+                if (a.has("kv-cache-memory")) {
+                    throw new CliException("give --kv-cache-memory or --gpu-memory-utilization, not both");
+                }
+                if (device == ReplicaOptions.Device.CPU) {
+                    throw new CliException("--gpu-memory-utilization applies to --device cuda only; the CPU backend "
+                            + "sizes its KV cache with --kv-cache-memory");
+                }
+            }
+            return new ReplicaOptions(Path.of(a.require("model")), device,
                     a.intValue("block-size", 16),
                     a.longValue("kv-cache-memory", 512L << 20),
                     a.intValue("max-model-len", 0),
                     maxNumSeqs,
-                    a.intValue("threads", Runtime.getRuntime().availableProcessors()));
+                    a.intValue("threads", Runtime.getRuntime().availableProcessors()),
+                    a.has("gpu-memory-utilization") ? a.floatValue("gpu-memory-utilization", 0.9f)
+                            : ReplicaOptions.DEFAULT_GPU_MEMORY_UTILIZATION);
         } catch (IllegalArgumentException e) {
             throw new CliException(e.getMessage());
         }

@@ -81,8 +81,10 @@ public record ServeSettings(ReplicaOptions replica, String servedModelName, Engi
                 throw new SettingsException(k, e.getMessage());
             }
         });
+        double gpuMemoryUtilization = ReplicaOptions.DEFAULT_GPU_MEMORY_UTILIZATION;
         if (r.c.hasPath("gpu-memory-utilization")) {
             double f = r.get("gpu-memory-utilization", r.c::getDouble);
+            gpuMemoryUtilization = f;
             if (!(f > 0 && f <= 1)) {
                 throw new SettingsException("gpu-memory-utilization", "must be in (0, 1], got " + f);
             }
@@ -97,7 +99,7 @@ public record ServeSettings(ReplicaOptions replica, String servedModelName, Engi
         try {
             replica = new ReplicaOptions(modelDir, device, r.atLeast("block-size", 1),
                     r.get("kv-cache-memory", r.c::getBytes), r.atLeast("max-model-len", 0), maxNumSeqs,
-                    threads == 0 ? Runtime.getRuntime().availableProcessors() : threads);
+                    threads == 0 ? Runtime.getRuntime().availableProcessors() : threads, gpuMemoryUtilization);
         } catch (IllegalArgumentException e) {
             throw new SettingsException(e.getMessage().startsWith("block size") ? "block-size" : "kv-cache-memory",
                     e.getMessage());

@@ -112,5 +112,9 @@ class GenerateCommandTest {
                 .getMessage().contains("/no/such/dir"));
         assertTrue(assertThrows(CliException.class, () -> generate("--model", model, "--prompt-ids", "1", "--device", "tpu"))
                 .getMessage().contains("unknown device 'tpu'"));
+        assertTrue(assertThrows(CliException.class, () -> generate("--model", model, "--prompt-ids", "1",
+                "--gpu-memory-utilization", "0.5")).getMessage().contains("--device cuda only"));
+        assertTrue(assertThrows(CliException.class, () -> generate("--model", model, "--prompt-ids", "1", "--device",
+                "cuda", "--gpu-memory-utilization", "1.5")).getMessage().contains("(0, 1]"));
     }
 }

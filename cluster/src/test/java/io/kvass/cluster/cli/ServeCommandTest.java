@@ -61,6 +61,13 @@ class ServeCommandTest {
     }
 
     @Test
+    void gpuMemoryUtilizationReachesTheReplicaOptions() {
+        assertEquals(0.9, settings("--model", MODEL).replica().gpuMemoryUtilization(), 1e-9);
+        assertEquals(0.55, settings("--model", MODEL, "--device", "cuda", "--gpu-memory-utilization", "0.55")
+                .replica().gpuMemoryUtilization(), 1e-9);
+    }
+
+    @Test
     void flagsOverrideTheConfigFileWhichOverridesDefaults(@TempDir Path dir) throws IOException {
         Path conf = dir.resolve("kvass.conf");
         Files.writeString(conf, """

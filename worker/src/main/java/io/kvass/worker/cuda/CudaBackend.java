@@ -6,6 +6,10 @@ import io.kvass.worker.backend.SequenceForward;
 import io.kvass.worker.model.LoadedModel;
 import io.kvass.worker.model.ModelConfig;
 import io.kvass.worker.model.ModelLoadException;
+import io.kvass.worker.sampling.SampledToken;
+import io.kvass.worker.sampling.Sampler;
+import io.kvass.worker.sampling.SamplingParams;
+import io.kvass.worker.sampling.SequenceSamplingState;
 import java.nio.ByteBuffer;
 import java.nio.FloatBuffer;
 import java.nio.IntBuffer;
@@ -41,12 +45,23 @@ public final class CudaBackend implements Backend {
     private final ByteBuffer inputsHost;
     private final ByteBuffer logitsHost;
     private final ByteBuffer copyHost;
+    private final ByteBuffer sampleHost;     // [logitRows] sample.cu's SampleRow
+    private final DeviceBuffer sampleDevice;
+    private final ByteBuffer idsHost;
+    /** {@code -Dkvass.cuda.sampling=cpu} sends every row's logits to the host sampler (debugging, comparisons). */
+    private final boolean deviceSampling = !"cpu".equalsIgnoreCase(System.getProperty("kvass.cuda.sampling", "gpu"));
     private final DeviceBuffer copyDevice;
     private final CudaKvCache cache;
     private final CudaGraphs graphs;
     private final float attentionScale;
     private final boolean prefillKernel;
     private int skinnyMaxTokens = 1;
+    /**
+     * Batch-1 decode fusions (bit-identical results): RMS norms into the next GEMV, SiLU into the gate/up
+     * GEMV. {@code -Dkvass.cuda.fuse=all|norm|silu|none} (default all).
+     */
+    private boolean fuseNorm = !System.getProperty("kvass.cuda.fuse", "all").matches("none|silu");
+    private boolean fuseSilu = !System.getProperty("kvass.cuda.fuse", "all").matches("none|norm");
     private CudaKernels.AttentionVariant attentionVariant = CudaKernels.AttentionVariant.valueOf(
             System.getProperty("kvass.cuda.attention", "mma").toUpperCase(java.util.Locale.ROOT));
     private CudaProfile profile;
@@ -117,6 +132,9 @@ public final class CudaBackend implements Backend {
         this.inputs = new StepInputs(tokens, maxBlocks, inputsHost);
         this.logitsHost = device.allocateHost(4L * logitRows * config.vocabSize());
         this.copyHost = device.allocateHost(8L * 4096);
+        this.sampleHost = device.allocateHost((long) CudaKernels.SAMPLE_ROW_BYTES * logitRows);
+        this.sampleDevice = device.allocate((long) CudaKernels.SAMPLE_ROW_BYTES * logitRows, "sampling parameters");
+        this.idsHost = device.allocateHost(4L * logitRows);
         this.copyDevice = device.allocate(8L * 4096, "block copies");
         this.cache = new CudaKvCache(device, config, kvBlocks(), options.blockSize());
         device.zero(inputsDevice);
@@ -132,21 +150,28 @@ public final class CudaBackend implements Backend {
                 tokens);
     }
 
-    /** The fixed pool size, or what the memory budget holds, capped at what max_num_seqs sequences can use. */
+    /**
+     * The fixed pool size, or what the memory budget holds, capped at what max_num_seqs sequences can
+     * use. The budget is vLLM's: {@code --gpu-memory-utilization} of the GPU's whole memory for this
+     * process, minus what is in use once weights and activation buffers are allocated (so the rest,
+     * 10% by default, stays for cuBLAS, CUDA graphs and other processes).
+     */
     private int kvBlocks() {
         long perBlock = CudaKvCache.bytesPerBlock(config, options.blockSize());
-        long[] info = device.memoryInfo();
         if (options.numKvBlocks() > 0) {
             return options.numKvBlocks();
         }
-        long budget = (long) (options.gpuMemoryUtilization() * info[0]);
+        long[] info = device.memoryInfo();
+        long used = info[1] - info[0];
+        long budget = Math.max(0, (long) (options.gpuMemoryUtilization() * info[1]) - used);
         long useful = (long) options.maxNumSeqs() * ((options.maxModelLen() + options.blockSize() - 1) / options.blockSize());
         long blocks = Math.min(Math.min(budget / perBlock, useful), Integer.MAX_VALUE);
         if (blocks < 1) {
-            throw new ModelLoadException(String.format("no GPU memory left for the K/V cache: %.2f GiB free after the "
-                    + "weights, %.2f of it allowed by --gpu-memory-utilization %.2f, one block of %d tokens needs %.1f MiB",
-                    CudaDevice.gib(info[0]), CudaDevice.gib(budget), options.gpuMemoryUtilization(), options.blockSize(),
-                    perBlock / 1048576.0));
+            throw new ModelLoadException(String.format("no GPU memory left for the K/V cache: --gpu-memory-utilization "
+                    + "%.2f of %.2f GiB is %.2f GiB, and %.2f GiB are in use after the weights; one block of %d tokens "
+                    + "needs %.1f MiB", options.gpuMemoryUtilization(), CudaDevice.gib(info[1]),
+                    CudaDevice.gib((long) (options.gpuMemoryUtilization() * info[1])), CudaDevice.gib(used),
+                    options.blockSize(), perBlock / 1048576.0));
         }
         return (int) blocks;
     }
@@ -178,6 +203,19 @@ public final class CudaBackend implements Backend {
     /** Sets the largest token count that uses the skinny GEMM kernel instead of cuBLAS (0 = never). */
     synchronized void setSkinnyMaxTokens(int tokens) {
         this.skinnyMaxTokens = Math.min(tokens, CudaKernels.SKINNY_MAX_TOKENS);
+        graphs.clear();
+    }
+
+    /** Benchmarks: see {@link CudaKernels#tune}. */
+    synchronized void tune(double skinnyWaves, int ropeSplitTokens) {
+        kernels.tune(skinnyWaves, ropeSplitTokens);
+        graphs.clear();
+    }
+
+    /** Turns the batch-1 fusions on or off (benchmarks, tests). */
+    synchronized void setFusion(boolean norm, boolean silu) {
+        this.fuseNorm = norm;
+        this.fuseSilu = silu;
         graphs.clear();
     }
 
@@ -227,6 +265,124 @@ public final class CudaBackend implements Backend {
             ids.get(0, out, r0, count);
         }
         return out;
+    }
+
+    /**
+     * The forward pass, then sampling on the GPU for every row that {@link #samplesOnDevice} allows
+     * (sample.cu: greedy, temperature, min_p, top_k, top_p, seeded through Philox keyed by the
+     * sequence's seed and output position): only token ids come back. Rows needing penalties,
+     * min_tokens masking or logprobs copy just their logits row to the host for {@code sampler}.
+     */
+    @Override
+    public synchronized List<SampledToken> forwardAndSample(List<SequenceForward> batch,
+                                                            List<SequenceSamplingState> states, Sampler sampler) {
+        checkOpen();
+        Backend.checkSampling(batch, states);
+        if (totalTokens(batch) > inputs.capacity) {
+            SampledToken[] out = new SampledToken[batch.size()];
+            for (List<BatchSplitter.Piece> part : BatchSplitter.split(batch, inputs.capacity)) {
+                List<SequenceForward> forwards = new ArrayList<>(part.size());
+                List<SequenceSamplingState> partStates = new ArrayList<>(part.size());
+                for (BatchSplitter.Piece piece : part) {
+                    forwards.add(piece.forward());
+                    partStates.add(piece.forward().logits() == LogitsMode.LAST ? states.get(piece.index()) : null);
+                }
+                List<SampledToken> got = forwardAndSample(forwards, partStates, sampler);
+                for (int i = 0; i < part.size(); i++) {
+                    if (got.get(i) != null) {
+                        out[part.get(i).index()] = got.get(i);
+                    }
+                }
+            }
+            return java.util.Arrays.asList(out);
+        }
+        boolean logitsReady = runLayers(batch);
+        int rows = inputs.numLogitRows, vocab = config.vocabSize();
+        int[] sequenceOfRow = new int[rows];
+        for (int i = 0, r = 0; i < batch.size(); i++) {
+            if (batch.get(i).logits() == LogitsMode.LAST) {
+                sequenceOfRow[r++] = i;
+            }
+        }
+        SampledToken[] out = new SampledToken[batch.size()];
+        int[] deviceRows = new int[scratch.logitRows], hostRows = new int[scratch.logitRows];
+        for (int r0 = 0; r0 < rows; r0 += scratch.logitRows) {
+            int count = Math.min(scratch.logitRows, rows - r0);
+            if (!logitsReady) {
+                computeLogits(rowsAddress(r0), count);
+            }
+            int firstRow = logitsReady ? r0 : 0;  // row r0's index in scratch.logits
+            int onDevice = 0, onHost = 0;
+            for (int i = 0; i < count; i++) {
+                SequenceSamplingState state = states.get(sequenceOfRow[r0 + i]);
+                if (deviceSampling && samplesOnDevice(state)) {
+                    putSampleRow(onDevice, state, firstRow + i);
+                    deviceRows[onDevice++] = i;
+                } else {
+                    hostRows[onHost++] = i;
+                }
+            }
+            if (onDevice > 0) {
+                long bytes = (long) CudaKernels.SAMPLE_ROW_BYTES * onDevice;
+                device.upload(sampleDevice, 0, sampleHost.slice(0, (int) bytes), bytes);
+                kernels.sampleRows(onDevice, scratch.logits.address(), sampleDevice.address(), scratch.ids.address(), vocab);
+                device.download(idsHost, scratch.ids, 0, 4L * onDevice);
+            }
+            for (int j = 0; j < onHost; j++) {
+                device.download(logitsHost.slice(4 * j * vocab, 4 * vocab), scratch.logits,
+                        4L * (firstRow + hostRows[j]) * vocab, 4L * vocab);
+            }
+            device.synchronize();
+            IntBuffer ids = idsHost.asIntBuffer();
+            for (int j = 0; j < onDevice; j++) {
+                int id = ids.get(j);
+                if (id < 0 || id >= vocab) {
+                    throw new IllegalStateException("every logit is -inf or NaN; nothing can be sampled (GPU sampler gave "
+                            + id + ")");
+                }
+                int seq = sequenceOfRow[r0 + deviceRows[j]];
+                states.get(seq).recordSampled(id);
+                out[seq] = new SampledToken(id, Float.NaN, List.of());
+            }
+            FloatBuffer host = logitsHost.asFloatBuffer();
+            for (int j = 0; j < onHost; j++) {
+                float[] row = new float[vocab];
+                host.get(j * vocab, row);
+                int seq = sequenceOfRow[r0 + hostRows[j]];
+                out[seq] = sampler.sample(row, states.get(seq));
+            }
+        }
+        if (rows == 0) {
+            device.synchronize();  // NOTE: the step's errors surface here rather than in the next one
+        }
+        return java.util.Arrays.asList(out);
+    }
+
+    /**
+     * Whether the GPU sampler can draw this row: no logprobs (they need the whole raw row), no
+     * penalties and no min_tokens masking left (both edit the row from host-side state).
+     */
+    static boolean samplesOnDevice(SequenceSamplingState state) {
+        SamplingParams p = state.params();
+        return p.logprobs().isEmpty() && p.repetitionPenalty() == 1f && p.frequencyPenalty() == 0f
+                && p.presencePenalty() == 0f
+                && (state.outputLength() >= p.minTokens() || state.minTokensStopIds().size() == 0);
+    }
+
+    /** Writes descriptor {@code index} (sample.cu's SampleRow) for {@code state}'s next token from logits row {@code row}. */
+    private void putSampleRow(int index, SequenceSamplingState state, int row) {
+        putSampleRow(sampleHost, index, state.params(), state.seed(), state.outputLength(), row);
+    }
+
+    static void putSampleRow(ByteBuffer host, int index, SamplingParams p, long seed, int position, int row) {
+        int o = index * CudaKernels.SAMPLE_ROW_BYTES;
+        host.putFloat(o, p.isGreedy() ? 0f : p.temperature());
+        host.putFloat(o + 4, p.topP());
+        host.putFloat(o + 8, p.minP());
+        host.putInt(o + 12, p.topK());
+        host.putLong(o + 16, seed);
+        host.putInt(o + 24, position);
+        host.putInt(o + 28, row);
     }
 
     private static int totalTokens(List<SequenceForward> batch) {
@@ -289,16 +445,31 @@ public final class CudaBackend implements Backend {
         for (int l = 0; l < config.numLayers(); l++) {
             CudaWeights.Layer w = weights.layers().get(l);
             int layer = l;
-            phase("norm", () -> kernels.rmsNorm(n, s.x, 0, w.attnNorm(), s.xn, h, eps));
-            phase("qkv gemm", () -> linear(w.qkv(), s.xn, s.qkv, n, qkvDim, h, CuBlas.Out.F32));
+            if (normFused(n, h)) {
+                phase("norm + qkv gemm", () -> kernels.skinnyNormGemm(w.qkv(), s.x, 0, w.attnNorm(), s.qkv, qkvDim, h,
+                        CuBlas.Out.F32.ordinal(), eps));
+            } else {
+                phase("norm", () -> kernels.rmsNorm(n, s.x, 0, w.attnNorm(), s.xn, h, eps));
+                phase("qkv gemm", () -> linear(w.qkv(), s.xn, s.qkv, n, qkvDim, h, CuBlas.Out.F32));
+            }
             phase("rope + kv store", () -> kernels.qkvRopeStore(n, s.qkv, w.qkvBias(), weights.invFreq(),
                     section(StepInputs.POSITIONS), section(StepInputs.SLOTS), s.q, cache.keys(layer), cache.values(layer),
                     config.numHeads(), config.numKvHeads(), config.headDim()));
             attention(n, plan, l);
             phase("o gemm", () -> linear(w.o(), s.attn, s.x, n, h, config.qDim(), CuBlas.Out.F32_ADD));
-            phase("norm", () -> kernels.rmsNorm(n, s.x, 0, w.ffnNorm(), s.xn, h, eps));
-            phase("gate/up gemm", () -> linear(w.gateUp(), s.xn, s.gateUp, n, 2 * ffn, h, CuBlas.Out.BF16));
-            phase("silu*up", () -> kernels.siluMul(n, ffn, s.gateUp, s.act));
+            if (siluFused(n, h, ffn)) {
+                if (normFused(n, h)) {
+                    phase("norm + gate/up gemm + silu", () -> kernels.skinnyGateUpSilu(w.gateUp(), s.x, w.ffnNorm(), s.act,
+                            ffn, h, eps));
+                } else {
+                    phase("norm", () -> kernels.rmsNorm(n, s.x, 0, w.ffnNorm(), s.xn, h, eps));
+                    phase("gate/up gemm + silu", () -> kernels.skinnyGateUpSilu(w.gateUp(), s.xn, 0, s.act, ffn, h, eps));
+                }
+            } else {
+                phase("norm", () -> kernels.rmsNorm(n, s.x, 0, w.ffnNorm(), s.xn, h, eps));
+                phase("gate/up gemm", () -> linear(w.gateUp(), s.xn, s.gateUp, n, 2 * ffn, h, CuBlas.Out.BF16));
+                phase("silu*up", () -> kernels.siluMul(n, ffn, s.gateUp, s.act));
+            }
             phase("down gemm", () -> linear(w.down(), s.act, s.x, n, h, ffn, CuBlas.Out.F32_ADD));
         }
     }
@@ -344,6 +515,15 @@ public final class CudaBackend implements Backend {
         });
     }
 
+    /** One token on the skinny path: the RMS norm goes into the GEMV after it. */
+    private boolean normFused(int n, int hidden) {
+        return fuseNorm && n == 1 && n <= skinnyMaxTokens && CudaKernels.fusable(hidden);
+    }
+
+    private boolean siluFused(int n, int hidden, int ffn) {
+        return fuseSilu && n == 1 && n <= skinnyMaxTokens && kernels.canFuseGateUp(ffn, hidden);
+    }
+
     private void linear(long w, long x, long y, int n, int out, int in, CuBlas.Out mode) {
         if (n <= skinnyMaxTokens && in % 8 == 0) {
             kernels.skinnyGemm(w, x, y, n, out, in, mode.ordinal());
@@ -354,6 +534,12 @@ public final class CudaBackend implements Backend {
 
     /** Final norm and LM head for {@code count} rows (row indices at {@code rows}, or the first rows if 0). */
     private void computeLogits(long rows, int count) {
+        if (normFused(count, config.hiddenSize())) {
+            phase("norm + lm head gemm", () -> kernels.skinnyNormGemm(weights.lmHead(), scratch.x, rows, weights.finalNorm(),
+                    scratch.logits.address(), config.vocabSize(), config.hiddenSize(), CuBlas.Out.F32.ordinal(),
+                    config.rmsNormEps()));
+            return;
+        }
         phase("norm", () -> kernels.rmsNorm(count, scratch.x, rows, weights.finalNorm(), scratch.logitsNormed,
                 config.hiddenSize(), config.rmsNormEps()));
         phase("lm head gemm", () -> linear(weights.lmHead(), scratch.logitsNormed, scratch.logits.address(), count,

@@ -21,7 +21,7 @@ import jcuda.driver.CUmodule;
  * Device pointers are raw addresses ({@code 0} for "none").
  */
 final class CudaKernels implements AutoCloseable {
-    private static final String[] MODULES = {"layers", "attention", "prefill", "decode"};
+    private static final String[] MODULES = {"layers", "attention", "prefill", "decode", "sample"};
     /** Head dims the attention kernel is instantiated for (D / 8 a power of two). */
     static final int[] HEAD_DIMS = {8, 16, 32, 64, 128, 256};
     /** Largest number of query heads sharing one K/V head. */
@@ -29,6 +29,13 @@ final class CudaKernels implements AutoCloseable {
     static final int SKINNY_MAX_TOKENS = 8;
 
     private final CudaDevice device;
+    /**
+     * Skinny GEMM rows get enough warps for this many waves of the GPU (64 warps per SM); see {@link #skinnySplit}.
+     * Batch-1 decode on the H100 (Llama-3-8B shape): 0.5 -> 6.46 ms, 1 -> 6.52, 2 -> 6.55-6.60, 4 -> 6.48 (noise ~0.1).
+     */
+    private double skinnyWaves = Double.parseDouble(System.getProperty("kvass.cuda.skinnyWaves", "0.5"));
+    /** Steps of at most this many tokens spread each token's RoPE / K/V store over several blocks. */
+    private int ropeSplitMaxTokens = Integer.getInteger("kvass.cuda.ropeSplitMaxTokens", 8);
     private final Map<String, CUmodule> modules = new HashMap<>();
     private final Map<String, CUfunction> functions = new HashMap<>();
     private final java.util.Set<String> prefillReady = new java.util.HashSet<>();
@@ -113,7 +120,9 @@ final class CudaKernels implements AutoCloseable {
 
     void qkvRopeStore(int n, long qkv, long bias, long invFreq, long positions, long slots, long qOut, long kCache,
                       long vCache, int heads, int kvHeads, int headDim) {
-        launch("layers", "qkv_rope_store", n, 1, 1, 128, qkv, bias, invFreq, positions, slots, qOut, kCache, vCache,
+        int pairs = (heads + kvHeads) * headDim / 2;
+        int perToken = n <= ropeSplitMaxTokens ? Math.max(1, (pairs + 127) / 128) : 1;
+        launch("layers", "qkv_rope_store", n, perToken, 1, 128, qkv, bias, invFreq, positions, slots, qOut, kCache, vCache,
                 heads, kvHeads, headDim);
     }
 
@@ -143,18 +152,83 @@ final class CudaKernels implements AutoCloseable {
         launch("layers", "argmax_rows", rows, 1, 1, 1024, logits, ids, vocab);
     }
 
+    /** Bytes of one row descriptor of {@link #sampleRows} ({@code SampleRow} in sample.cu). */
+    static final int SAMPLE_ROW_BYTES = 32;
+    static final int SAMPLE_THREADS = 512;
+
+    /**
+     * ids[i] = the token drawn for descriptor i at {@code rows} (temperature, top_p, min_p, top_k, seed,
+     * position, logits row), -1 where the row has no finite logit; see sample.cu.
+     */
+    void sampleRows(int count, long logits, long rows, long ids, int vocab) {
+        launch("sample", "sample_rows", count, 1, 1, SAMPLE_THREADS, logits, rows, ids, vocab);
+    }
+
     /** y (+)= x w^T for n <= {@link #SKINNY_MAX_TOKENS} tokens; mode 0 bf16 out, 1 fp32 out, 2 fp32 accumulate. */
     void skinnyGemm(long w, long x, long y, int n, int out, int k, int mode) {
         int variant = n <= 1 ? 1 : n <= 2 ? 2 : n <= 4 ? 4 : 8;
-        // Enough warps for about two waves of the GPU (64 warps per SM), at most 8 per row.
-        long wanted = 2L * 64 * device.multiprocessors;
+        int split = skinnySplit(out, k);
+        int rowsPerBlock = 8 / split;
+        launch("layers", "skinny_gemm_n" + variant, (out + rowsPerBlock - 1) / rowsPerBlock, 1, 1, 256, w, x, y, n, out,
+                k, mode, split);
+    }
+
+    /** Warps per output row of the skinny GEMM: enough warps for about two waves of the GPU (64 per SM), at most 8. */
+    int skinnySplit(int out, int k) {
+        long wanted = (long) (skinnyWaves * 64 * device.multiprocessors);
         int split = 1;
         while (split < 8 && (long) out * split < wanted && k / 8 >= 64 * split) {
             split *= 2;
         }
-        int rowsPerBlock = 8 / split;
-        launch("layers", "skinny_gemm_n" + variant, (out + rowsPerBlock - 1) / rowsPerBlock, 1, 1, 256, w, x, y, n, out,
-                k, mode, split);
+        return split;
+    }
+
+    /** Benchmarks: the skinny GEMM's split policy and the RoPE kernel's blocks per token (graphs must be re-captured). */
+    void tune(double waves, int ropeSplitTokens) {
+        this.skinnyWaves = waves;
+        this.ropeSplitMaxTokens = ropeSplitTokens;
+    }
+
+    /** Blocks of the fused skinny kernels: they stride over row groups, at most 8 blocks (full occupancy) per SM. */
+    private int fusedGrid(long groups) {
+        return (int) Math.max(1, Math.min(groups, 8L * device.multiprocessors));
+    }
+
+    /** Whether the fused batch-1 kernels take an input of {@code k} (norm prologue in 48 KB of shared memory). */
+    static boolean fusable(int k) {
+        return k % 8 == 0 && 2L * k <= 48 * 1024;
+    }
+
+    /**
+     * y (+)= rms_norm(x[row]) w^T for one token, the norm computed in the GEMV's prologue (layers.cu
+     * skinny_fused; bit-identical to {@link #rmsNorm} then {@link #skinnyGemm}); row = rows[0], or 0 when rows is 0.
+     */
+    void skinnyNormGemm(long w, long x, long rows, long normWeight, long y, int out, int k, int mode, float eps) {
+        int split = skinnySplit(out, k);
+        long groups = (out + 8 / split - 1) / (8 / split);
+        launchShared("layers", "skinny_norm_gemm_n1", fusedGrid(groups), 1, 1, 256, 2 * k, w, x, rows, normWeight, y, out,
+                k, mode, split, eps);
+    }
+
+    /** Whether {@link #skinnyGateUpSilu} can run this shape (a gate row and its up row share a block of 8 warps). */
+    boolean canFuseGateUp(int ffn, int k) {
+        return fusable(k) && skinnySplit(2 * ffn, k) <= 4;
+    }
+
+    /**
+     * act = silu(gate) * up for one token straight from the fused [gate; up] weight (bit-identical to
+     * {@link #skinnyGemm} in bf16 then {@link #siluMul}); with {@code normWeight != 0}, x is the fp32
+     * residual and the RMS norm is fused in as well, else x is the normed bf16 input.
+     */
+    void skinnyGateUpSilu(long w, long x, long normWeight, long act, int ffn, int k, float eps) {
+        int split = skinnySplit(2 * ffn, k);
+        long groups = (ffn + 4 / split - 1) / (4 / split);
+        if (normWeight != 0) {
+            launchShared("layers", "skinny_norm_gate_up_silu_n1", fusedGrid(groups), 1, 1, 256, 2 * k, w, x, normWeight,
+                    act, ffn, k, split, eps);
+        } else {
+            launch("layers", "skinny_gate_up_silu_n1", fusedGrid(groups), 1, 1, 256, w, x, act, ffn, k, split);
+        }
     }
 
     static boolean supportsHeadDim(int headDim) {

@@ -6,8 +6,9 @@ import io.kvass.worker.ReplicaOptions;
  * How to bring up the CUDA backend.
  *
  * @param device               GPU ordinal
- * @param gpuMemoryUtilization fraction of the GPU memory still free after weights and activations
- *                             that the K/V cache may take ({@code --gpu-memory-utilization})
+ * @param gpuMemoryUtilization fraction of the GPU's whole memory this process may use: weights,
+ *                             activations and the K/V cache, which gets what is left
+ *                             ({@code --gpu-memory-utilization}, as vLLM's)
  * @param maxModelLen          longest sequence (positions) the block tables must cover
  * @param maxNumSeqs           with max_model_len, bounds the K/V blocks worth allocating
  * @param maxTokensPerStep     activation buffers hold this many tokens; larger batches run in pieces
@@ -37,13 +38,12 @@ public record CudaOptions(int device, double gpuMemoryUtilization, int blockSize
     }
 
     /**
-     * From a replica's options. Until the CLI carries them, the CUDA-only settings come from system
-     * properties: {@code kvass.cuda.device}, {@code kvass.cuda.gpuMemoryUtilization} (0.90),
+     * From a replica's options ({@code --gpu-memory-utilization} included). The CUDA-only settings the
+     * CLI does not carry come from system properties: {@code kvass.cuda.device},
      * {@code kvass.cuda.maxTokensPerStep} (4096), {@code kvass.cuda.graphs} (true).
      */
     public static CudaOptions of(ReplicaOptions replica, int maxModelLen) {
-        return new CudaOptions(Integer.getInteger("kvass.cuda.device", 0),
-                Double.parseDouble(System.getProperty("kvass.cuda.gpuMemoryUtilization", "0.90")),
+        return new CudaOptions(Integer.getInteger("kvass.cuda.device", 0), replica.gpuMemoryUtilization(),
                 replica.blockSize(), maxModelLen, replica.maxNumSeqs(),
                 Integer.getInteger("kvass.cuda.maxTokensPerStep", 4096), 0,
                 Boolean.parseBoolean(System.getProperty("kvass.cuda.graphs", "true")));

@@ -125,6 +125,18 @@ public final class SequenceSamplingState {
     return pendingUniform;
   }
 
+  /**
+   * Records a token that a backend sampled on its device (it never reads {@link #uniform}): the
+   * same bookkeeping as a {@link Sampler}'s, so the output counts and the RNG position stay one per
+   * token and a later step may sample this sequence on either side.
+   */
+  public void recordSampled(int tokenId) {
+    if (tokenId < 0) {
+      throw new IllegalArgumentException("tokenId must be non-negative, got " + tokenId);
+    }
+    append(tokenId);
+  }
+
   /** Records a sampled token and consumes its uniform (drawn now if the sampler never asked). */
   void append(int tokenId) {
     uniform();

@@ -15,7 +15,8 @@ import java.util.Map;
 
 /**
  * The worker's side of a step: keeps each sequence's tokens, block table and sampler state, turns
- * a {@link StepPlan} into one backend forward pass, and samples. Single-threaded: its owner calls it.
+ * a {@link StepPlan} into one backend forward pass and samples (on the backend's device where it
+ * can, see {@link Backend#forwardAndSample}). Single-threaded: its owner calls it.
  * NOTE: the backend is borrowed: the replica that created it closes it.
  */
 public final class ModelRunner {
@@ -98,13 +99,17 @@ public final class ModelRunner {
             batch.add(new SequenceForward(Arrays.copyOfRange(seq.tokens, seq.numComputed, seq.numComputed + n),
                     seq.numComputed, seq.blockTable, samples ? LogitsMode.LAST : LogitsMode.NONE, seq.adapterSlot));
         }
-        List<float[][]> logits = backend.forward(batch);
+        List<SequenceSamplingState> states = new ArrayList<>(ids.size());
+        for (int i = 0; i < ids.size(); i++) {
+            states.add(batch.get(i).logits() == LogitsMode.LAST ? sequences.get(ids.get(i)).sampling : null);
+        }
+        List<SampledToken> tokens = backend.forwardAndSample(batch, states, sampler);
         Map<String, SampledToken> sampled = new HashMap<>();
         for (int i = 0; i < ids.size(); i++) {
             RunnerSequence seq = sequences.get(ids.get(i));
             seq.numComputed += batch.get(i).numTokens();
-            if (logits.get(i).length > 0) {
-                SampledToken token = sampler.sample(logits.get(i)[0], seq.sampling);
+            SampledToken token = tokens.get(i);
+            if (token != null) {
                 seq.append(token.tokenId());
                 sampled.put(ids.get(i), token);
             }
