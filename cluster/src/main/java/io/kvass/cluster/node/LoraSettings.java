@@ -60,11 +60,12 @@ public record LoraSettings(boolean enabled, List<Module> modules, int maxLoras, 
     /** Reads and checks {@code kvass.lora} ({@code c} is the {@code kvass} section). */
     static LoraSettings read(Config c, String servedModelName) {
         List<Module> modules = modules(c, servedModelName);
+        ServeSettings.Reader r = new ServeSettings.Reader(c);
         // NOTE: vLLM refuses --lora-modules without --enable-lora; asking for adapters is asking for LoRA.
-        boolean enabled = get(c, "lora.enabled", c::getBoolean) || !modules.isEmpty();
-        int maxLoras = atLeast(c, "lora.max-loras", 1);
-        int maxRank = atLeast(c, "lora.max-lora-rank", 1);
-        int maxCpuLoras = atLeast(c, "lora.max-cpu-loras", 0);
+        boolean enabled = r.get("lora.enabled", c::getBoolean) || !modules.isEmpty();
+        int maxLoras = r.atLeast("lora.max-loras", 1);
+        int maxRank = r.atLeast("lora.max-lora-rank", 1);
+        int maxCpuLoras = r.atLeast("lora.max-cpu-loras", 0);
         if (maxCpuLoras == 0) {
             maxCpuLoras = maxLoras;
         } else if (maxCpuLoras < maxLoras) {
@@ -72,7 +73,7 @@ public record LoraSettings(boolean enabled, List<Module> modules, int maxLoras, 
                     + maxCpuLoras);
         }
         List<Path> roots = new ArrayList<>();
-        for (String root : get(c, "lora.allowed-roots", c::getStringList)) {
+        for (String root : new ServeSettings.Reader(c).get("lora.allowed-roots", c::getStringList)) {
             roots.add(path("lora.allowed-roots", root));
         }
         return new LoraSettings(enabled, modules, maxLoras, maxCpuLoras, maxRank, roots);
@@ -81,7 +82,7 @@ public record LoraSettings(boolean enabled, List<Module> modules, int maxLoras, 
     private static List<Module> modules(Config c, String servedModelName) {
         List<Module> modules = new ArrayList<>();
         Set<String> names = new HashSet<>();
-        for (ConfigValue v : get(c, "lora.modules", c::getList)) {
+        for (ConfigValue v : new ServeSettings.Reader(c).get("lora.modules", c::getList)) {
             Module m = switch (v.valueType()) {
                 case STRING -> parse((String) v.unwrapped());
                 case OBJECT -> fromObject((ConfigObject) v);
@@ -137,12 +138,13 @@ public record LoraSettings(boolean enabled, List<Module> modules, int maxLoras, 
 
     private static Module fromObject(ConfigObject o) {
         Config c = o.toConfig();
+        ServeSettings.Reader r = new ServeSettings.Reader(c);
         Optional<String> base = Stream.of("base_model_name", "base-model-name").filter(c::hasPath).findFirst()
-                .map(k -> get(c, k, c::getString));
+                .map(k -> r.get(k, c::getString));
         if (!c.hasPath("name") || !c.hasPath("path")) {
             throw new SettingsException("lora.modules", "an entry needs name and path: " + o.render());
         }
-        return module(get(c, "name", c::getString), get(c, "path", c::getString), base);
+        return module(r.get("name", c::getString), r.get("path", c::getString), base);
     }
 
     private static Module module(String name, String path, Optional<String> base) {
@@ -158,23 +160,5 @@ public record LoraSettings(boolean enabled, List<Module> modules, int maxLoras, 
         } catch (InvalidPathException e) {
             throw new SettingsException(key, "not a valid path: " + p);
         }
-    }
-
-    private static <T> T get(Config c, String key, java.util.function.Function<String, T> read) {
-        try {
-            return read.apply(key);
-        } catch (ConfigException.Missing e) {
-            throw new SettingsException(key, "is missing");
-        } catch (ConfigException e) {
-            throw new SettingsException(key, "has a bad value: " + e.getMessage());
-        }
-    }
-
-    private static int atLeast(Config c, String key, int min) {
-        int v = get(c, key, c::getInt);
-        if (v < min) {
-            throw new SettingsException(key, "must be at least " + min + ", got " + v);
-        }
-        return v;
     }
 }

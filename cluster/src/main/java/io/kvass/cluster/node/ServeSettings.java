@@ -143,8 +143,8 @@ public record ServeSettings(ReplicaOptions replica, String servedModelName, Engi
         return new ClusterSettings(r.string("cluster.hostname"), port, r.get("cluster.seed-nodes", r.c::getStringList));
     }
 
-    /** Typed access whose failures name the key. */
-    private record Reader(Config c) {
+    /** Typed access whose failures name the key (shared with {@link LoraSettings}). */
+    record Reader(Config c) {
         <T> T get(String key, java.util.function.Function<String, T> read) {
             try {
                 return read.apply(key);
