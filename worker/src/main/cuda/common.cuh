@@ -44,3 +44,17 @@ __device__ __forceinline__ float block_sum(float v) {
   v = lane < warps ? partial[lane] : 0.f;
   return warp_sum(v);
 }
+
+// Warp-wide argmax: every lane ends with the largest value and its index (ties: the lowest index;
+// an index of 0x7fffffff marks "none", so a lane that saw nothing never wins).
+__device__ __forceinline__ void warp_argmax(float& best, int& arg) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) {
+    const float ov = __shfl_xor_sync(0xffffffffu, best, o);
+    const int oa = __shfl_xor_sync(0xffffffffu, arg, o);
+    if (ov > best || (ov == best && oa < arg)) {
+      best = ov;
+      arg = oa;
+    }
+  }
+}

@@ -129,15 +129,7 @@ extern "C" __global__ void argmax_rows(const float* __restrict__ logits, int* __
       arg = i;
     }
   }
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) {
-    const float ov = __shfl_xor_sync(0xffffffffu, best, o);
-    const int oa = __shfl_xor_sync(0xffffffffu, arg, o);
-    if (ov > best || (ov == best && oa < arg)) {
-      best = ov;
-      arg = oa;
-    }
-  }
+  warp_argmax(best, arg);
   __shared__ float bv[32];
   __shared__ int ba[32];
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
@@ -150,15 +142,7 @@ extern "C" __global__ void argmax_rows(const float* __restrict__ logits, int* __
     const int warps = blockDim.x >> 5;
     best = lane < warps ? bv[lane] : -CUDART_INF_F;
     arg = lane < warps ? ba[lane] : 0x7fffffff;
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) {
-      const float ov = __shfl_xor_sync(0xffffffffu, best, o);
-      const int oa = __shfl_xor_sync(0xffffffffu, arg, o);
-      if (ov > best || (ov == best && oa < arg)) {
-        best = ov;
-        arg = oa;
-      }
-    }
+    warp_argmax(best, arg);
     if (lane == 0) ids[blockIdx.x] = arg == 0x7fffffff ? 0 : arg;
   }
 }

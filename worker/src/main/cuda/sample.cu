@@ -260,15 +260,7 @@ extern "C" __global__ void __launch_bounds__(ST) sample_rows(const float* __rest
       arg = i;
     }
   });
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) {
-    const float ov = __shfl_xor_sync(0xffffffffu, best, o);
-    const int oa = __shfl_xor_sync(0xffffffffu, arg, o);
-    if (ov > best || (ov == best && oa < arg)) {
-      best = ov;
-      arg = oa;
-    }
-  }
+  warp_argmax(best, arg);
   if (lane == 0) {
     s_val[warp] = best;
     s_idx[warp] = arg;
