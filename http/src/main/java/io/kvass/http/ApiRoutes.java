@@ -181,7 +181,19 @@ final class ApiRoutes extends AllDirectives {
     private Route respond(GenerationJob job, long arrival) {
         CompletableFuture<ObjectNode> body = new CompletableFuture<>();
         ActorRef<RequestStream.Command> stream = spawn(job, new JsonWriter(job, body), arrival);
-        // Past request-timeout nobody will read the answer: free the replica's work now.
+        // A client that closed its connection will never read the answer: free the replica's work now.
+        return extractRequest(request -> {
+            request.getAttribute(ConnectionWatch.CLOSED).ifPresent(closed -> closed.thenRun(() -> {
+                if (!body.isDone()) {
+                    stream.tell(RequestStream.ClientGone.INSTANCE);
+                }
+            }));
+            return timingOut(stream, body);
+        });
+    }
+
+    /** Past request-timeout nobody will read the answer either. */
+    private Route timingOut(ActorRef<RequestStream.Command> stream, CompletableFuture<ObjectNode> body) {
         return withRequestTimeoutResponse(request -> {
             stream.tell(RequestStream.ClientGone.INSTANCE);
             return error(ApiError.timeout(settings.requestTimeout()));

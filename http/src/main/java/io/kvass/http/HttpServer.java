@@ -49,7 +49,7 @@ public final class HttpServer {
                 .withFallback(system.settings().config());
         return Http.get(system).newServerAt(settings.host(), settings.port())
                 .withSettings(ServerSettings.create(server))
-                .bind(routes.route())
+                .bindFlow(ConnectionWatch.perConnection(routes.route().flow(system)))
                 .thenApply(binding -> {
                     LOG.info("serving {} on http://{}:{}", models.stream().map(ServedModel::name).toList(),
                             settings.host(), binding.localAddress().getPort());

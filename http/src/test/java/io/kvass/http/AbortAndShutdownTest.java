@@ -94,6 +94,22 @@ class AbortAndShutdownTest {
     }
 
     @Test
+    void aNonStreamedRequestIsAbortedWhenItsClientDisconnects() throws Exception {
+        try (TestServer server = TestServer.start(HttpSettings.local(), 8, STEP)) {
+            Client client = server.client();
+            try (Socket socket = openStream(server, LONG.replace("\"stream\": true", "\"stream\": false"))) {
+                await("the request to run", () -> client.replica().path("num_requests_running").asInt() == 1);
+                await("a few tokens", () -> client.metric(
+                        "vllm:generation_tokens_total{model_name=\"" + TestServer.MODEL + "\"}") >= 3);
+            }
+            await("the abort", () -> client.metric(ABORTED) == 1);
+            await("the KV pool to be full again", () -> idleAndFull().test(client.replica()));
+            double generated = client.metric("vllm:generation_tokens_total{model_name=\"" + TestServer.MODEL + "\"}");
+            assertTrue(generated < 400, "stopped early, generated " + generated);
+        }
+    }
+
+    @Test
     void aFullWaitingQueueGets503UntilItDrains() throws Exception {
         try (TestServer server = TestServer.start(HttpSettings.local().withLimits(1 << 20, 1), 1, STEP)) {
             Client client = server.client();
