@@ -10,9 +10,7 @@ import io.kvass.worker.sampling.SampledToken;
 import io.kvass.worker.sampling.SamplingParams;
 import io.kvass.worker.step.StepPlan;
 import io.kvass.worker.step.StepResult;
-import java.util.HashMap;
 import java.util.List;
-import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.TimeUnit;
 import org.openjdk.jmh.annotations.Benchmark;
@@ -53,16 +51,17 @@ public class SchedulerBenchmark {
         scheduler = new BatchScheduler(new SchedulerConfig(running, 8192, 1 << 20, SchedulingPolicy.FCFS, true), kv,
                 Set.of(2));
         SamplingParams params = SamplingParams.builder().temperature(0).maxTokens(1 << 19).ignoreEos(true).build();
-        Map<String, SampledToken> sampled = new HashMap<>();
+        List<SampledToken> sampled = new java.util.ArrayList<>();
         SampledToken token = new SampledToken(7, Float.NaN, List.of());
         for (int i = 0; i < running; i++) {
             int[] prompt = new int[32];
             java.util.Arrays.fill(prompt, i % 500);
             prompt[0] = i;
             scheduler.submit(Request.of("r" + i, prompt, params));
-            sampled.put("r" + i, token);
+            sampled.add(token);
         }
-        result = new StepResult(0, sampled);
+        // In steady-state decode every running sequence samples, in plan order.
+        result = new StepResult(0, java.util.stream.IntStream.range(0, running).toArray(), sampled);
         while (scheduler.numWaiting() > 0) {
             step(); // admit everyone (prefill) before measuring decode steps
         }

@@ -229,18 +229,22 @@ public final class BatchScheduler {
             throw new IllegalStateException("update for step " + plan.stepId() + " but the last plan was " + lastPlanId);
         }
         List<SequenceUpdate> updates = new ArrayList<>();
-        int i = 0;
+        int i = 0, cursor = 0;
+        int[] sampledAt = result.sampledAt();
         for (NewSequence s : plan.newSequences()) {
-            advance(scheduled.get(i++), s.numScheduledTokens(), result, updates);
+            SampledToken token = cursor < sampledAt.length && sampledAt[cursor] == i ? result.tokens().get(cursor++) : null;
+            advance(scheduled.get(i++), s.numScheduledTokens(), token, updates);
         }
         for (ContinuingSequence s : plan.continuing()) {
-            advance(scheduled.get(i++), s.numScheduledTokens(), result, updates);
+            SampledToken token = cursor < sampledAt.length && sampledAt[cursor] == i ? result.tokens().get(cursor++) : null;
+            advance(scheduled.get(i++), s.numScheduledTokens(), token, updates);
         }
         scheduled.clear();
         return updates;
     }
 
-    private void advance(SequenceState seq, int numScheduled, StepResult result, List<SequenceUpdate> updates) {
+    /** @param token what the sequence sampled, or {@code null} in the middle of a chunked prefill */
+    private void advance(SequenceState seq, int numScheduled, SampledToken token, List<SequenceUpdate> updates) {
         if (seq.status() != SequenceStatus.RUNNING) {
             return; // aborted (or finished by a stop string) while the step ran
         }
@@ -250,7 +254,6 @@ public final class BatchScheduler {
         if (config.enablePrefixCaching() && before / kv.blockSize() != seq.numComputed() / kv.blockSize()) {
             kv.cacheFullBlocks(seq.kvHandle(), seq.tokenArray(), seq.numComputed());
         }
-        SampledToken token = result.sampled().get(seq.seqId());
         if (token == null) {
             return; // mid-prefill
         }

@@ -33,25 +33,28 @@ class BatchSchedulerPropertyTest {
 
         StepResult execute(StepPlan plan, Random random) {
             plan.dropped().forEach(seqs::remove);
-            Map<String, SampledToken> sampled = new HashMap<>();
+            List<Integer> at = new ArrayList<>();
+            List<SampledToken> sampled = new ArrayList<>();
+            int i = 0;
             for (NewSequence s : plan.newSequences()) {
                 assertTrue(!seqs.containsKey(s.seqId()), "new sequence the worker already holds: " + s.seqId());
                 seqs.put(s.seqId(), new int[] {s.tokenIds().length, s.numComputedTokens()});
-                step(s.seqId(), s.numScheduledTokens(), sampled, random);
+                step(s.seqId(), s.numScheduledTokens(), i++, at, sampled, random);
             }
             for (ContinuingSequence c : plan.continuing()) {
                 assertTrue(seqs.containsKey(c.seqId()), "continuing sequence the worker does not hold: " + c.seqId());
-                step(c.seqId(), c.numScheduledTokens(), sampled, random);
+                step(c.seqId(), c.numScheduledTokens(), i++, at, sampled, random);
             }
-            return new StepResult(plan.stepId(), sampled);
+            return new StepResult(plan.stepId(), at.stream().mapToInt(Integer::intValue).toArray(), sampled);
         }
 
-        private void step(String id, int n, Map<String, SampledToken> sampled, Random random) {
+        private void step(String id, int n, int planIndex, List<Integer> at, List<SampledToken> sampled, Random random) {
             int[] s = seqs.get(id);
             assertTrue(n >= 1 && s[1] + n <= s[0], "schedules " + n + " tokens with " + (s[0] - s[1]) + " pending");
             s[1] += n;
             if (s[1] == s[0]) {
-                sampled.put(id, new SampledToken(3 + random.nextInt(100), Float.NaN, List.of()));
+                at.add(planIndex);
+                sampled.add(new SampledToken(3 + random.nextInt(100), Float.NaN, List.of()));
                 s[0]++;
             }
         }

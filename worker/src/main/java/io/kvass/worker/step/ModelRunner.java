@@ -84,7 +84,7 @@ public final class ModelRunner {
             scheduled.put(c.seqId(), c.numScheduledTokens());
         }
         if (scheduled.isEmpty()) {
-            return new StepResult(plan.stepId(), Map.of());
+            return new StepResult(plan.stepId(), new int[0], List.of());
         }
         List<String> ids = new ArrayList<>(scheduled.keySet());
         List<SequenceForward> batch = new ArrayList<>(ids.size());
@@ -104,17 +104,19 @@ public final class ModelRunner {
             states.add(batch.get(i).logits() == LogitsMode.LAST ? sequences.get(ids.get(i)).sampling : null);
         }
         List<SampledToken> tokens = backend.forwardAndSample(batch, states, sampler);
-        Map<String, SampledToken> sampled = new HashMap<>();
+        int[] sampledAt = new int[ids.size()];
+        List<SampledToken> sampled = new ArrayList<>(ids.size());
         for (int i = 0; i < ids.size(); i++) {
             RunnerSequence seq = sequences.get(ids.get(i));
             seq.numComputed += batch.get(i).numTokens();
             SampledToken token = tokens.get(i);
             if (token != null) {
                 seq.append(token.tokenId());
-                sampled.put(ids.get(i), token);
+                sampledAt[sampled.size()] = i;
+                sampled.add(token);
             }
         }
-        return new StepResult(plan.stepId(), sampled);
+        return new StepResult(plan.stepId(), Arrays.copyOf(sampledAt, sampled.size()), sampled);
     }
 
     private RunnerSequence known(String seqId) {
