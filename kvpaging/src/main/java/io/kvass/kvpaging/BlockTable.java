@@ -41,8 +41,11 @@ final class BlockTable {
     }
 
     int[] toArray(int from) {
-        return Arrays.copyOfRange(ids, from, size);
+        return from == size ? NONE : Arrays.copyOfRange(ids, from, size);
     }
+
+    /** The delta of a step that changed nothing: every decode step but one in blockSize. */
+    private static final int[] NONE = new int[0];
 
     BlockTable copy() {
         return new BlockTable(ids.clone(), size);

@@ -238,13 +238,16 @@ public final class KvCacheManager {
         if (fresh + shared > pool.numFree()) {
             return new Allocation.NoSpace(fresh + shared, pool.numFree());
         }
-        List<BlockCopy> copies = new ArrayList<>();
+        List<BlockCopy> copies = List.of(); // NOTE: most steps copy nothing; a list only when one does
         int firstChanged = oldSize;
         for (int i = firstWritten; i < endWritten; i++) {
             int src = table.get(i);
             if (pool.refCount(src) > 1) {
                 int dst = pool.allocate();
                 if (i * blockSize < numComputedTokens) {
+                    if (copies.isEmpty()) {
+                        copies = new ArrayList<>();
+                    }
                     copies.add(new BlockCopy(src, dst)); // only this block's leading slots are valid
                 }
                 pool.release(src); // NOTE: stays referenced by the other sharer(s), so it is not reused
