@@ -44,7 +44,11 @@ public final class BatchScheduler {
     private final AdapterGate adapters;
     private final List<FailedRequest> failed = new ArrayList<>();
     /** The last plan's sequences in plan order (new, then continuing), so update needs no lookups. */
-    private final List<SequenceState> scheduled = new ArrayList<>();
+    private final List<Scheduled> scheduled = new ArrayList<>();
+
+    /** A sequence in the last plan and how many of its tokens that plan computes. */
+    private record Scheduled(SequenceState seq, int numTokens) {
+    }
     private long lastPlanId = -1;
     private long nextStepId;
     private long numPreemptions;
@@ -137,9 +141,9 @@ public final class BatchScheduler {
     private static final class StepBuilder {
         int budget;
         final List<NewSequence> fresh = new ArrayList<>();
-        final List<SequenceState> freshStates = new ArrayList<>();
+        final List<Scheduled> freshStates = new ArrayList<>();
         final List<ContinuingSequence> continuing = new ArrayList<>();
-        final List<SequenceState> continuingStates = new ArrayList<>();
+        final List<Scheduled> continuingStates = new ArrayList<>();
         final List<BlockCopy> copies = new ArrayList<>();
 
         StepBuilder(int budget) {
@@ -169,7 +173,7 @@ public final class BatchScheduler {
             step.copies.addAll(granted.copies());
             step.continuing.add(new ContinuingSequence(seq.seqId(), numNew, granted.firstChangedIndex(),
                     kv.blockTable(seq.kvHandle(), granted.firstChangedIndex())));
-            step.continuingStates.add(seq);
+            step.continuingStates.add(new Scheduled(seq, numNew));
             step.budget -= numNew;
         }
         return preempted;
@@ -214,7 +218,7 @@ public final class BatchScheduler {
             insertRunning(seq);
             step.fresh.add(new NewSequence(seq.seqId(), seq.tokens(), seq.promptLength(), prefix.numTokens(), numNew,
                     kv.blockTable(seq.seqId()), seq.params(), seq.seed(), slot));
-            step.freshStates.add(seq);
+            step.freshStates.add(new Scheduled(seq, numNew));
             step.budget -= numNew;
         }
         for (FailedRequest f : failing.values()) {
@@ -229,15 +233,11 @@ public final class BatchScheduler {
             throw new IllegalStateException("update for step " + plan.stepId() + " but the last plan was " + lastPlanId);
         }
         List<SequenceUpdate> updates = new ArrayList<>();
-        int i = 0, cursor = 0;
         int[] sampledAt = result.sampledAt();
-        for (NewSequence s : plan.newSequences()) {
+        int cursor = 0;
+        for (int i = 0; i < scheduled.size(); i++) {
             SampledToken token = cursor < sampledAt.length && sampledAt[cursor] == i ? result.tokens().get(cursor++) : null;
-            advance(scheduled.get(i++), s.numScheduledTokens(), token, updates);
-        }
-        for (ContinuingSequence s : plan.continuing()) {
-            SampledToken token = cursor < sampledAt.length && sampledAt[cursor] == i ? result.tokens().get(cursor++) : null;
-            advance(scheduled.get(i++), s.numScheduledTokens(), token, updates);
+            advance(scheduled.get(i).seq(), scheduled.get(i).numTokens(), token, updates);
         }
         scheduled.clear();
         return updates;

@@ -2,7 +2,6 @@ package io.kvass.worker.step;
 
 import io.kvass.worker.sampling.SampledToken;
 import java.util.List;
-import java.util.Optional;
 
 /**
  * The worker's answer: the token sampled for every sequence whose known tokens are now all computed
@@ -24,11 +23,5 @@ public record StepResult(long stepId, int[] sampledAt, List<SampledToken> tokens
                 throw new IllegalArgumentException("sampled positions must ascend: " + java.util.Arrays.toString(sampledAt));
             }
         }
-    }
-
-    /** The token of the plan's sequence at {@code planIndex}, if it sampled (a linear scan: for tests and tools). */
-    public Optional<SampledToken> tokenAt(int planIndex) {
-        int at = java.util.Arrays.binarySearch(sampledAt, planIndex);
-        return at >= 0 ? Optional.of(tokens.get(at)) : Optional.empty();
     }
 }
