@@ -3,6 +3,7 @@
 # argument runs
 #   tests          the GPU-tagged tests (JUnit console)
 #   bench          CudaBenchmark (direct backend: decode batch 1..256, prefill), bench-quick: shorter
+#   lora-bench     CudaLoraBenchmark (multi-LoRA decode at batch 1/32/128, 0/1/16 adapters; prefill)
 #   decode         CudaDecodeBenchmark (batch-1 fusions on/off, forwardAndSample vs forwardGreedy)
 #   serve          `kvass serve --device cuda` on a Llama-3-8B-shaped model with random weights made on
 #                  the GPU, driven by the load generator (SERVE_RUNS, below); server log and JSON results
@@ -74,6 +75,9 @@ for what in "${@:-tests bench}"; do
     bench|bench-quick)
       "$java" "${flags[@]}" -Xmx16g -cp "$cp" io.kvass.worker.cuda.CudaBenchmark "$out/cuda-bench.json" \
         $([[ "$what" == bench-quick ]] && echo quick) 2>&1 | tee "$out/bench.log" || status=1 ;;
+    lora-bench)
+      timeout 300 "$java" "${flags[@]}" -Xmx24g -cp "$cp" io.kvass.worker.cuda.CudaLoraBenchmark "$out/cuda-lora-bench.json" \
+        2>&1 | tee "$out/lora-bench.log" || status=1 ;;
     decode)
       timeout 240 "$java" "${flags[@]}" -Xmx16g -cp "$cp" io.kvass.worker.cuda.CudaDecodeBenchmark 2>&1 | tee "$out/decode.log" || status=1 ;;
     serve) serve ;;

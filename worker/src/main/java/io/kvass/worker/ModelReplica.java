@@ -39,8 +39,8 @@ public record ModelReplica(LoadedModel model, Tokenizer tokenizer, Optional<Chat
                 case CPU -> cpuBackend(model, options, maxModelLen, lora);
                 case CUDA -> random
                         ? io.kvass.worker.cuda.CudaBackend.random(model.config(),
-                                io.kvass.worker.cuda.CudaOptions.of(options, maxModelLen), seed(randomSeed))
-                        : io.kvass.worker.cuda.CudaBackend.open(model, io.kvass.worker.cuda.CudaOptions.of(options, maxModelLen));
+                                io.kvass.worker.cuda.CudaOptions.of(options, maxModelLen, lora), seed(randomSeed))
+                        : io.kvass.worker.cuda.CudaBackend.open(model, io.kvass.worker.cuda.CudaOptions.of(options, maxModelLen, lora));
             };
             LOG.info("model {} loaded in {} ms: {} layers, hidden {}, vocab {}, {} KV blocks of {} tokens, max_model_len {}",
                     options.modelDir().getFileName(), (System.nanoTime() - start) / 1_000_000, model.config().numLayers(),

@@ -3,6 +3,7 @@ package io.kvass.worker.cuda;
 import io.kvass.worker.backend.Backend;
 import io.kvass.worker.backend.LogitsMode;
 import io.kvass.worker.backend.SequenceForward;
+import io.kvass.worker.lora.LoraWeights;
 import io.kvass.worker.model.LoadedModel;
 import io.kvass.worker.model.ModelConfig;
 import io.kvass.worker.model.ModelLoadException;
@@ -24,7 +25,8 @@ import org.slf4j.LoggerFactory;
  * of a batch are flattened into one {@code [numTokens, hidden]} activation, so every weight is read
  * once per step; attention reads each sequence's paged K/V through its block table. GEMMs go to
  * cuBLAS (or, for a handful of tokens, our skinny GEMM kernel); everything else is kvass's own
- * kernels ({@code src/main/cuda}). Decode steps replay as CUDA graphs.
+ * kernels ({@code src/main/cuda}). Decode steps replay as CUDA graphs. With LoRA slots, each
+ * sequence may name an adapter: {@link CudaLora} adds every token's own update to each projection.
  */
 public final class CudaBackend implements Backend {
     private static final Logger LOG = LoggerFactory.getLogger(CudaBackend.class);
@@ -52,6 +54,7 @@ public final class CudaBackend implements Backend {
     private final boolean deviceSampling = !"cpu".equalsIgnoreCase(System.getProperty("kvass.cuda.sampling", "gpu"));
     private final DeviceBuffer copyDevice;
     private final CudaKvCache cache;
+    private final CudaLora lora;            // null without LoRA slots
     private final CudaGraphs graphs;
     private final float attentionScale;
     private final boolean prefillKernel;
@@ -136,6 +139,7 @@ public final class CudaBackend implements Backend {
         this.sampleDevice = device.allocate((long) CudaKernels.SAMPLE_ROW_BYTES * logitRows, "sampling parameters");
         this.idsHost = device.allocateHost(4L * logitRows);
         this.copyDevice = device.allocate(8L * 4096, "block copies");
+        this.lora = options.lora().enabled() ? new CudaLora(device, kernels, config, options.lora(), tokens) : null;
         this.cache = new CudaKvCache(device, config, kvBlocks(), options.blockSize());
         device.zero(inputsDevice);
         device.synchronize();
@@ -179,6 +183,36 @@ public final class CudaBackend implements Backend {
     @Override
     public ModelConfig config() {
         return config;
+    }
+
+    @Override
+    public int maxLoras() {
+        return lora == null ? 0 : lora.maxLoras();
+    }
+
+    @Override
+    public int maxLoraRank() {
+        return lora == null ? 0 : lora.maxRank();
+    }
+
+    @Override
+    public synchronized void loadAdapter(int slot, LoraWeights adapter) {
+        checkOpen();
+        device.makeCurrent();
+        if (lora == null) {
+            throw new IllegalArgumentException("this backend has no LoRA adapter slots (asked for slot " + slot + ")");
+        }
+        lora.load(slot, adapter);
+    }
+
+    @Override
+    public synchronized void unloadAdapter(int slot) {
+        checkOpen();
+        device.makeCurrent();
+        if (lora == null) {
+            throw new IllegalArgumentException("this backend has no LoRA adapter slots (asked for slot " + slot + ")");
+        }
+        lora.unload(slot);
     }
 
     @Override
@@ -396,22 +430,37 @@ public final class CudaBackend implements Backend {
     /** Uploads the batch and runs every layer; true when the logits of all rows are already computed (graph). */
     private boolean runLayers(List<SequenceForward> batch) {
         device.makeCurrent();
+        checkAdapters(batch);
         inputs.fill(batch, config, cache.blockSize, cache.numBlocks, options.maxModelLen(), prefillKernel);
+        boolean adapted = inputs.numAdaptedTokens > 0;
         if (options.cudaGraphs() && profile == null && StepInputs.isDecode(batch) && batch.size() <= Math.min(MAX_GRAPH_BATCH, inputs.capacity)) {
             int bucket = Math.max(batch.size(), Math.min(bucketFor(batch.size()), inputs.capacity));
             inputs.padTo(bucket);
             upload();
             AttentionPlan plan = plan(bucket);
             int padded = bucket;
-            graphs.run(new CudaGraphs.Key(bucket, plan.contextBucket()), () -> {
-                layers(padded, plan);
+            graphs.run(new CudaGraphs.Key(bucket, plan.contextBucket(), adapted), () -> {
+                layers(padded, plan, adapted);
                 computeLogits(0, padded);
             });
             return true;
         }
         upload();
-        layers(inputs.numTokens, plan(inputs.numTiles > 0 ? inputs.numPagedTokens : inputs.numTokens));
+        layers(inputs.numTokens, plan(inputs.numTiles > 0 ? inputs.numPagedTokens : inputs.numTokens), adapted);
         return false;
+    }
+
+    private void checkAdapters(List<SequenceForward> batch) {
+        if (lora != null) {
+            lora.checkSlots(batch);
+            return;
+        }
+        for (int s = 0; s < batch.size(); s++) {
+            if (batch.get(s).adapterSlot() != 0) {
+                throw new IllegalArgumentException("sequence " + s + " uses LoRA slot " + batch.get(s).adapterSlot()
+                        + ", but this backend has no LoRA adapter slots");
+            }
+        }
     }
 
     /** The next power of two: decode graphs exist for these batch sizes only. */
@@ -435,30 +484,42 @@ public final class CudaBackend implements Backend {
         return section(StepInputs.LOGIT_ROWS) + 4L * firstRow;
     }
 
-    /** The decoder layers over {@code n} flattened tokens; leaves the residual stream in {@code scratch.x}. */
-    private void layers(int n, AttentionPlan plan) {
+    /**
+     * The decoder layers over {@code n} flattened tokens; leaves the residual stream in {@code scratch.x}.
+     * {@code adapted}: some tokens have a LoRA adapter, whose updates need the projections' inputs and
+     * outputs apart, so the batch-1 fusions are off.
+     */
+    private void layers(int n, AttentionPlan plan, boolean adapted) {
         int h = config.hiddenSize(), ffn = config.intermediateSize();
         int qkvDim = config.qDim() + 2 * config.kvDim();
         float eps = config.rmsNormEps();
         Scratch s = scratch;
+        boolean normIntoGemm = !adapted && normFused(n, h), siluIntoGemm = !adapted && siluFused(n, h, ffn);
+        long tokenSlots = section(StepInputs.ADAPTER_SLOTS);
         phase("embed", () -> kernels.embedRows(n, section(StepInputs.TOKENS), weights.embedding(), s.x, h));
         for (int l = 0; l < config.numLayers(); l++) {
             CudaWeights.Layer w = weights.layers().get(l);
             int layer = l;
-            if (normFused(n, h)) {
+            if (normIntoGemm) {
                 phase("norm + qkv gemm", () -> kernels.skinnyNormGemm(w.qkv(), s.x, 0, w.attnNorm(), s.qkv, qkvDim, h,
                         CuBlas.Out.F32.ordinal(), eps));
             } else {
                 phase("norm", () -> kernels.rmsNorm(n, s.x, 0, w.attnNorm(), s.xn, h, eps));
                 phase("qkv gemm", () -> linear(w.qkv(), s.xn, s.qkv, n, qkvDim, h, CuBlas.Out.F32));
+                if (adapted) {
+                    phase("lora qkv", () -> lora.apply(CudaLora.Group.QKV, n, layer, tokenSlots, s.xn, s.qkv, false));
+                }
             }
             phase("rope + kv store", () -> kernels.qkvRopeStore(n, s.qkv, w.qkvBias(), weights.invFreq(),
                     section(StepInputs.POSITIONS), section(StepInputs.SLOTS), s.q, cache.keys(layer), cache.values(layer),
                     config.numHeads(), config.numKvHeads(), config.headDim()));
             attention(n, plan, l);
             phase("o gemm", () -> linear(w.o(), s.attn, s.x, n, h, config.qDim(), CuBlas.Out.F32_ADD));
-            if (siluFused(n, h, ffn)) {
-                if (normFused(n, h)) {
+            if (adapted) {
+                phase("lora o", () -> lora.apply(CudaLora.Group.O, n, layer, tokenSlots, s.attn, s.x, false));
+            }
+            if (siluIntoGemm) {
+                if (normIntoGemm) {
                     phase("norm + gate/up gemm + silu", () -> kernels.skinnyGateUpSilu(w.gateUp(), s.x, w.ffnNorm(), s.act,
                             ffn, h, eps));
                 } else {
@@ -468,9 +529,16 @@ public final class CudaBackend implements Backend {
             } else {
                 phase("norm", () -> kernels.rmsNorm(n, s.x, 0, w.ffnNorm(), s.xn, h, eps));
                 phase("gate/up gemm", () -> linear(w.gateUp(), s.xn, s.gateUp, n, 2 * ffn, h, CuBlas.Out.BF16));
+                if (adapted) {
+                    phase("lora gate/up", () -> lora.apply(CudaLora.Group.GATE_UP, n, layer, tokenSlots, s.xn, s.gateUp,
+                            true));
+                }
                 phase("silu*up", () -> kernels.siluMul(n, ffn, s.gateUp, s.act));
             }
             phase("down gemm", () -> linear(w.down(), s.act, s.x, n, h, ffn, CuBlas.Out.F32_ADD));
+            if (adapted) {
+                phase("lora down", () -> lora.apply(CudaLora.Group.DOWN, n, layer, tokenSlots, s.act, s.x, false));
+            }
         }
     }
 

@@ -20,7 +20,8 @@ import jcuda.driver.CUstreamCaptureMode;
  * eagerly and is captured for the next time (capture records, it does not execute).
  */
 final class CudaGraphs implements AutoCloseable {
-    record Key(int batch, int contextBucket) {
+    /** {@code lora}: the graph runs the LoRA kernels (only steps with adapted tokens pay for them). */
+    record Key(int batch, int contextBucket, boolean lora) {
     }
 
     private final CudaDevice device;

@@ -21,7 +21,7 @@ import jcuda.driver.CUmodule;
  * Device pointers are raw addresses ({@code 0} for "none").
  */
 final class CudaKernels implements AutoCloseable {
-    private static final String[] MODULES = {"layers", "attention", "prefill", "decode", "sample"};
+    private static final String[] MODULES = {"layers", "attention", "prefill", "decode", "sample", "lora"};
     /** Head dims the attention kernel is instantiated for (D / 8 a power of two). */
     static final int[] HEAD_DIMS = {8, 16, 32, 64, 128, 256};
     /** Largest number of query heads sharing one K/V head. */
@@ -229,6 +229,21 @@ final class CudaKernels implements AutoCloseable {
         } else {
             launch("layers", "skinny_gate_up_silu_n1", fusedGrid(groups), 1, 1, 256, w, x, act, ffn, k, split);
         }
+    }
+
+    /** lora.cu's shrink: grid (n, targets, rankBlocks). */
+    void loraShrink(int n, int targets, int rankBlocks, int threads, long tokenSlots, long table, int numLayers, int layer,
+                    int firstTarget, long x, int in, long u, int maxRank) {
+        launch("lora", "lora_shrink", n, targets, rankBlocks, threads, tokenSlots, table, numLayers, layer, firstTarget, x,
+                in, u, maxRank);
+    }
+
+    /** lora.cu's expand: grid (columnBlocks, n). */
+    void loraExpand(int columnBlocks, int n, int threads, long tokenSlots, long table, int numLayers, int layer,
+                    int firstTarget, int targets, long u, int maxRank, long y, int yStride, int yBf16, int out0, int out1,
+                    int out2) {
+        launch("lora", "lora_expand", columnBlocks, n, 1, threads, tokenSlots, table, numLayers, layer, firstTarget,
+                targets, u, maxRank, y, yStride, yBf16, out0, out1, out2);
     }
 
     static boolean supportsHeadDim(int headDim) {

@@ -11,7 +11,7 @@ import java.util.List;
  * A batch flattened into the integer arrays the kernels read, validated once, in a host buffer laid
  * out exactly like its device copy: sections of {@code capacity} ints (token ids, positions, cache
  * slots, each token's sequence row, the rows that need logits, the tokens left to the paged attention
- * kernel, and two for the query tiles of the prefill attention kernel) and then the block tables,
+ * kernel, two for the query tiles of the prefill attention kernel, each token's LoRA slot) and then the block tables,
  * {@code maxBlocks} ints per sequence. Sections sit at fixed offsets so that a captured CUDA graph
  * reads every step's inputs from the same addresses.
  *
@@ -27,7 +27,8 @@ final class StepInputs {
     static final int LOGIT_ROWS = 4;
     static final int PAGED_TOKENS = 5;
     static final int TILES = 6;           // two sections: pairs
-    private static final int SECTIONS = 8;
+    static final int ADAPTER_SLOTS = 8;   // each token's LoRA slot, 0 = base model
+    private static final int SECTIONS = 9;
     static final int TILE_TOKENS = 64;
     static final int TILE_MIN_TOKENS = 16;
 
@@ -41,6 +42,8 @@ final class StepInputs {
     int maxContext;
     int numTiles;
     int numPagedTokens;
+    /** Tokens of sequences with a LoRA adapter (slot != 0). */
+    int numAdaptedTokens;
     /** Rows the forward pass covers: {@code numTokens}, or more after {@link #padTo}. */
     int paddedTokens;
 
@@ -85,13 +88,9 @@ final class StepInputs {
         if (batch.isEmpty()) {
             throw new IllegalArgumentException("empty forward batch");
         }
-        int t = 0, rows = 0, maxCtx = 0, tileCount = 0, paged = 0;
+        int t = 0, rows = 0, maxCtx = 0, tileCount = 0, paged = 0, adapted = 0;
         for (int s = 0; s < batch.size(); s++) {
             SequenceForward seq = batch.get(s);
-            if (seq.adapterSlot() != 0) {
-                throw new IllegalArgumentException("sequence " + s + " asks for LoRA adapter slot " + seq.adapterSlot()
-                        + ": the CUDA backend does not run adapters yet");
-            }
             int end = seq.endPosition();
             if (end > maxModelLen) {
                 throw new IllegalArgumentException("sequence " + s + " reaches position " + end + ", beyond max_model_len "
@@ -125,6 +124,10 @@ final class StepInputs {
                 put(POSITIONS, t, pos);
                 put(SLOTS, t, seq.blockTable()[pos / blockSize] * blockSize + pos % blockSize);
                 put(TOKEN_SEQUENCE, t, s);
+                put(ADAPTER_SLOTS, t, seq.adapterSlot());
+            }
+            if (seq.adapterSlot() != 0) {
+                adapted += seq.numTokens();
             }
             if (tiles && seq.numTokens() >= TILE_MIN_TOKENS) {
                 for (int i = first; i < t; i += TILE_TOKENS) {
@@ -153,6 +156,7 @@ final class StepInputs {
         maxContext = maxCtx;
         numTiles = tileCount;
         numPagedTokens = paged;
+        numAdaptedTokens = adapted;
     }
 
     /**
@@ -169,6 +173,7 @@ final class StepInputs {
             put(SLOTS, t, -1);
             put(TOKEN_SEQUENCE, t, numSequences);
             put(LOGIT_ROWS, t, t);
+            put(ADAPTER_SLOTS, t, 0);
         }
         if (tokens > numTokens) {
             host.put(SECTIONS * capacity + numSequences * maxBlocks, 0);
@@ -179,7 +184,7 @@ final class StepInputs {
     /** True when every sequence decodes one token and wants its logits: a step a CUDA graph can run. */
     static boolean isDecode(List<SequenceForward> batch) {
         for (SequenceForward s : batch) {
-            if (s.numTokens() != 1 || s.logits() != LogitsMode.LAST || s.adapterSlot() != 0) {
+            if (s.numTokens() != 1 || s.logits() != LogitsMode.LAST) {
                 return false;
             }
         }

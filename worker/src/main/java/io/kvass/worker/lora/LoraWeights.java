@@ -1,5 +1,6 @@
 package io.kvass.worker.lora;
 
+import io.kvass.worker.model.ModelConfig;
 import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.List;
@@ -62,6 +63,29 @@ public final class LoraWeights {
     /** The largest rank of any module. */
     public int maxRank() {
         return Arrays.stream(modules).filter(Objects::nonNull).mapToInt(LoraModule::rank).max().orElse(0);
+    }
+
+    /**
+     * Checks that a backend of {@code config}'s shapes with slots of rank up to {@code maxRank} can hold
+     * this adapter; the message names the first mismatch.
+     *
+     * @throws IllegalArgumentException when it cannot
+     */
+    public void requireFits(ModelConfig config, int maxRank) {
+        if (numLayers != config.numLayers()) {
+            throw new IllegalArgumentException("adapter " + dir + " has " + numLayers + " layers, the model "
+                    + config.numLayers());
+        }
+        for (LoraModule m : modules()) {
+            if (m.inDim() != m.target().inDim(config) || m.outDim() != m.target().outDim(config)) {
+                throw new IllegalArgumentException("adapter " + dir + ": " + m.target() + " of layer " + m.layer()
+                        + " is [" + m.outDim() + " x " + m.inDim() + "], the model's projection is not");
+            }
+            if (m.rank() > maxRank) {
+                throw new IllegalArgumentException("adapter " + dir + " has rank " + m.rank()
+                        + ", above this backend's maximum " + maxRank);
+            }
+        }
     }
 
     public long byteSize() {

@@ -10,9 +10,7 @@ import io.kvass.worker.backend.SequenceForward;
 import io.kvass.worker.lora.LoraCapacity;
 import io.kvass.worker.lora.LoraLoader;
 import io.kvass.worker.lora.LoraWeights;
-import io.kvass.worker.model.DType;
 import io.kvass.worker.model.LoadedModel;
-import io.kvass.worker.model.ModelConfig;
 import io.kvass.worker.model.RopeScaling;
 import io.kvass.worker.testing.Fixtures;
 import io.kvass.worker.testing.GreedyRunner;
@@ -34,7 +32,7 @@ import org.junit.jupiter.params.provider.ValueSource;
  *   <li>PEFT's references ran on a base model loaded in fp32, so their RoPE {@code inv_freq} is not
  *       rounded to bf16 as the base references' is (see {@link RopeScaling}). For llama-gqa (bf16
  *       weights) that moves logits by up to 0.3; fp64 with unrounded frequencies matches the adapter
- *       references within 8e-5. {@link #asPeftLoadedIt} gives the backend the same frequencies.</li>
+ *       references within 8e-5. {@link Fixtures#asPeftLoadedIt} gives the backend the same frequencies.</li>
  *   <li>The random adapters make activations large: the fp64 evaluation itself differs from the
  *       qwen2 adapter-a reference by 4e-4, i.e. the reference's own fp32 rounding is that large. No
  *       other summation order can promise 1e-4 there, so adapter logits are held to 1e-3 (seen: under
@@ -50,24 +48,12 @@ class CpuLoraReferenceTest {
         return new LoraLoader(model.config(), 16, List.of(Fixtures.root())).load(Fixtures.reference(variant).resolve(tag));
     }
 
-    /** The model as PEFT's reference script saw it: RoPE frequencies computed in fp32, never rounded to bf16. */
-    static LoadedModel asPeftLoadedIt(LoadedModel m) {
-        ModelConfig c = m.config();
-        RopeScaling r = c.rope();
-        RopeScaling fp32 = new RopeScaling(r.type(), r.theta(), r.factor(), r.lowFreqFactor(), r.highFreqFactor(),
-                r.originalMaxPositions(), DType.F32);
-        ModelConfig config = new ModelConfig(c.architecture(), c.hiddenSize(), c.intermediateSize(), c.numLayers(),
-                c.numHeads(), c.numKvHeads(), c.headDim(), c.vocabSize(), c.rmsNormEps(), fp32, c.maxPositions(),
-                c.tiedEmbeddings(), c.qkvBias(), c.bosTokenId(), c.eosTokenIds());
-        return new LoadedModel(m.dir(), config, m.tensors(), m.source());
-    }
-
     @ParameterizedTest
     @CsvSource({"llama-gqa, adapter-a", "llama-gqa, adapter-b", "qwen2-bias, adapter-a", "qwen2-bias, adapter-b"})
     void eachPromptAloneMatchesPeft(String variant, String tag) {
         List<ReferenceCase.Prompt> prompts = ReferenceCase.load(variant, tag);
         try (LoadedModel model = LoadedModel.load(Fixtures.reference(variant));
-             CpuBackend backend = new CpuBackend(asPeftLoadedIt(model), 64, 16, 2, new LoraCapacity(3, 16))) {
+             CpuBackend backend = new CpuBackend(Fixtures.asPeftLoadedIt(model), 64, 16, 2, new LoraCapacity(3, 16))) {
             backend.loadAdapter(3, adapter(model, variant, tag)); // any slot: 3 is the last one
             for (ReferenceCase.Prompt p : prompts) {
                 GreedyRunner.Result r = GreedyRunner.run(backend, List.of(p.ids()), new int[] {3}, p.greedy().length)
@@ -86,7 +72,7 @@ class CpuLoraReferenceTest {
     void mixedBatchMatchesPeft(String variant) {
         Mixed mixed = Mixed.of(variant);
         try (LoadedModel model = LoadedModel.load(Fixtures.reference(variant));
-             CpuBackend backend = withBothAdapters(asPeftLoadedIt(model), model, variant)) {
+             CpuBackend backend = withBothAdapters(Fixtures.asPeftLoadedIt(model), model, variant)) {
             List<GreedyRunner.Result> results = GreedyRunner.run(backend, mixed.prompts(), mixed.slots(), 24);
             for (int s = 0; s < results.size(); s++) {
                 if (mixed.slots()[s] != 0) {

@@ -45,7 +45,8 @@ public final class CudaBenchmark {
         int blocksPerSeq = (context + warmup + measured + 2 * 16 + blockSize) / blockSize;
         int prefillLen = 2048;
         int blocks = maxBatch * blocksPerSeq + prefillLen / blockSize + 8;
-        CudaOptions options = new CudaOptions(0, 0.9, blockSize, 4096, maxBatch, 4096, blocks, true);
+        CudaOptions options = new CudaOptions(0, 0.9, blockSize, 4096, maxBatch, 4096, blocks, true,
+                io.kvass.worker.lora.LoraCapacity.NONE);
         List<String> json = new ArrayList<>();
         long t0 = System.nanoTime();
         try (CudaBackend backend = CudaBackend.random(c, options, 1234)) {
@@ -104,6 +105,12 @@ public final class CudaBenchmark {
     /** Median wall time of a decode step for {@code batch} sequences at {@code context} positions. */
     static double decodeStepMs(CudaBackend backend, int batch, int context, int blocksPerSeq, int warmup, int measured,
                                boolean greedyOnGpu) {
+        return decodeStepMs(backend, batch, context, blocksPerSeq, warmup, measured, greedyOnGpu, new int[batch]);
+    }
+
+    /** As above, sequence {@code s} on LoRA slot {@code slots[s]} (0 = base model). */
+    static double decodeStepMs(CudaBackend backend, int batch, int context, int blocksPerSeq, int warmup, int measured,
+                               boolean greedyOnGpu, int[] slots) {
         int[][] tables = new int[batch][blocksPerSeq];
         for (int s = 0; s < batch; s++) {
             for (int b = 0; b < blocksPerSeq; b++) {
@@ -116,7 +123,7 @@ public final class CudaBenchmark {
         for (int step = 0; step < warmup + measured; step++) {
             List<SequenceForward> seqs = new ArrayList<>(batch);
             for (int s = 0; s < batch; s++) {
-                seqs.add(new SequenceForward(new int[] {tokens[s]}, context + step, tables[s], LogitsMode.LAST));
+                seqs.add(new SequenceForward(new int[] {tokens[s]}, context + step, tables[s], LogitsMode.LAST, slots[s]));
             }
             long start = System.nanoTime();
             if (greedyOnGpu) {
@@ -165,6 +172,11 @@ public final class CudaBenchmark {
     }
 
     static String prefill(CudaBackend backend, ModelConfig c, int len, int firstBlock, int measured) {
+        return prefill(backend, c, len, firstBlock, measured, 0);
+    }
+
+    /** As above, the prompt on LoRA slot {@code slot}. */
+    static String prefill(CudaBackend backend, ModelConfig c, int len, int firstBlock, int measured, int slot) {
         int[] table = new int[len / 16];
         for (int b = 0; b < table.length; b++) {
             table[b] = firstBlock + b;
@@ -173,7 +185,7 @@ public final class CudaBenchmark {
         double[] times = new double[measured];
         for (int i = -2; i < measured; i++) {
             long start = System.nanoTime();
-            backend.forwardGreedy(List.of(new SequenceForward(prompt, 0, table, LogitsMode.LAST)));
+            backend.forwardGreedy(List.of(new SequenceForward(prompt, 0, table, LogitsMode.LAST, slot)));
             double ms = (System.nanoTime() - start) / 1e6;
             if (i >= 0) {
                 times[i] = ms;
@@ -186,10 +198,10 @@ public final class CudaBenchmark {
         double attention = 4.0 * c.numHeads() * c.headDim() * (len * (len + 1.0) / 2) * c.numLayers();
         double executed = 2 * layerParams * c.numLayers() * len + 2.0 * h * c.vocabSize() + attention;
         double gptFast = 2 * (layerParams * c.numLayers() + h * c.vocabSize()) * len + attention;
-        System.out.printf(Locale.ROOT, "prefill %d tokens: %.2f ms, %.1f TFLOP/s executed (%.1f counting the LM head on every "
-                + "token, gpt-fast's convention)%n", len, ms, executed / ms / 1e9, gptFast / ms / 1e9);
-        return String.format(Locale.ROOT, "\"prefill\": {\"tokens\": %d, \"ms\": %.3f, \"tflops_executed\": %.1f, "
-                + "\"tflops_lm_head_all_tokens\": %.1f}", len, ms, executed / ms / 1e9, gptFast / ms / 1e9);
+        System.out.printf(Locale.ROOT, "prefill %d tokens (slot %d): %.2f ms, %.1f TFLOP/s executed (%.1f counting the LM head on every "
+                + "token, gpt-fast's convention)%n", len, slot, ms, executed / ms / 1e9, gptFast / ms / 1e9);
+        return String.format(Locale.ROOT, "\"prefill\": {\"tokens\": %d, \"lora_slot\": %d, \"ms\": %.3f, \"tflops_executed\": %.1f, "
+                + "\"tflops_lm_head_all_tokens\": %.1f}", len, slot, ms, executed / ms / 1e9, gptFast / ms / 1e9);
     }
 
     static int argmax(float[] row) {

@@ -22,7 +22,8 @@ public final class CudaDecodeBenchmark {
     public static void main(String[] args) {
         int context = 1024, warmup = 5, measured = 30, blockSize = 16, maxBatch = 64;
         int blocksPerSeq = (context + warmup + measured + 2 * 16 + blockSize) / blockSize;
-        CudaOptions options = new CudaOptions(0, 0.9, blockSize, 4096, maxBatch, 4096, maxBatch * blocksPerSeq + 8, true);
+        CudaOptions options = new CudaOptions(0, 0.9, blockSize, 4096, maxBatch, 4096, maxBatch * blocksPerSeq + 8, true,
+                io.kvass.worker.lora.LoraCapacity.NONE);
         try (CudaBackend backend = CudaBackend.random(CudaBenchmark.LLAMA3_8B, options, 1234)) {
             backend.randomizeKvCache(99);
             backend.setSkinnyMaxTokens(1);

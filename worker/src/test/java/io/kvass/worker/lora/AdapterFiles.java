@@ -18,7 +18,7 @@ import java.util.Random;
 import java.util.function.Consumer;
 
 /** Writes PEFT adapter directories for tests: copies of the fixtures with an edited config, or random adapters. */
-final class AdapterFiles {
+public final class AdapterFiles {
     private static final ObjectMapper JSON = new ObjectMapper();
 
     private AdapterFiles() {
@@ -58,7 +58,7 @@ final class AdapterFiles {
      * A random adapter of rank {@code rank} on {@code targets} of the given layers, written in {@code dtype}.
      * Values are small so that it perturbs the model without overwhelming it.
      */
-    static Path random(Path dir, ModelConfig base, int rank, List<LoraTarget> targets, List<Integer> layers, DType dtype,
+    public static Path random(Path dir, ModelConfig base, int rank, List<LoraTarget> targets, List<Integer> layers, DType dtype,
                        long seed, Consumer<ObjectNode> edit) {
         Random random = new Random(seed);
         Map<String, T> tensors = new LinkedHashMap<>();
