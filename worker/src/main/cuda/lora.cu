@@ -1,4 +1,4 @@
-// Batched mixed-adapter LoRA, in the manner of Punica's BGMV: in one step every token gets its own
+// Batched mixed-adapter LoRA, in the manner of Punica's SGMV: in one step every token gets its own
 // adapter's low-rank update on a projection, y[t] += scale * B (A x[t]), as two kernels per group
 // of projections that share an input (q/k/v, gate/up, o, down): a shrink (u = scale * A x, rank
 // values per token and projection) and an expand (y += B u).
@@ -25,66 +25,80 @@ __device__ __forceinline__ const LoraDesc* lora_desc(const LoraDesc* table, int 
   return table + ((size_t)slot * num_layers + layer) * LORA_TARGETS + target;
 }
 
-// u[t, j, r] = scale * dot(A[r, :], x[t, :]) for the projections j = 0..targets-1 of a group
-// (first_target + j in the table), each warp one rank r. Tokens of slot 0, projections the
+// A step's adapted tokens, sorted by slot, are cut into tiles of up to LORA_TILE tokens of one slot
+// (StepInputs): tile i covers order[tile_start[i] .. + tile_count[i]). A block works on one tile, so
+// each weight it reads serves up to LORA_TILE tokens (Punica's SGMV, without tensor cores); tiles
+// past the step's count have count 0 and exit, so a graph's grid can cover the worst case.
+#define LORA_TILE 8
+
+// u[t, j, r] = scale * dot(A[r, :], x[t, :]) for the tokens t of a tile and the projections
+// j = 0..targets-1 of a group (first_target + j in the table), each warp one rank r. Projections the
 // adapter leaves alone and ranks past the adapter's are not written (expand does not read them).
 // x: [n, in] bf16, u: [n, targets, max_rank] fp32.
-// grid: (n, targets, ceil(max_rank / SHRINK_WARPS)), block: 32 * SHRINK_WARPS.
+// grid: (max_tiles, targets, ceil(max_rank / SHRINK_WARPS)), block: 32 * SHRINK_WARPS.
 extern "C" __global__ void __launch_bounds__(32 * SHRINK_WARPS)
-    lora_shrink(const int* __restrict__ token_slot, const LoraDesc* __restrict__ table, int num_layers, int layer,
+    lora_shrink(const int* __restrict__ token_slot, const int* __restrict__ order, const int* __restrict__ tile_start,
+                const int* __restrict__ tile_count, const LoraDesc* __restrict__ table, int num_layers, int layer,
                 int first_target, const bf16* __restrict__ x, int in, float* __restrict__ u, int max_rank) {
-  const int t = blockIdx.x, j = blockIdx.y;
-  const int slot = token_slot[t];
-  if (slot == 0) return;
-  const LoraDesc* d = lora_desc(table, slot, num_layers, layer, first_target + j);
+  const int count = tile_count[blockIdx.x], j = blockIdx.y;
+  if (count == 0) return;
+  const int* tokens = order + tile_start[blockIdx.x];
+  const LoraDesc* d = lora_desc(table, token_slot[tokens[0]], num_layers, layer, first_target + j);
   const int r = blockIdx.z * SHRINK_WARPS + (threadIdx.x >> 5), lane = threadIdx.x & 31;
   if (r >= d->rank) return;
   const bf16* ar = d->a + (size_t)r * in;
-  const bf16* xr = x + (size_t)t * in;
-  float s = 0.f;
+  float s[LORA_TILE];
+#pragma unroll
+  for (int k = 0; k < LORA_TILE; k++) s[k] = 0.f;
   if ((in & 7) == 0) {
-    // 16-byte loads, two in flight per lane per iteration.
-    int i = lane * 8;
-    for (; i + 256 < in; i += 512) {
-      const uint4 a0 = *reinterpret_cast<const uint4*>(ar + i), x0 = *reinterpret_cast<const uint4*>(xr + i);
-      const uint4 a1 = *reinterpret_cast<const uint4*>(ar + i + 256), x1 = *reinterpret_cast<const uint4*>(xr + i + 256);
+    for (int i = lane * 8; i < in; i += 256) {
       float af[8], xf[8];
-      unpack8(a0, af);
-      unpack8(x0, xf);
+      unpack8(*reinterpret_cast<const uint4*>(ar + i), af);
 #pragma unroll
-      for (int k = 0; k < 8; k++) s += af[k] * xf[k];
-      unpack8(a1, af);
-      unpack8(x1, xf);
+      for (int k = 0; k < LORA_TILE; k++) {
+        if (k < count) {
+          unpack8(*reinterpret_cast<const uint4*>(x + (size_t)tokens[k] * in + i), xf);
 #pragma unroll
-      for (int k = 0; k < 8; k++) s += af[k] * xf[k];
-    }
-    if (i < in) {
-      const uint4 a0 = *reinterpret_cast<const uint4*>(ar + i), x0 = *reinterpret_cast<const uint4*>(xr + i);
-      float af[8], xf[8];
-      unpack8(a0, af);
-      unpack8(x0, xf);
-#pragma unroll
-      for (int k = 0; k < 8; k++) s += af[k] * xf[k];
+          for (int e = 0; e < 8; e++) s[k] += af[e] * xf[e];
+        }
+      }
     }
   } else {
-    for (int i = lane; i < in; i += 32) s += to_float(ar[i]) * to_float(xr[i]);
+    for (int i = lane; i < in; i += 32) {
+      const float a = to_float(ar[i]);
+#pragma unroll
+      for (int k = 0; k < LORA_TILE; k++) {
+        if (k < count) s[k] += a * to_float(x[(size_t)tokens[k] * in + i]);
+      }
+    }
   }
-  s = warp_sum(s);
-  if (lane == 0) u[((size_t)t * gridDim.y + j) * max_rank + r] = s * d->scale;
+#pragma unroll
+  for (int k = 0; k < LORA_TILE; k++) {
+    const float v = warp_sum(s[k]);
+    if (lane == 0 && k < count) u[((size_t)tokens[k] * gridDim.y + j) * max_rank + r] = v * d->scale;
+  }
 }
 
-// y[t, c] += dot(B[o, :], u[t, j, :]) where column c of the group's output is row o of projection j:
-// the projections' outputs sit side by side in y (q | k | v, gate | up), widths out0, out1, out2.
-// y: [n, y_stride] fp32 (accumulate) or bf16 (y_bf16: read, add, round). One thread per column.
-// grid: (ceil(total / 128), n), block: 128.
-extern "C" __global__ void lora_expand(const int* __restrict__ token_slot, const LoraDesc* __restrict__ table,
-                                       int num_layers, int layer, int first_target, int targets,
-                                       const float* __restrict__ u, int max_rank, void* __restrict__ y, int y_stride,
-                                       int y_bf16, int out0, int out1, int out2) {
-  const int t = blockIdx.y;
-  const int slot = token_slot[t];
-  if (slot == 0) return;
-  int c = blockIdx.x * blockDim.x + threadIdx.x;
+// y[t, c] += dot(B[o, :], u[t, j, :]) for the tokens t of a tile, where column c of the group's
+// output is row o of projection j: the projections' outputs sit side by side in y (q | k | v,
+// gate | up), widths out0, out1, out2. y: [n, y_stride] fp32 (accumulate) or bf16 (y_bf16: read,
+// add, round). One thread per column; the tile's u rows are staged in shared memory.
+// grid: (ceil(total / blockDim.x), max_tiles), block: 128, shared: LORA_TILE * targets * max_rank floats.
+extern "C" __global__ void lora_expand(const int* __restrict__ token_slot, const int* __restrict__ order,
+                                       const int* __restrict__ tile_start, const int* __restrict__ tile_count,
+                                       const LoraDesc* __restrict__ table, int num_layers, int layer, int first_target,
+                                       int targets, const float* __restrict__ u, int max_rank, void* __restrict__ y,
+                                       int y_stride, int y_bf16, int out0, int out1, int out2) {
+  extern __shared__ float u_tile[];  // [LORA_TILE][targets][max_rank]
+  const int count = tile_count[blockIdx.y];
+  if (count == 0) return;
+  const int* tokens = order + tile_start[blockIdx.y];
+  const int per_token = targets * max_rank;
+  for (int i = threadIdx.x; i < count * per_token; i += blockDim.x) {
+    u_tile[i] = u[(size_t)tokens[i / per_token] * per_token + i % per_token];
+  }
+  __syncthreads();
+  const int c = blockIdx.x * blockDim.x + threadIdx.x;
   int j = 0, o = c;
   if (o >= out0) {
     o -= out0;
@@ -96,18 +110,27 @@ extern "C" __global__ void lora_expand(const int* __restrict__ token_slot, const
     }
   }
   if (j >= targets) return;
-  const LoraDesc* d = lora_desc(table, slot, num_layers, layer, first_target + j);
+  const LoraDesc* d = lora_desc(table, token_slot[tokens[0]], num_layers, layer, first_target + j);
   const int rank = d->rank;
   if (rank == 0) return;
-  const float* ut = u + ((size_t)t * targets + j) * max_rank;
   const bf16* br = d->b + (size_t)o * rank;
-  float s = 0.f;
-  for (int r = 0; r < rank; r++) s += to_float(br[r]) * ut[r];
-  const size_t at = (size_t)t * y_stride + c;
-  if (y_bf16) {
-    bf16* yb = reinterpret_cast<bf16*>(y);
-    yb[at] = to_bf16(to_float(yb[at]) + s);
-  } else {
-    reinterpret_cast<float*>(y)[at] += s;
+  float acc[LORA_TILE];
+#pragma unroll
+  for (int k = 0; k < LORA_TILE; k++) acc[k] = 0.f;
+  for (int r = 0; r < rank; r++) {
+    const float b = to_float(br[r]);
+#pragma unroll
+    for (int k = 0; k < LORA_TILE; k++) acc[k] += b * u_tile[k * per_token + j * max_rank + r];
+  }
+#pragma unroll
+  for (int k = 0; k < LORA_TILE; k++) {
+    if (k >= count) break;
+    const size_t at = (size_t)tokens[k] * y_stride + c;
+    if (y_bf16) {
+      bf16* yb = reinterpret_cast<bf16*>(y);
+      yb[at] = to_bf16(to_float(yb[at]) + acc[k]);
+    } else {
+      reinterpret_cast<float*>(y)[at] += acc[k];
+    }
   }
 }

@@ -495,7 +495,8 @@ public final class CudaBackend implements Backend {
         float eps = config.rmsNormEps();
         Scratch s = scratch;
         boolean normIntoGemm = !adapted && normFused(n, h), siluIntoGemm = !adapted && siluFused(n, h, ffn);
-        long tokenSlots = section(StepInputs.ADAPTER_SLOTS);
+        CudaLora.StepAddresses loraInputs = new CudaLora.StepAddresses(section(StepInputs.ADAPTER_SLOTS),
+                section(StepInputs.LORA_ORDER), section(StepInputs.LORA_TILE_START), section(StepInputs.LORA_TILE_COUNT));
         phase("embed", () -> kernels.embedRows(n, section(StepInputs.TOKENS), weights.embedding(), s.x, h));
         for (int l = 0; l < config.numLayers(); l++) {
             CudaWeights.Layer w = weights.layers().get(l);
@@ -507,7 +508,7 @@ public final class CudaBackend implements Backend {
                 phase("norm", () -> kernels.rmsNorm(n, s.x, 0, w.attnNorm(), s.xn, h, eps));
                 phase("qkv gemm", () -> linear(w.qkv(), s.xn, s.qkv, n, qkvDim, h, CuBlas.Out.F32));
                 if (adapted) {
-                    phase("lora qkv", () -> lora.apply(CudaLora.Group.QKV, n, layer, tokenSlots, s.xn, s.qkv, false));
+                    phase("lora qkv", () -> lora.apply(CudaLora.Group.QKV, n, layer, loraInputs, s.xn, s.qkv, false));
                 }
             }
             phase("rope + kv store", () -> kernels.qkvRopeStore(n, s.qkv, w.qkvBias(), weights.invFreq(),
@@ -516,7 +517,7 @@ public final class CudaBackend implements Backend {
             attention(n, plan, l);
             phase("o gemm", () -> linear(w.o(), s.attn, s.x, n, h, config.qDim(), CuBlas.Out.F32_ADD));
             if (adapted) {
-                phase("lora o", () -> lora.apply(CudaLora.Group.O, n, layer, tokenSlots, s.attn, s.x, false));
+                phase("lora o", () -> lora.apply(CudaLora.Group.O, n, layer, loraInputs, s.attn, s.x, false));
             }
             if (siluIntoGemm) {
                 if (normIntoGemm) {
@@ -530,14 +531,14 @@ public final class CudaBackend implements Backend {
                 phase("norm", () -> kernels.rmsNorm(n, s.x, 0, w.ffnNorm(), s.xn, h, eps));
                 phase("gate/up gemm", () -> linear(w.gateUp(), s.xn, s.gateUp, n, 2 * ffn, h, CuBlas.Out.BF16));
                 if (adapted) {
-                    phase("lora gate/up", () -> lora.apply(CudaLora.Group.GATE_UP, n, layer, tokenSlots, s.xn, s.gateUp,
+                    phase("lora gate/up", () -> lora.apply(CudaLora.Group.GATE_UP, n, layer, loraInputs, s.xn, s.gateUp,
                             true));
                 }
                 phase("silu*up", () -> kernels.siluMul(n, ffn, s.gateUp, s.act));
             }
             phase("down gemm", () -> linear(w.down(), s.act, s.x, n, h, ffn, CuBlas.Out.F32_ADD));
             if (adapted) {
-                phase("lora down", () -> lora.apply(CudaLora.Group.DOWN, n, layer, tokenSlots, s.act, s.x, false));
+                phase("lora down", () -> lora.apply(CudaLora.Group.DOWN, n, layer, loraInputs, s.act, s.x, false));
             }
         }
     }

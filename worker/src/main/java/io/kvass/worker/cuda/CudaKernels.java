@@ -231,19 +231,20 @@ final class CudaKernels implements AutoCloseable {
         }
     }
 
-    /** lora.cu's shrink: grid (n, targets, rankBlocks). */
-    void loraShrink(int n, int targets, int rankBlocks, int threads, long tokenSlots, long table, int numLayers, int layer,
-                    int firstTarget, long x, int in, long u, int maxRank) {
-        launch("lora", "lora_shrink", n, targets, rankBlocks, threads, tokenSlots, table, numLayers, layer, firstTarget, x,
-                in, u, maxRank);
+    /** lora.cu's shrink over {@code tiles} tile slots (StepInputs' LoRA sections at {@code order}, {@code tileStart}, {@code tileCount}). */
+    void loraShrink(int tiles, int targets, int rankBlocks, int threads, long tokenSlots, long order, long tileStart,
+                    long tileCount, long table, int numLayers, int layer, int firstTarget, long x, int in, long u,
+                    int maxRank) {
+        launch("lora", "lora_shrink", tiles, targets, rankBlocks, threads, tokenSlots, order, tileStart, tileCount, table,
+                numLayers, layer, firstTarget, x, in, u, maxRank);
     }
 
-    /** lora.cu's expand: grid (columnBlocks, n). */
-    void loraExpand(int columnBlocks, int n, int threads, long tokenSlots, long table, int numLayers, int layer,
-                    int firstTarget, int targets, long u, int maxRank, long y, int yStride, int yBf16, int out0, int out1,
-                    int out2) {
-        launch("lora", "lora_expand", columnBlocks, n, 1, threads, tokenSlots, table, numLayers, layer, firstTarget,
-                targets, u, maxRank, y, yStride, yBf16, out0, out1, out2);
+    /** lora.cu's expand: grid (columnBlocks, tiles), the tile's shrunk rows in shared memory. */
+    void loraExpand(int columnBlocks, int tiles, int threads, int sharedBytes, long tokenSlots, long order, long tileStart,
+                    long tileCount, long table, int numLayers, int layer, int firstTarget, int targets, long u, int maxRank,
+                    long y, int yStride, int yBf16, int out0, int out1, int out2) {
+        launchShared("lora", "lora_expand", columnBlocks, tiles, 1, threads, sharedBytes, tokenSlots, order, tileStart,
+                tileCount, table, numLayers, layer, firstTarget, targets, u, maxRank, y, yStride, yBf16, out0, out1, out2);
     }
 
     static boolean supportsHeadDim(int headDim) {

@@ -39,6 +39,8 @@ final class CudaLora {
     private static final int MAX_GROUP_TARGETS = 3;
     private static final int SHRINK_WARPS = 4;
     private static final int EXPAND_THREADS = 128;
+    /** The expand stages a tile's shrunk rows in 48 KB of shared memory: 8 tokens x 3 projections x rank floats. */
+    static final int MAX_RANK = 512;
 
     private final CudaDevice device;
     private final CudaKernels kernels;
@@ -55,6 +57,10 @@ final class CudaLora {
     CudaLora(CudaDevice device, CudaKernels kernels, ModelConfig config, LoraCapacity capacity, int tokens) {
         if (!capacity.enabled()) {
             throw new IllegalArgumentException("no LoRA slots asked for");
+        }
+        if (capacity.maxRank() > MAX_RANK) {
+            throw new IllegalArgumentException("--max-lora-rank " + capacity.maxRank() + " is above the CUDA backend's "
+                    + MAX_RANK);
         }
         this.device = device;
         this.kernels = kernels;
@@ -159,9 +165,10 @@ final class CudaLora {
     /**
      * Adds each token's adapter update to a projection group's output: {@code x} {@code [n, in]} bf16 is
      * the group's input, {@code y} its {@code [n, width]} output (the group's projections side by side),
-     * fp32 accumulated or bf16 re-rounded. {@code tokenSlots} holds each token's slot.
+     * fp32 accumulated or bf16 re-rounded. {@code inputs} is the step's device copy of {@link StepInputs}:
+     * each token's slot and the LoRA tiles ({@code n} covers padding, so a graph's grid fits any step of its bucket).
      */
-    void apply(Group group, int n, int layer, long tokenSlots, long x, long y, boolean yBf16) {
+    void apply(Group group, int n, int layer, StepAddresses inputs, long x, long y, boolean yBf16) {
         LoraTarget first = group.targets[0];
         int in = first.inDim(config);
         int[] outs = new int[MAX_GROUP_TARGETS];
@@ -170,12 +177,25 @@ final class CudaLora {
             outs[j] = group.targets[j].outDim(config);
             width += outs[j];
         }
+        int tiles = maxTiles(n);
         int rankBlocks = (capacity.maxRank() + SHRINK_WARPS - 1) / SHRINK_WARPS;
-        kernels.loraShrink(n, group.targets.length, rankBlocks, 32 * SHRINK_WARPS, tokenSlots, table.address(),
-                config.numLayers(), layer, first.ordinal(), x, in, shrunk.address(), capacity.maxRank());
-        kernels.loraExpand((width + EXPAND_THREADS - 1) / EXPAND_THREADS, n, EXPAND_THREADS, tokenSlots, table.address(),
+        kernels.loraShrink(tiles, group.targets.length, rankBlocks, 32 * SHRINK_WARPS, inputs.tokenSlots(),
+                inputs.order(), inputs.tileStart(), inputs.tileCount(), table.address(), config.numLayers(), layer,
+                first.ordinal(), x, in, shrunk.address(), capacity.maxRank());
+        int shared = 4 * StepInputs.LORA_TILE_TOKENS * group.targets.length * capacity.maxRank();
+        kernels.loraExpand((width + EXPAND_THREADS - 1) / EXPAND_THREADS, tiles, EXPAND_THREADS, shared,
+                inputs.tokenSlots(), inputs.order(), inputs.tileStart(), inputs.tileCount(), table.address(),
                 config.numLayers(), layer, first.ordinal(), group.targets.length, shrunk.address(), capacity.maxRank(), y,
                 width, yBf16 ? 1 : 0, outs[0], outs[1], outs[2]);
+    }
+
+    /** The most tiles {@code n} tokens can make: every slot may start a tile of its own. */
+    int maxTiles(int n) {
+        return Math.min(n, (n + StepInputs.LORA_TILE_TOKENS - 1) / StepInputs.LORA_TILE_TOKENS + capacity.maxLoras());
+    }
+
+    /** Device addresses of the step-input sections the LoRA kernels read. */
+    record StepAddresses(long tokenSlots, long order, long tileStart, long tileCount) {
     }
 
     private void checkSlot(int slot) {

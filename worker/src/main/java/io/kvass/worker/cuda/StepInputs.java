@@ -11,7 +11,8 @@ import java.util.List;
  * A batch flattened into the integer arrays the kernels read, validated once, in a host buffer laid
  * out exactly like its device copy: sections of {@code capacity} ints (token ids, positions, cache
  * slots, each token's sequence row, the rows that need logits, the tokens left to the paged attention
- * kernel, two for the query tiles of the prefill attention kernel, each token's LoRA slot) and then the block tables,
+ * kernel, two for the query tiles of the prefill attention kernel, each token's LoRA slot and three for
+ * the LoRA tiles: the adapted tokens sorted by slot, cut into runs of one slot) and then the block tables,
  * {@code maxBlocks} ints per sequence. Sections sit at fixed offsets so that a captured CUDA graph
  * reads every step's inputs from the same addresses.
  *
@@ -28,7 +29,12 @@ final class StepInputs {
     static final int PAGED_TOKENS = 5;
     static final int TILES = 6;           // two sections: pairs
     static final int ADAPTER_SLOTS = 8;   // each token's LoRA slot, 0 = base model
-    private static final int SECTIONS = 9;
+    static final int LORA_ORDER = 9;      // the adapted tokens, sorted by slot
+    static final int LORA_TILE_START = 10; // per LoRA tile: its first index into LORA_ORDER
+    static final int LORA_TILE_COUNT = 11; // per LoRA tile: its tokens (0 past the last tile)
+    private static final int SECTIONS = 12;
+    /** Tokens of one LoRA tile (lora.cu's LORA_TILE): up to this many tokens of one slot share each weight read. */
+    static final int LORA_TILE_TOKENS = 8;
     static final int TILE_TOKENS = 64;
     static final int TILE_MIN_TOKENS = 16;
 
@@ -44,6 +50,7 @@ final class StepInputs {
     int numPagedTokens;
     /** Tokens of sequences with a LoRA adapter (slot != 0). */
     int numAdaptedTokens;
+    int numLoraTiles;
     /** Rows the forward pass covers: {@code numTokens}, or more after {@link #padTo}. */
     int paddedTokens;
 
@@ -157,6 +164,43 @@ final class StepInputs {
         numTiles = tileCount;
         numPagedTokens = paged;
         numAdaptedTokens = adapted;
+        numLoraTiles = adapted == 0 ? 0 : loraTiles(batch);
+    }
+
+    /**
+     * Sorts the adapted tokens by slot (a sequence's tokens stay together, in order) and cuts them into
+     * tiles of up to {@link #LORA_TILE_TOKENS} tokens of one slot; tile counts past the last tile are 0.
+     */
+    private int loraTiles(List<SequenceForward> batch) {
+        long[] bySlot = new long[batch.size()];
+        int sequences = 0;
+        for (int s = 0; s < batch.size(); s++) {
+            if (batch.get(s).adapterSlot() != 0) {
+                bySlot[sequences++] = ((long) batch.get(s).adapterSlot() << 32) | s;
+            }
+        }
+        java.util.Arrays.sort(bySlot, 0, sequences);
+        int[] firstToken = new int[batch.size()];
+        for (int s = 1; s < batch.size(); s++) {
+            firstToken[s] = firstToken[s - 1] + batch.get(s - 1).numTokens();
+        }
+        int at = 0, tiles = 0, tileSlot = -1, tileSize = 0;
+        for (int i = 0; i < sequences; i++) {
+            int s = (int) bySlot[i], slot = (int) (bySlot[i] >>> 32);
+            for (int k = 0; k < batch.get(s).numTokens(); k++, at++) {
+                if (slot != tileSlot || tileSize == LORA_TILE_TOKENS) {
+                    put(LORA_TILE_START, tiles++, at);
+                    tileSlot = slot;
+                    tileSize = 0;
+                }
+                put(LORA_ORDER, at, firstToken[s] + k);
+                put(LORA_TILE_COUNT, tiles - 1, ++tileSize);
+            }
+        }
+        for (int i = tiles; i < numTokens; i++) {
+            put(LORA_TILE_COUNT, i, 0);
+        }
+        return tiles;
     }
 
     /**
@@ -174,6 +218,7 @@ final class StepInputs {
             put(TOKEN_SEQUENCE, t, numSequences);
             put(LOGIT_ROWS, t, t);
             put(ADAPTER_SLOTS, t, 0);
+            put(LORA_TILE_COUNT, t, 0);
         }
         if (tokens > numTokens) {
             host.put(SECTIONS * capacity + numSequences * maxBlocks, 0);

@@ -89,8 +89,38 @@ class CudaHostLogicTest {
         }
         assertArrayEquals(new int[] {2, 2, 0, 1, 0, 0}, slots);
         assertEquals(3, in.numAdaptedTokens);
+        // LoRA tiles: slot 1's token 3, then slot 2's tokens 0 and 1; no tile past them, padding included.
+        assertEquals(2, in.numLoraTiles);
+        assertArrayEquals(new int[] {3, 0, 1}, sections(in, StepInputs.LORA_ORDER, 3));
+        assertArrayEquals(new int[] {0, 1}, sections(in, StepInputs.LORA_TILE_START, 2));
+        assertArrayEquals(new int[] {1, 2, 0, 0, 0, 0}, sections(in, StepInputs.LORA_TILE_COUNT, 6));
         in.fill(List.of(new SequenceForward(new int[] {3}, 0, new int[] {2}, LogitsMode.LAST)), TINY, 16, 4, 64, false);
         assertEquals(0, in.numAdaptedTokens);
+        assertEquals(0, in.numLoraTiles);
+    }
+
+    @Test
+    void loraTilesHoldAtMostEightTokensOfOneSlot() {
+        StepInputs in = inputs(32, 4);
+        in.fill(List.of(
+                new SequenceForward(new int[10], 0, new int[] {0}, LogitsMode.LAST, 1),
+                new SequenceForward(new int[3], 0, new int[] {1}, LogitsMode.LAST, 2),
+                new SequenceForward(new int[2], 0, new int[] {2}, LogitsMode.LAST, 1)), TINY, 16, 4, 64, false);
+        assertEquals(15, in.numAdaptedTokens);
+        assertEquals(3, in.numLoraTiles);
+        // slot 1: tokens 0..9 then 13, 14 (12 tokens: 8 + 4); slot 2: tokens 10..12
+        assertArrayEquals(new int[] {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 13, 14, 10, 11, 12},
+                sections(in, StepInputs.LORA_ORDER, 15));
+        assertArrayEquals(new int[] {0, 8, 12}, sections(in, StepInputs.LORA_TILE_START, 3));
+        assertArrayEquals(new int[] {8, 4, 3, 0}, sections(in, StepInputs.LORA_TILE_COUNT, 4));
+    }
+
+    private static int[] sections(StepInputs in, int section, int count) {
+        int[] values = new int[count];
+        for (int i = 0; i < count; i++) {
+            values[i] = in.get(section, i);
+        }
+        return values;
     }
 
     @Test

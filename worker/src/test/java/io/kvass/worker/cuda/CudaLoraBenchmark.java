@@ -55,10 +55,7 @@ public final class CudaLoraBenchmark {
             System.out.printf(Locale.ROOT, "device %s: %d slots loaded in %.1f s%n", backend.deviceName(), SLOTS,
                     (System.nanoTime() - t1) / 1e9);
             for (int batch : new int[] {1, 32, 128}) {
-                for (int distinct : new int[] {0, 1, Math.min(batch, SLOTS)}) {
-                    if (distinct == 1 && batch == 1) {
-                        continue; // the same as distinct = min(batch, SLOTS)
-                    }
+                for (int distinct : IntStream.of(0, 1, Math.min(batch, SLOTS)).distinct().toArray()) {
                     int[] slots = new int[batch];
                     for (int s = 0; s < batch; s++) {
                         slots[s] = distinct == 0 ? 0 : 1 + s % distinct;

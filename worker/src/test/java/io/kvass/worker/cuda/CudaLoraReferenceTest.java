@@ -25,15 +25,23 @@ import org.junit.jupiter.params.provider.ValueSource;
 
 /**
  * LoRA on the CUDA backend (lora.cu) against PEFT's fp32 references, alone and in batches that mix
- * the base model and both adapters in every step, prefill and graph-captured decode alike.
+ * the base model and both adapters in every step, prefill and graph-captured decode alike. The model
+ * runs {@link Fixtures#asPeftLoadedIt as PEFT loaded it} (unrounded RoPE frequencies; see CpuLoraReferenceTest).
  *
- * <p>The model runs {@link Fixtures#asPeftLoadedIt as PEFT loaded it} (unrounded RoPE frequencies;
- * see CpuLoraReferenceTest). Tolerances are the bf16 ones of {@link CudaBackendReferenceTest}: the
- * adapters' A and B are bf16 on the GPU as the base weights are.
+ * <p>Tolerances. The fixtures' random adapters make these tiny models chaotic (q and k grow ~4x in
+ * layer 0, the softmax turns nearly one-hot, the residual stream grows 10-50x), so bf16 rounding moves
+ * adapter logits far more than base logits. {@code scripts/bf16_emulation.py} (NumPy, exactly this
+ * backend's roundings) puts the worst element over all prompts and 24 teacher-forced steps at 3.02 and
+ * the worst per-row mean |diff| at 0.75, against 0.41 and 0.09 for the base model; keeping A and B in
+ * fp32 does not lower them. We allow {@link #MAX_DIFF} and {@link #ROW_MEAN}. The row mean is what tells a
+ * wrong or missing adapter apart: PEFT's logits for another tag differ from these by a row mean of
+ * 1.6-2.4 (asserted below).
  */
 @Tag("gpu")
 class CudaLoraReferenceTest {
     private static final List<String> TAGS = List.of("base", "adapter-a", "adapter-b");
+    static final double MAX_DIFF = 4.0;
+    static final double ROW_MEAN = 1.0;
 
     @BeforeAll
     static void gpu() {
@@ -58,7 +66,7 @@ class CudaLoraReferenceTest {
             for (ReferenceCase.Prompt p : ReferenceCase.load(variant, tag)) {
                 GreedyRunner.Result r = GreedyRunner.run(backend, List.of(p.ids()), new int[] {3}, p.greedy().length)
                         .getFirst();
-                CudaBackendReferenceTest.assertMatches(variant, "alone " + tag, p, r);
+                assertMatches(variant + " alone " + tag, p, r);
             }
         }
     }
@@ -94,13 +102,15 @@ class CudaLoraReferenceTest {
             assertTrue(gpu.graphCount() > 0, "the decode steps ran as graphs");
             for (int s = 0; s < prompts.size(); s++) {
                 String how = "mixed " + TAGS.get(slots[s]);
-                if (slots[s] != 0) {
-                    CudaBackendReferenceTest.assertMatches(variant, how, expected.get(s), got.get(s));
-                }
                 GreedyRunner.Result ref = fp32.get(s);
-                ReferenceCase.Prompt cpuReference = new ReferenceCase.Prompt(s, prompts.get(s), ref.greedy(), Double.NaN,
-                        ref.prefillLogits(), ref.decodeLogits());
-                CudaBackendReferenceTest.assertMatches(variant, how + " vs cpu", cpuReference, got.get(s));
+                ReferenceCase.Prompt cpuReference = new ReferenceCase.Prompt(expected.get(s).index(), prompts.get(s),
+                        ref.greedy(), Double.NaN, ref.prefillLogits(), ref.decodeLogits());
+                if (slots[s] != 0) {
+                    assertMatches(variant + " " + how, expected.get(s), got.get(s));
+                    assertMatches(variant + " " + how + " vs cpu", cpuReference, got.get(s));
+                } else {
+                    CudaBackendReferenceTest.assertMatches(variant, how + " vs cpu", cpuReference, got.get(s));
+                }
             }
         }
     }
@@ -116,12 +126,10 @@ class CudaLoraReferenceTest {
             assertEquals(1, backend.maxLoras());
             assertEquals(8, backend.maxLoraRank());
             backend.loadAdapter(1, adapter(model, variant, "adapter-a"));
-            CudaBackendReferenceTest.assertMatches(variant, "slot 1 = a", a,
-                    GreedyRunner.run(backend, List.of(a.ids()), new int[] {1}, 24).getFirst());
+            assertMatches(variant + " slot 1 = a", a, GreedyRunner.run(backend, List.of(a.ids()), new int[] {1}, 24).getFirst());
             int graphs = backend.graphCount();
             backend.loadAdapter(1, adapter(model, variant, "adapter-b"));
-            CudaBackendReferenceTest.assertMatches(variant, "slot 1 = b", b,
-                    GreedyRunner.run(backend, List.of(b.ids()), new int[] {1}, 24).getFirst());
+            assertMatches(variant + " slot 1 = b", b, GreedyRunner.run(backend, List.of(b.ids()), new int[] {1}, 24).getFirst());
             assertEquals(graphs, backend.graphCount(), "the graph captured with adapter-a replays with adapter-b");
             backend.unloadAdapter(1);
             var emptySlot = assertThrows(IllegalArgumentException.class, () -> backend.forward(
@@ -130,6 +138,67 @@ class CudaLoraReferenceTest {
             assertThrows(IllegalArgumentException.class, () -> backend.loadAdapter(2, adapter(model, variant, "adapter-a")));
             assertThrows(IllegalArgumentException.class, () -> backend.loadAdapter(0, adapter(model, variant, "adapter-a")));
         }
+    }
+
+    /** The row-mean bound separates the tags: each adapter's PEFT logits are far from the other tags'. */
+    @ParameterizedTest
+    @ValueSource(strings = {"llama-gqa", "qwen2-bias"})
+    void rowMeanToleranceTellsTheTagsApart(String variant) {
+        List<List<ReferenceCase.Prompt>> byTag = TAGS.stream().map(t -> ReferenceCase.load(variant, t)).toList();
+        double closest = Double.MAX_VALUE;
+        for (int tag = 1; tag < TAGS.size(); tag++) {
+            for (int other = 0; other < TAGS.size(); other++) {
+                for (int i = 0; other != tag && i < byTag.get(tag).size(); i++) {
+                    float[][] mine = byTag.get(tag).get(i).prefillLogits(), theirs = byTag.get(other).get(i).prefillLogits();
+                    for (int pos = 0; pos < mine.length; pos++) {
+                        closest = Math.min(closest, meanAbsDiff(mine[pos], theirs[pos]));
+                    }
+                }
+            }
+        }
+        System.out.printf("[cuda] %s: closest row mean |diff| between an adapter's and another tag's prefill logits %.3f%n",
+                variant, closest);
+        assertTrue(closest > 1.5 * ROW_MEAN, variant + ": tags differ by a row mean of only " + closest);
+    }
+
+    /**
+     * Logits within {@link #MAX_DIFF} (and every row within {@link #ROW_MEAN} on average) over the prompt
+     * and the decode steps while the greedy ids agree; ids equal up to the first step whose reference
+     * top-2 gap is below {@link #MAX_DIFF}.
+     */
+    static void assertMatches(String where, ReferenceCase.Prompt p, GreedyRunner.Result r) {
+        where = where + " prompt " + p.index();
+        assertEquals(p.prefillLogits().length, r.prefillLogits().length, where);
+        double worst = 0, worstMean = 0;
+        for (int pos = 0; pos < p.prefillLogits().length; pos++) {
+            worst = Math.max(worst, ReferenceCase.maxAbsDiff(p.prefillLogits()[pos], r.prefillLogits()[pos]));
+            worstMean = Math.max(worstMean, meanAbsDiff(p.prefillLogits()[pos], r.prefillLogits()[pos]));
+        }
+        int same = 0;
+        while (same < p.greedy().length && p.greedy()[same] == r.greedy()[same]) {
+            same++;
+        }
+        for (int step = 0; step < same; step++) {
+            worst = Math.max(worst, ReferenceCase.maxAbsDiff(p.decodeLogits()[step], r.decodeLogits()[step]));
+            worstMean = Math.max(worstMean, meanAbsDiff(p.decodeLogits()[step], r.decodeLogits()[step]));
+        }
+        int comparable = 0;
+        while (comparable < p.greedy().length && Gpu.top2Gap(p.decodeLogits()[comparable]) >= MAX_DIFF) {
+            comparable++;
+        }
+        System.out.printf("[cuda] %s: max |diff| %.4f, worst row mean %.4f over the prompt and %d decode steps with equal "
+                + "ids (gap >= %.1f for the first %d)%n", where, worst, worstMean, same, MAX_DIFF, comparable);
+        assertTrue(worst < MAX_DIFF, where + ": logits differ by " + worst);
+        assertTrue(worstMean < ROW_MEAN, where + ": a row differs by " + worstMean + " on average");
+        assertTrue(same >= comparable, where + ": greedy ids differ at step " + same);
+    }
+
+    static double meanAbsDiff(float[] a, float[] b) {
+        double sum = 0;
+        for (int i = 0; i < a.length; i++) {
+            sum += Math.abs(a[i] - (double) b[i]);
+        }
+        return sum / a.length;
     }
 
     @Test
