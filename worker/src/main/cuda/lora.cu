@@ -18,7 +18,8 @@ struct LoraDesc {
 };
 
 #define LORA_TARGETS 7
-#define SHRINK_WARPS 4
+#define SHRINK_RANKS 4
+#define SHRINK_THREADS 256
 
 __device__ __forceinline__ const LoraDesc* lora_desc(const LoraDesc* table, int slot, int num_layers, int layer,
                                                      int target) {
@@ -31,51 +32,80 @@ __device__ __forceinline__ const LoraDesc* lora_desc(const LoraDesc* table, int 
 // past the step's count have count 0 and exit, so a graph's grid can cover the worst case.
 #define LORA_TILE 8
 
-// u[t, j, r] = scale * dot(A[r, :], x[t, :]) for the tokens t of a tile and the projections
-// j = 0..targets-1 of a group (first_target + j in the table), each warp one rank r. Projections the
-// adapter leaves alone and ranks past the adapter's are not written (expand does not read them).
+// u[t, j, r] = scale * dot(A[r, :], x[t, :]) for the tokens t of a tile, the projections
+// j = 0..targets-1 of a group (first_target + j in the table) and SHRINK_RANKS ranks r per block.
+// The block's threads split the input dimension (8 elements each per step; few steps even for the
+// FFN's input), then reduce through shared memory. Projections the adapter leaves alone and ranks
+// past the adapter's are not written (expand does not read them).
 // x: [n, in] bf16, u: [n, targets, max_rank] fp32.
-// grid: (max_tiles, targets, ceil(max_rank / SHRINK_WARPS)), block: 32 * SHRINK_WARPS.
-extern "C" __global__ void __launch_bounds__(32 * SHRINK_WARPS)
+// grid: (max_tiles, targets, ceil(max_rank / SHRINK_RANKS)), block: SHRINK_THREADS.
+extern "C" __global__ void __launch_bounds__(SHRINK_THREADS)
     lora_shrink(const int* __restrict__ token_slot, const int* __restrict__ order, const int* __restrict__ tile_start,
                 const int* __restrict__ tile_count, const LoraDesc* __restrict__ table, int num_layers, int layer,
                 int first_target, const bf16* __restrict__ x, int in, float* __restrict__ u, int max_rank) {
+  __shared__ float partial[SHRINK_THREADS / 32][SHRINK_RANKS * LORA_TILE];
   const int count = tile_count[blockIdx.x], j = blockIdx.y;
   if (count == 0) return;
   const int* tokens = order + tile_start[blockIdx.x];
   const LoraDesc* d = lora_desc(table, token_slot[tokens[0]], num_layers, layer, first_target + j);
-  const int r = blockIdx.z * SHRINK_WARPS + (threadIdx.x >> 5), lane = threadIdx.x & 31;
-  if (r >= d->rank) return;
-  const bf16* ar = d->a + (size_t)r * in;
-  float s[LORA_TILE];
+  const int r0 = blockIdx.z * SHRINK_RANKS;
+  if (r0 >= d->rank) return;
+  const int ranks = min(SHRINK_RANKS, d->rank - r0);
+  float s[SHRINK_RANKS][LORA_TILE];
 #pragma unroll
-  for (int k = 0; k < LORA_TILE; k++) s[k] = 0.f;
+  for (int q = 0; q < SHRINK_RANKS; q++)
+#pragma unroll
+    for (int k = 0; k < LORA_TILE; k++) s[q][k] = 0.f;
+  const bf16* a = d->a + (size_t)r0 * in;
   if ((in & 7) == 0) {
-    for (int i = lane * 8; i < in; i += 256) {
-      float af[8], xf[8];
-      unpack8(*reinterpret_cast<const uint4*>(ar + i), af);
+    for (int i = threadIdx.x * 8; i < in; i += SHRINK_THREADS * 8) {
+      float af[SHRINK_RANKS][8], xf[8];
+#pragma unroll
+      for (int q = 0; q < SHRINK_RANKS; q++) {
+        if (q < ranks) unpack8(*reinterpret_cast<const uint4*>(a + (size_t)q * in + i), af[q]);
+      }
 #pragma unroll
       for (int k = 0; k < LORA_TILE; k++) {
         if (k < count) {
           unpack8(*reinterpret_cast<const uint4*>(x + (size_t)tokens[k] * in + i), xf);
 #pragma unroll
-          for (int e = 0; e < 8; e++) s[k] += af[e] * xf[e];
+          for (int q = 0; q < SHRINK_RANKS; q++)
+#pragma unroll
+            for (int e = 0; e < 8; e++) s[q][k] += af[q][e] * xf[e];
         }
       }
     }
   } else {
-    for (int i = lane; i < in; i += 32) {
-      const float a = to_float(ar[i]);
+    for (int i = threadIdx.x; i < in; i += SHRINK_THREADS) {
 #pragma unroll
       for (int k = 0; k < LORA_TILE; k++) {
-        if (k < count) s[k] += a * to_float(x[(size_t)tokens[k] * in + i]);
+        if (k < count) {
+          const float xv = to_float(x[(size_t)tokens[k] * in + i]);
+#pragma unroll
+          for (int q = 0; q < SHRINK_RANKS; q++) {
+            if (q < ranks) s[q][k] += to_float(a[(size_t)q * in + i]) * xv;
+          }
+        }
       }
     }
   }
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
 #pragma unroll
-  for (int k = 0; k < LORA_TILE; k++) {
-    const float v = warp_sum(s[k]);
-    if (lane == 0 && k < count) u[((size_t)tokens[k] * gridDim.y + j) * max_rank + r] = v * d->scale;
+  for (int q = 0; q < SHRINK_RANKS; q++)
+#pragma unroll
+    for (int k = 0; k < LORA_TILE; k++) {
+      const float v = warp_sum(s[q][k]);
+      if (lane == 0) partial[warp][q * LORA_TILE + k] = v;
+    }
+  __syncthreads();
+  if (threadIdx.x < SHRINK_RANKS * LORA_TILE) {
+    const int q = threadIdx.x / LORA_TILE, k = threadIdx.x % LORA_TILE;
+    if (q < ranks && k < count) {
+      float v = 0.f;
+#pragma unroll
+      for (int w = 0; w < SHRINK_THREADS / 32; w++) v += partial[w][threadIdx.x];
+      u[((size_t)tokens[k] * gridDim.y + j) * max_rank + r0 + q] = v * d->scale;
+    }
   }
 }
 

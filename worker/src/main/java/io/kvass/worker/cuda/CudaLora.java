@@ -37,7 +37,8 @@ final class CudaLora {
     static final int DESC_BYTES = 32;
     private static final int TARGETS = LoraTarget.values().length;
     private static final int MAX_GROUP_TARGETS = 3;
-    private static final int SHRINK_WARPS = 4;
+    private static final int SHRINK_RANKS = 4;   // lora.cu's
+    private static final int SHRINK_THREADS = 256;
     private static final int EXPAND_THREADS = 128;
     /** The expand stages a tile's shrunk rows in 48 KB of shared memory: 8 tokens x 3 projections x rank floats. */
     static final int MAX_RANK = 512;
@@ -178,8 +179,8 @@ final class CudaLora {
             width += outs[j];
         }
         int tiles = maxTiles(n);
-        int rankBlocks = (capacity.maxRank() + SHRINK_WARPS - 1) / SHRINK_WARPS;
-        kernels.loraShrink(tiles, group.targets.length, rankBlocks, 32 * SHRINK_WARPS, inputs.tokenSlots(),
+        int rankBlocks = (capacity.maxRank() + SHRINK_RANKS - 1) / SHRINK_RANKS;
+        kernels.loraShrink(tiles, group.targets.length, rankBlocks, SHRINK_THREADS, inputs.tokenSlots(),
                 inputs.order(), inputs.tileStart(), inputs.tileCount(), table.address(), config.numLayers(), layer,
                 first.ordinal(), x, in, shrunk.address(), capacity.maxRank());
         int shared = 4 * StepInputs.LORA_TILE_TOKENS * group.targets.length * capacity.maxRank();
