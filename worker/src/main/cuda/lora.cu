@@ -147,10 +147,27 @@ extern "C" __global__ void lora_expand(const int* __restrict__ token_slot, const
   float acc[LORA_TILE];
 #pragma unroll
   for (int k = 0; k < LORA_TILE; k++) acc[k] = 0.f;
-  for (int r = 0; r < rank; r++) {
+  const float* uj = u_tile + j * max_rank;
+  int r = 0;
+  if ((rank & 7) == 0) {  // B's rows are then 16-byte aligned: 8 weights a load
+    for (; r < rank; r += 8) {
+      float bf[8];
+      unpack8(*reinterpret_cast<const uint4*>(br + r), bf);
+#pragma unroll
+      for (int k = 0; k < LORA_TILE; k++) {
+        if (k < count) {
+#pragma unroll
+          for (int e = 0; e < 8; e++) acc[k] += bf[e] * uj[k * per_token + r + e];
+        }
+      }
+    }
+  }
+  for (; r < rank; r++) {
     const float b = to_float(br[r]);
 #pragma unroll
-    for (int k = 0; k < LORA_TILE; k++) acc[k] += b * u_tile[k * per_token + j * max_rank + r];
+    for (int k = 0; k < LORA_TILE; k++) {
+      if (k < count) acc[k] += b * uj[k * per_token + r];
+    }
   }
 #pragma unroll
   for (int k = 0; k < LORA_TILE; k++) {

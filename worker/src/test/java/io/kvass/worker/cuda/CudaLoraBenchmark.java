@@ -1,5 +1,7 @@
 package io.kvass.worker.cuda;
 
+import io.kvass.worker.backend.LogitsMode;
+import io.kvass.worker.backend.SequenceForward;
 import io.kvass.worker.lora.AdapterFiles;
 import io.kvass.worker.lora.LoraCapacity;
 import io.kvass.worker.lora.LoraLoader;
@@ -68,12 +70,24 @@ public final class CudaLoraBenchmark {
                             + "\"step_ms\": %.4f, \"tokens_per_s\": %.1f}", batch, context, distinct, ms, batch * 1000 / ms));
                 }
             }
+            List<SequenceForward> decode32 = new ArrayList<>();
+            for (SequenceForward f : CudaBenchmark.decodeBatch(32, context, blocksPerSeq)) {
+                decode32.add(new SequenceForward(f.tokenIds(), f.startPosition(), f.blockTable(), f.logits(), 1));
+            }
+            String profileDecode = CudaBenchmark.profile(backend, "decode batch 32, one adapter", decode32);
+            int[] table = new int[prefillLen / blockSize];
+            for (int b = 0; b < table.length; b++) {
+                table[b] = maxBatch * blocksPerSeq + b;
+            }
+            String profilePrefill = CudaBenchmark.profile(backend, "prefill 2048, one adapter", List.of(new SequenceForward(
+                    new java.util.Random(5).ints(prefillLen, 0, c.vocabSize()).toArray(), 0, table, LogitsMode.LAST, 1)));
             String base = CudaBenchmark.prefill(backend, c, prefillLen, maxBatch * blocksPerSeq, 5, 0);
             String lora = CudaBenchmark.prefill(backend, c, prefillLen, maxBatch * blocksPerSeq, 5, 1);
             String doc = String.format(Locale.ROOT, "{\n  \"date\": \"%s\",\n  \"device\": \"%s\",\n  \"model\": \"Llama-3-8B shape, "
                     + "random bf16 weights\",\n  \"adapter\": {\"rank\": %d, \"targets\": \"all 7\", \"slots\": %d},\n"
-                    + "  \"decode\": [\n    %s\n  ],\n  \"prefill\": [{%s}, {%s}]\n}%n", Instant.now(),
-                    backend.deviceName(), RANK, SLOTS, String.join(",\n    ", rows), base, lora);
+                    + "  \"decode\": [\n    %s\n  ],\n  \"prefill\": [{%s}, {%s}],\n  \"profiles_ms\": {%s, %s}\n}%n",
+                    Instant.now(), backend.deviceName(), RANK, SLOTS, String.join(",\n    ", rows), base, lora, profileDecode,
+                    profilePrefill);
             Files.writeString(out, doc);
             System.out.println(doc);
         }
