@@ -38,12 +38,13 @@ __device__ __forceinline__ const LoraDesc* lora_desc(const LoraDesc* table, int 
 // FFN's input), then reduce through shared memory. Projections the adapter leaves alone and ranks
 // past the adapter's are not written (expand does not read them).
 // x: [n, in] bf16, u: [n, targets, max_rank] fp32.
-// grid: (max_tiles, targets, ceil(max_rank / SHRINK_RANKS)), block: SHRINK_THREADS.
+// grid: (max_tiles, targets, ceil(max_rank / SHRINK_RANKS)), block: 64..SHRINK_THREADS (fewer threads
+// when there are many tiles: the final reduction then costs less against the dot products).
 extern "C" __global__ void __launch_bounds__(SHRINK_THREADS)
     lora_shrink(const int* __restrict__ token_slot, const int* __restrict__ order, const int* __restrict__ tile_start,
                 const int* __restrict__ tile_count, const LoraDesc* __restrict__ table, int num_layers, int layer,
                 int first_target, const bf16* __restrict__ x, int in, float* __restrict__ u, int max_rank) {
-  __shared__ float partial[SHRINK_THREADS / 32][SHRINK_RANKS * LORA_TILE];
+  __shared__ float partial[SHRINK_THREADS / 32][SHRINK_RANKS * LORA_TILE];  // blockDim.x <= SHRINK_THREADS
   const int count = tile_count[blockIdx.x], j = blockIdx.y;
   if (count == 0) return;
   const int* tokens = order + tile_start[blockIdx.x];
@@ -58,7 +59,7 @@ extern "C" __global__ void __launch_bounds__(SHRINK_THREADS)
     for (int k = 0; k < LORA_TILE; k++) s[q][k] = 0.f;
   const bf16* a = d->a + (size_t)r0 * in;
   if ((in & 7) == 0) {
-    for (int i = threadIdx.x * 8; i < in; i += SHRINK_THREADS * 8) {
+    for (int i = threadIdx.x * 8; i < in; i += blockDim.x * 8) {
       float af[SHRINK_RANKS][8], xf[8];
 #pragma unroll
       for (int q = 0; q < SHRINK_RANKS; q++) {
@@ -76,7 +77,7 @@ extern "C" __global__ void __launch_bounds__(SHRINK_THREADS)
       }
     }
   } else {
-    for (int i = threadIdx.x; i < in; i += SHRINK_THREADS) {
+    for (int i = threadIdx.x; i < in; i += blockDim.x) {
 #pragma unroll
       for (int k = 0; k < LORA_TILE; k++) {
         if (k < count) {
@@ -102,8 +103,7 @@ extern "C" __global__ void __launch_bounds__(SHRINK_THREADS)
     const int q = threadIdx.x / LORA_TILE, k = threadIdx.x % LORA_TILE;
     if (q < ranks && k < count) {
       float v = 0.f;
-#pragma unroll
-      for (int w = 0; w < SHRINK_THREADS / 32; w++) v += partial[w][threadIdx.x];
+      for (int w = 0; w < (int)(blockDim.x >> 5); w++) v += partial[w][threadIdx.x];
       u[((size_t)tokens[k] * gridDim.y + j) * max_rank + r0 + q] = v * d->scale;
     }
   }
@@ -111,25 +111,28 @@ extern "C" __global__ void __launch_bounds__(SHRINK_THREADS)
 
 // y[t, c] += dot(B[o, :], u[t, j, :]) for the tokens t of a tile, where column c of the group's
 // output is row o of projection j: the projections' outputs sit side by side in y (q | k | v,
-// gate | up), widths out0, out1, out2. y: [n, y_stride] fp32 (accumulate) or bf16 (y_bf16: read,
-// add, round). One thread per column; the tile's u rows are staged in shared memory.
-// grid: (ceil(total / blockDim.x), max_tiles), block: 128, shared: LORA_TILE * targets * max_rank floats.
-extern "C" __global__ void lora_expand(const int* __restrict__ token_slot, const int* __restrict__ order,
-                                       const int* __restrict__ tile_start, const int* __restrict__ tile_count,
-                                       const LoraDesc* __restrict__ table, int num_layers, int layer, int first_target,
-                                       int targets, const float* __restrict__ u, int max_rank, void* __restrict__ y,
-                                       int y_stride, int y_bf16, int out0, int out1, int out2) {
+// gate | up), widths out0, out1, out2 (multiples of COLS, so a thread's COLS columns share j).
+// y: [n, y_stride] fp32 (accumulate) or bf16 (y_bf16: read, add, round). The tile's u rows are
+// staged in shared memory (zeros past the tile's tokens); each u value read there feeds COLS columns.
+// grid: (ceil(total / (block * COLS)), max_tiles), shared: LORA_TILE * targets * max_rank floats.
+template <int COLS>
+__device__ __forceinline__ void expand_tile(const int* __restrict__ token_slot, const int* __restrict__ order,
+                                            const int* __restrict__ tile_start, const int* __restrict__ tile_count,
+                                            const LoraDesc* __restrict__ table, int num_layers, int layer,
+                                            int first_target, int targets, const float* __restrict__ u, int max_rank,
+                                            void* __restrict__ y, int y_stride, int y_bf16, int out0, int out1,
+                                            int out2) {
   extern __shared__ float u_tile[];  // [LORA_TILE][targets][max_rank]
   const int count = tile_count[blockIdx.y];
   if (count == 0) return;
   const int* tokens = order + tile_start[blockIdx.y];
   const int per_token = targets * max_rank;
-  for (int i = threadIdx.x; i < count * per_token; i += blockDim.x) {
-    u_tile[i] = u[(size_t)tokens[i / per_token] * per_token + i % per_token];
+  for (int i = threadIdx.x; i < LORA_TILE * per_token; i += blockDim.x) {
+    u_tile[i] = i < count * per_token ? u[(size_t)tokens[i / per_token] * per_token + i % per_token] : 0.f;
   }
   __syncthreads();
-  const int c = blockIdx.x * blockDim.x + threadIdx.x;
-  int j = 0, o = c;
+  const int c0 = (blockIdx.x * blockDim.x + threadIdx.x) * COLS;
+  int j = 0, o = c0;
   if (o >= out0) {
     o -= out0;
     j = 1;
@@ -143,41 +146,58 @@ extern "C" __global__ void lora_expand(const int* __restrict__ token_slot, const
   const LoraDesc* d = lora_desc(table, token_slot[tokens[0]], num_layers, layer, first_target + j);
   const int rank = d->rank;
   if (rank == 0) return;
-  const bf16* br = d->b + (size_t)o * rank;
-  float acc[LORA_TILE];
-#pragma unroll
-  for (int k = 0; k < LORA_TILE; k++) acc[k] = 0.f;
+  const bf16* b = d->b + (size_t)o * rank;  // COLS consecutive rows of B
   const float* uj = u_tile + j * max_rank;
+  float acc[COLS][LORA_TILE];
+#pragma unroll
+  for (int q = 0; q < COLS; q++)
+#pragma unroll
+    for (int k = 0; k < LORA_TILE; k++) acc[q][k] = 0.f;
   int r = 0;
   if ((rank & 7) == 0) {  // B's rows are then 16-byte aligned: 8 weights a load
     for (; r < rank; r += 8) {
-      float bf[8];
-      unpack8(*reinterpret_cast<const uint4*>(br + r), bf);
+      float bf[COLS][8];
 #pragma unroll
-      for (int k = 0; k < LORA_TILE; k++) {
-        if (k < count) {
+      for (int q = 0; q < COLS; q++) unpack8(*reinterpret_cast<const uint4*>(b + (size_t)q * rank + r), bf[q]);
 #pragma unroll
-          for (int e = 0; e < 8; e++) acc[k] += bf[e] * uj[k * per_token + r + e];
+      for (int e = 0; e < 8; e++)
+#pragma unroll
+        for (int k = 0; k < LORA_TILE; k++) {
+          const float uv = uj[k * per_token + r + e];
+#pragma unroll
+          for (int q = 0; q < COLS; q++) acc[q][k] += bf[q][e] * uv;
         }
-      }
     }
   }
   for (; r < rank; r++) {
-    const float b = to_float(br[r]);
 #pragma unroll
     for (int k = 0; k < LORA_TILE; k++) {
-      if (k < count) acc[k] += b * uj[k * per_token + r];
+      const float uv = uj[k * per_token + r];
+#pragma unroll
+      for (int q = 0; q < COLS; q++) acc[q][k] += to_float(b[(size_t)q * rank + r]) * uv;
     }
   }
 #pragma unroll
   for (int k = 0; k < LORA_TILE; k++) {
     if (k >= count) break;
-    const size_t at = (size_t)tokens[k] * y_stride + c;
-    if (y_bf16) {
-      bf16* yb = reinterpret_cast<bf16*>(y);
-      yb[at] = to_bf16(to_float(yb[at]) + acc[k]);
-    } else {
-      reinterpret_cast<float*>(y)[at] += acc[k];
+#pragma unroll
+    for (int q = 0; q < COLS; q++) {
+      const size_t at = (size_t)tokens[k] * y_stride + c0 + q;
+      if (y_bf16) {
+        bf16* yb = reinterpret_cast<bf16*>(y);
+        yb[at] = to_bf16(to_float(yb[at]) + acc[q][k]);
+      } else {
+        reinterpret_cast<float*>(y)[at] += acc[q][k];
+      }
     }
   }
+}
+
+#define EXPAND_COLS 4
+extern "C" __global__ void lora_expand(const int* token_slot, const int* order, const int* tile_start,
+                                       const int* tile_count, const LoraDesc* table, int num_layers, int layer,
+                                       int first_target, int targets, const float* u, int max_rank, void* y,
+                                       int y_stride, int y_bf16, int out0, int out1, int out2) {
+  expand_tile<EXPAND_COLS>(token_slot, order, tile_start, tile_count, table, num_layers, layer, first_target, targets,
+                           u, max_rank, y, y_stride, y_bf16, out0, out1, out2);
 }

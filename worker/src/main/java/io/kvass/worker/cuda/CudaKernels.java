@@ -239,7 +239,7 @@ final class CudaKernels implements AutoCloseable {
                 numLayers, layer, firstTarget, x, in, u, maxRank);
     }
 
-    /** lora.cu's expand: grid (columnBlocks, tiles), the tile's shrunk rows in shared memory. */
+    /** lora.cu's expand: grid (columnBlocks, tiles), the tile's shrunk rows in shared memory, 4 columns a thread. */
     void loraExpand(int columnBlocks, int tiles, int threads, int sharedBytes, long tokenSlots, long order, long tileStart,
                     long tileCount, long table, int numLayers, int layer, int firstTarget, int targets, long u, int maxRank,
                     long y, int yStride, int yBf16, int out0, int out1, int out2) {

@@ -39,7 +39,11 @@ final class CudaLora {
     private static final int MAX_GROUP_TARGETS = 3;
     private static final int SHRINK_RANKS = 4;   // lora.cu's
     private static final int SHRINK_THREADS = 256;
+    /** From this many tokens (prefill) there are tiles enough to fill the GPU with 64-thread shrink blocks. */
+    private static final int MANY_TOKENS = 256;
     private static final int EXPAND_THREADS = 128;
+    /** Output columns per expand thread (lora.cu's EXPAND_COLS); every projection's width must be a multiple. */
+    private static final int EXPAND_COLUMNS = 4;
     /** The expand stages a tile's shrunk rows in 48 KB of shared memory: 8 tokens x 3 projections x rank floats. */
     static final int MAX_RANK = 512;
 
@@ -58,6 +62,12 @@ final class CudaLora {
     CudaLora(CudaDevice device, CudaKernels kernels, ModelConfig config, LoraCapacity capacity, int tokens) {
         if (!capacity.enabled()) {
             throw new IllegalArgumentException("no LoRA slots asked for");
+        }
+        for (LoraTarget t : LoraTarget.values()) {
+            if (t.outDim(config) % EXPAND_COLUMNS != 0) {
+                throw new IllegalArgumentException("LoRA on the CUDA backend needs projection widths divisible by "
+                        + EXPAND_COLUMNS + "; " + t.shortName() + " has " + t.outDim(config));
+            }
         }
         if (capacity.maxRank() > MAX_RANK) {
             throw new IllegalArgumentException("--max-lora-rank " + capacity.maxRank() + " is above the CUDA backend's "
@@ -180,11 +190,13 @@ final class CudaLora {
         }
         int tiles = maxTiles(n);
         int rankBlocks = (capacity.maxRank() + SHRINK_RANKS - 1) / SHRINK_RANKS;
-        kernels.loraShrink(tiles, group.targets.length, rankBlocks, SHRINK_THREADS, inputs.tokenSlots(),
+        int threads = n >= MANY_TOKENS ? 64 : SHRINK_THREADS;
+        kernels.loraShrink(tiles, group.targets.length, rankBlocks, threads, inputs.tokenSlots(),
                 inputs.order(), inputs.tileStart(), inputs.tileCount(), table.address(), config.numLayers(), layer,
                 first.ordinal(), x, in, shrunk.address(), capacity.maxRank());
         int shared = 4 * StepInputs.LORA_TILE_TOKENS * group.targets.length * capacity.maxRank();
-        kernels.loraExpand((width + EXPAND_THREADS - 1) / EXPAND_THREADS, tiles, EXPAND_THREADS, shared,
+        int perBlock = EXPAND_THREADS * EXPAND_COLUMNS;
+        kernels.loraExpand((width + perBlock - 1) / perBlock, tiles, EXPAND_THREADS, shared,
                 inputs.tokenSlots(), inputs.order(), inputs.tileStart(), inputs.tileCount(), table.address(),
                 config.numLayers(), layer, first.ordinal(), group.targets.length, shrunk.address(), capacity.maxRank(), y,
                 width, yBf16 ? 1 : 0, outs[0], outs[1], outs[2]);
