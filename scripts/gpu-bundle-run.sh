@@ -4,6 +4,7 @@
 #   tests          the GPU-tagged tests (JUnit console)
 #   bench          CudaBenchmark (direct backend: decode batch 1..256, prefill), bench-quick: shorter
 #   lora-bench     CudaLoraBenchmark (multi-LoRA decode at batch 1/32/128, 0/1/16 adapters; prefill)
+#   lora-e2e       `kvass generate --adapter` on cpu and cuda, `kvass serve --device cuda --lora-modules` + curl
 #   decode         CudaDecodeBenchmark (batch-1 fusions on/off, forwardAndSample vs forwardGreedy)
 #   serve          `kvass serve --device cuda` on a Llama-3-8B-shaped model with random weights made on
 #                  the GPU, driven by the load generator (SERVE_RUNS, below); server log and JSON results
@@ -78,6 +79,32 @@ for what in "${@:-tests bench}"; do
     lora-bench)
       timeout 300 "$java" "${flags[@]}" -Xmx24g -cp "$cp" io.kvass.worker.cuda.CudaLoraBenchmark "$out/cuda-lora-bench.json" \
         2>&1 | tee "$out/lora-bench.log" || status=1 ;;
+    lora-e2e)
+      # The CLI and the server with a LoRA adapter on the GPU: llama-gqa's adapter-b on stories260K's first two
+      # layers (as GenerateCommandTest does on the CPU), generate on cpu and cuda, then serve it on cuda and ask
+      # for the adapter by name over HTTP.
+      ad="$here/adapter-b-stories"; mkdir -p "$ad"
+      sed 's/"layers_to_transform": null/"layers_to_transform": [0, 1]/' "$app/fixtures/reference/llama-gqa/adapter-b/adapter_config.json" > "$ad/adapter_config.json"
+      cp "$app/fixtures/reference/llama-gqa/adapter-b/adapter_model.safetensors" "$ad/"
+      m="$app/fixtures/models/stories260K"
+      for dev in cpu cuda; do
+        echo "[lora-e2e] generate --device $dev --adapter (and without)"
+        "$java" "${flags[@]}" -cp "$app/kvass.jar" io.kvass.cluster.Main generate --model "$m" --device $dev --adapter "$ad" \
+          --prompt-ids 1 --prompt "Once upon a time" --max-tokens 24 --temperature 0 --json 2>&1 | grep '^{' | tee "$out/lora-generate-$dev.jsonl" || status=1
+        "$java" "${flags[@]}" -cp "$app/kvass.jar" io.kvass.cluster.Main generate --model "$m" --device $dev \
+          --prompt-ids 1 --max-tokens 24 --temperature 0 --json 2>&1 | grep '^{' | tee "$out/base-generate-$dev.jsonl" || status=1
+      done
+      "$java" "${flags[@]}" -cp "$app/kvass.jar" io.kvass.cluster.Main serve --model "$m" --device cuda --port 8001 \
+        --enable-lora --lora-modules "story-b=$ad" --max-lora-rank 8 --lora-allowed-roots "$here" > "$out/lora-serve.log" 2>&1 &
+      pid=$!
+      for _ in $(seq 1 120); do curl -sf http://127.0.0.1:8001/v1/models > /dev/null 2>&1 && break; sleep 0.5; done
+      curl -s http://127.0.0.1:8001/v1/models | tee "$out/lora-models.json"; echo
+      for name in story-b stories260K; do
+        curl -s http://127.0.0.1:8001/v1/completions -H 'Content-Type: application/json' \
+          -d "{\"model\": \"$name\", \"prompt\": \"Once upon a time\", \"max_tokens\": 24, \"temperature\": 0}" | tee "$out/lora-completion-$name.json"; echo
+      done
+      kill $pid 2>/dev/null; wait $pid 2>/dev/null
+      grep -E "CUDA backend|LoRA|ERROR|Exception" "$out/lora-serve.log" | head -10 ;;
     decode)
       timeout 240 "$java" "${flags[@]}" -Xmx16g -cp "$cp" io.kvass.worker.cuda.CudaDecodeBenchmark 2>&1 | tee "$out/decode.log" || status=1 ;;
     serve) serve ;;
