@@ -28,6 +28,9 @@ final class CuBlas implements AutoCloseable {
     private final cublasContext handle = new cublasContext();
     private final FloatPointer one = new FloatPointer(1f);
     private final FloatPointer zero = new FloatPointer(0f);
+    /** Scalars of {@link #gemm}: cuBLAS reads host-memory scalars before the call returns, so one each suffices. */
+    private final FloatPointer alpha = new FloatPointer(1f);
+    private final FloatPointer beta = new FloatPointer(0f);
 
     /** Output of a Linear product. */
     enum Out { BF16, F32, F32_ADD }
@@ -62,6 +65,20 @@ final class CuBlas implements AutoCloseable {
                 CUBLAS_GEMM_DEFAULT), "cublasGemmEx " + n + "x" + out + "x" + in);
     }
 
+    /**
+     * The general product, column-major: {@code C[m, n] = alpha A^T B + beta C} with A {@code [k, m]} (ld
+     * {@code lda}), B {@code [k, n]} (ld {@code ldb}), bf16 operands, C bf16 or fp32 (ld {@code ldc}). In
+     * kvass's row-major terms: {@code y[n, m] = alpha x[n, k] w[m, k]^T + beta y} with row strides.
+     */
+    void gemm(long w, int ldw, long x, int ldx, long y, int ldy, boolean yBf16, int m, int n, int k, float alpha,
+              float beta) {
+        this.alpha.put(alpha);
+        this.beta.put(beta);
+        check(cublasGemmEx(handle, CUBLAS_OP_T, CUBLAS_OP_N, m, n, k, this.alpha, raw(w), CUDA_R_16BF, ldw, raw(x),
+                CUDA_R_16BF, ldx, this.beta, raw(y), yBf16 ? CUDA_R_16BF : CUDA_R_32F, ldy, CUBLAS_COMPUTE_32F,
+                CUBLAS_GEMM_DEFAULT), "cublasGemmEx " + n + "x" + m + "x" + k);
+    }
+
     private static void check(int status, String what) {
         if (status != 0) {
             throw new IllegalStateException(what + " failed with cuBLAS status " + status);
@@ -73,5 +90,7 @@ final class CuBlas implements AutoCloseable {
         cublasDestroy_v2(handle);
         one.close();
         zero.close();
+        alpha.close();
+        beta.close();
     }
 }

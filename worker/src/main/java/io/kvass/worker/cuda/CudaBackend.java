@@ -139,7 +139,7 @@ public final class CudaBackend implements Backend {
         this.sampleDevice = device.allocate((long) CudaKernels.SAMPLE_ROW_BYTES * logitRows, "sampling parameters");
         this.idsHost = device.allocateHost(4L * logitRows);
         this.copyDevice = device.allocate(8L * 4096, "block copies");
-        this.lora = options.lora().enabled() ? new CudaLora(device, kernels, config, options.lora(), tokens) : null;
+        this.lora = options.lora().enabled() ? new CudaLora(device, kernels, blas, config, options.lora(), tokens) : null;
         this.cache = new CudaKvCache(device, config, kvBlocks(), options.blockSize());
         device.zero(inputsDevice);
         device.synchronize();
@@ -495,8 +495,9 @@ public final class CudaBackend implements Backend {
         float eps = config.rmsNormEps();
         Scratch s = scratch;
         boolean normIntoGemm = !adapted && normFused(n, h), siluIntoGemm = !adapted && siluFused(n, h, ffn);
-        CudaLora.StepAddresses loraInputs = new CudaLora.StepAddresses(section(StepInputs.ADAPTER_SLOTS),
-                section(StepInputs.LORA_ORDER), section(StepInputs.LORA_TILE_START), section(StepInputs.LORA_TILE_COUNT));
+        CudaLora.Step loraInputs = new CudaLora.Step(section(StepInputs.ADAPTER_SLOTS), section(StepInputs.LORA_ORDER),
+                section(StepInputs.LORA_TILE_START), section(StepInputs.LORA_TILE_COUNT), inputs.numLoraTiles > 0,
+                List.copyOf(inputs.loraRuns));
         phase("embed", () -> kernels.embedRows(n, section(StepInputs.TOKENS), weights.embedding(), s.x, h));
         for (int l = 0; l < config.numLayers(); l++) {
             CudaWeights.Layer w = weights.layers().get(l);

@@ -55,11 +55,13 @@ final class CudaLora {
     private final DeviceBuffer table;     // LoraDesc [slot 0..maxLoras][layer][target]
     private final ByteBuffer tableHost;   // pinned mirror of the table
     private final DeviceBuffer shrunk;    // [tokens, MAX_GROUP_TARGETS, maxRank] fp32: scale * A x
+    private final DeviceBuffer runShrunk; // [tokens, maxRank] bf16: one projection's scale * A x for a long run
+    private final CuBlas blas;
     private final long[] moduleOffset;    // bytes into a slot's region of (layer, target)
     private final long slotBytes;
     private final boolean[] loaded;
 
-    CudaLora(CudaDevice device, CudaKernels kernels, ModelConfig config, LoraCapacity capacity, int tokens) {
+    CudaLora(CudaDevice device, CudaKernels kernels, CuBlas blas, ModelConfig config, LoraCapacity capacity, int tokens) {
         if (!capacity.enabled()) {
             throw new IllegalArgumentException("no LoRA slots asked for");
         }
@@ -75,6 +77,7 @@ final class CudaLora {
         }
         this.device = device;
         this.kernels = kernels;
+        this.blas = blas;
         this.config = config;
         this.capacity = capacity;
         this.moduleOffset = new long[config.numLayers() * TARGETS];
@@ -90,22 +93,10 @@ final class CudaLora {
         this.table = device.allocate(tableBytes(config, capacity), "LoRA descriptors");
         this.tableHost = device.allocateHost(table.bytes());
         this.shrunk = device.allocate(4L * tokens * MAX_GROUP_TARGETS * capacity.maxRank(), "LoRA activations");
+        this.runShrunk = device.allocate(2L * tokens * capacity.maxRank(), "LoRA activations");
         this.loaded = new boolean[capacity.maxLoras() + 1];
         device.zero(table);
         device.synchronize();
-    }
-
-    /** GPU memory that {@code capacity}'s slots take for steps of up to {@code tokens} tokens. */
-    static long bytes(ModelConfig config, LoraCapacity capacity, int tokens) {
-        if (!capacity.enabled()) {
-            return 0;
-        }
-        long slot = 0;
-        for (LoraTarget t : LoraTarget.values()) {
-            slot += config.numLayers() * moduleBytes(config, t, capacity.maxRank());
-        }
-        return capacity.maxLoras() * slot + tableBytes(config, capacity)
-                + 4L * tokens * MAX_GROUP_TARGETS * capacity.maxRank();
     }
 
     private static long moduleBytes(ModelConfig c, LoraTarget t, int rank) {
@@ -176,10 +167,11 @@ final class CudaLora {
     /**
      * Adds each token's adapter update to a projection group's output: {@code x} {@code [n, in]} bf16 is
      * the group's input, {@code y} its {@code [n, width]} output (the group's projections side by side),
-     * fp32 accumulated or bf16 re-rounded. {@code inputs} is the step's device copy of {@link StepInputs}:
-     * each token's slot and the LoRA tiles ({@code n} covers padding, so a graph's grid fits any step of its bucket).
+     * fp32 accumulated or bf16 re-rounded. Tiles run on lora.cu's kernels ({@code n} covers padding, so a
+     * graph's grid fits any step of its bucket); long runs (prefill chunks) on cuBLAS's tensor cores, two
+     * GEMMs per projection with {@code u} rounded to bf16 between them (as vLLM's kernels do).
      */
-    void apply(Group group, int n, int layer, StepAddresses inputs, long x, long y, boolean yBf16) {
+    void apply(Group group, int n, int layer, Step inputs, long x, long y, boolean yBf16) {
         LoraTarget first = group.targets[0];
         int in = first.inDim(config);
         int[] outs = new int[MAX_GROUP_TARGETS];
@@ -187,6 +179,12 @@ final class CudaLora {
         for (int j = 0; j < group.targets.length; j++) {
             outs[j] = group.targets[j].outDim(config);
             width += outs[j];
+        }
+        for (StepInputs.LoraRun run : inputs.runs()) {
+            applyRun(group, run, layer, in, width, x, y, yBf16);
+        }
+        if (!inputs.anyTiles()) {
+            return;
         }
         int tiles = maxTiles(n);
         int rankBlocks = (capacity.maxRank() + SHRINK_RANKS - 1) / SHRINK_RANKS;
@@ -202,13 +200,34 @@ final class CudaLora {
                 width, yBf16 ? 1 : 0, outs[0], outs[1], outs[2]);
     }
 
+    private void applyRun(Group group, StepInputs.LoraRun run, int layer, int in, int width, long x, long y, boolean yBf16) {
+        int column = 0;
+        for (LoraTarget t : group.targets) {
+            int at = descriptorIndex(run.slot(), layer, t) * DESC_BYTES;
+            int rank = tableHost.getInt(at + 16);
+            if (rank > 0) {
+                long a = tableHost.getLong(at), b = tableHost.getLong(at + 8);
+                float scale = tableHost.getFloat(at + 20);
+                long rows = x + 2L * run.firstToken() * in;
+                blas.gemm(a, in, rows, in, runShrunk.address(), rank, true, rank, run.count(), in, scale, 0f);
+                long out = y + (yBf16 ? 2L : 4L) * ((long) run.firstToken() * width + column);
+                blas.gemm(b, rank, runShrunk.address(), rank, out, width, yBf16, t.outDim(config), run.count(), rank, 1f, 1f);
+            }
+            column += t.outDim(config);
+        }
+    }
+
     /** The most tiles {@code n} tokens can make: every slot may start a tile of its own. */
     int maxTiles(int n) {
         return Math.min(n, (n + StepInputs.LORA_TILE_TOKENS - 1) / StepInputs.LORA_TILE_TOKENS + capacity.maxLoras());
     }
 
-    /** Device addresses of the step-input sections the LoRA kernels read. */
-    record StepAddresses(long tokenSlots, long order, long tileStart, long tileCount) {
+    /**
+     * A step's LoRA work: the device addresses of the step-input sections the kernels read, whether any
+     * tile has tokens, and the long runs that go to cuBLAS instead.
+     */
+    record Step(long tokenSlots, long order, long tileStart, long tileCount, boolean anyTiles,
+                List<StepInputs.LoraRun> runs) {
     }
 
     private void checkSlot(int slot) {

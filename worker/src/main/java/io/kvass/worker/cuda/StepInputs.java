@@ -35,6 +35,8 @@ final class StepInputs {
     private static final int SECTIONS = 12;
     /** Tokens of one LoRA tile (lora.cu's LORA_TILE): up to this many tokens of one slot share each weight read. */
     static final int LORA_TILE_TOKENS = 8;
+    /** A sequence with this many adapted tokens in a step (a prefill chunk) gets its LoRA products from cuBLAS. */
+    static final int LORA_GEMM_MIN_TOKENS = 64;
     static final int TILE_TOKENS = 64;
     static final int TILE_MIN_TOKENS = 16;
 
@@ -51,6 +53,12 @@ final class StepInputs {
     /** Tokens of sequences with a LoRA adapter (slot != 0). */
     int numAdaptedTokens;
     int numLoraTiles;
+    /** Sequences whose LoRA products run as GEMMs ({@link #LORA_GEMM_MIN_TOKENS}); their tokens are in no tile. */
+    final List<LoraRun> loraRuns = new java.util.ArrayList<>();
+
+    /** A sequence's adapted tokens {@code [firstToken, firstToken + count)} of one slot. */
+    record LoraRun(int firstToken, int count, int slot) {
+    }
     /** Rows the forward pass covers: {@code numTokens}, or more after {@link #padTo}. */
     int paddedTokens;
 
@@ -164,26 +172,31 @@ final class StepInputs {
         numTiles = tileCount;
         numPagedTokens = paged;
         numAdaptedTokens = adapted;
+        loraRuns.clear();
         numLoraTiles = adapted == 0 ? 0 : loraTiles(batch);
     }
 
     /**
      * Sorts the adapted tokens by slot (a sequence's tokens stay together, in order) and cuts them into
      * tiles of up to {@link #LORA_TILE_TOKENS} tokens of one slot; tile counts past the last tile are 0.
+     * Sequences of {@link #LORA_GEMM_MIN_TOKENS} tokens or more become {@link #loraRuns} instead.
      */
     private int loraTiles(List<SequenceForward> batch) {
         long[] bySlot = new long[batch.size()];
         int sequences = 0;
+        int[] firstToken = new int[batch.size()];
         for (int s = 0; s < batch.size(); s++) {
-            if (batch.get(s).adapterSlot() != 0) {
-                bySlot[sequences++] = ((long) batch.get(s).adapterSlot() << 32) | s;
+            SequenceForward seq = batch.get(s);
+            if (s > 0) {
+                firstToken[s] = firstToken[s - 1] + batch.get(s - 1).numTokens();
+            }
+            if (seq.adapterSlot() != 0 && seq.numTokens() >= LORA_GEMM_MIN_TOKENS) {
+                loraRuns.add(new LoraRun(firstToken[s], seq.numTokens(), seq.adapterSlot()));
+            } else if (seq.adapterSlot() != 0) {
+                bySlot[sequences++] = ((long) seq.adapterSlot() << 32) | s;
             }
         }
         java.util.Arrays.sort(bySlot, 0, sequences);
-        int[] firstToken = new int[batch.size()];
-        for (int s = 1; s < batch.size(); s++) {
-            firstToken[s] = firstToken[s - 1] + batch.get(s - 1).numTokens();
-        }
         int at = 0, tiles = 0, tileSlot = -1, tileSize = 0;
         for (int i = 0; i < sequences; i++) {
             int s = (int) bySlot[i], slot = (int) (bySlot[i] >>> 32);

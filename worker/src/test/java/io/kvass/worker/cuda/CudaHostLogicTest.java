@@ -115,6 +115,20 @@ class CudaHostLogicTest {
         assertArrayEquals(new int[] {8, 4, 3, 0}, sections(in, StepInputs.LORA_TILE_COUNT, 4));
     }
 
+    @Test
+    void longAdaptedSequencesBecomeGemmRunsAndLeaveTheTiles() {
+        StepInputs in = inputs(128, 8);
+        in.fill(List.of(
+                new SequenceForward(new int[3], 0, new int[] {0}, LogitsMode.LAST, 1),
+                new SequenceForward(new int[StepInputs.LORA_GEMM_MIN_TOKENS], 0, new int[] {1, 2, 3, 4}, LogitsMode.LAST, 2),
+                new SequenceForward(new int[2], 0, new int[] {5}, LogitsMode.LAST, 0)), TINY, 16, 8, 64, false);
+        assertEquals(3 + StepInputs.LORA_GEMM_MIN_TOKENS, in.numAdaptedTokens);
+        assertEquals(List.of(new StepInputs.LoraRun(3, StepInputs.LORA_GEMM_MIN_TOKENS, 2)), in.loraRuns);
+        assertEquals(1, in.numLoraTiles);
+        assertArrayEquals(new int[] {0, 1, 2}, sections(in, StepInputs.LORA_ORDER, 3));
+        assertArrayEquals(new int[] {3, 0}, sections(in, StepInputs.LORA_TILE_COUNT, 2));
+    }
+
     private static int[] sections(StepInputs in, int section, int count) {
         int[] values = new int[count];
         for (int i = 0; i < count; i++) {

@@ -115,6 +115,38 @@ class CudaLoraReferenceTest {
         }
     }
 
+    /**
+     * A prompt of {@link StepInputs#LORA_GEMM_MIN_TOKENS} tokens or more gets its LoRA products from cuBLAS
+     * (the others' from lora.cu in the same step): every row matches the fp32 CPU backend running the same batch.
+     */
+    @ParameterizedTest
+    @ValueSource(strings = {"llama-gqa", "qwen2-bias"})
+    void longPromptsUseGemmsAndMatchTheCpuBackend(String variant) {
+        List<ReferenceCase.Prompt> refs = ReferenceCase.load(variant, "base");
+        int[] longPrompt = java.util.stream.IntStream.concat(java.util.stream.IntStream.of(refs.get(3).ids()),
+                java.util.stream.IntStream.concat(java.util.stream.IntStream.of(refs.get(2).ids()),
+                        java.util.stream.IntStream.of(refs.get(3).ids()))).toArray();
+        assertTrue(longPrompt.length >= StepInputs.LORA_GEMM_MIN_TOKENS);
+        List<int[]> prompts = List.of(longPrompt, refs.get(2).ids(), longPrompt, refs.get(1).ids());
+        int[] slots = {1, 2, 2, 0};
+        try (LoadedModel model = LoadedModel.load(Fixtures.reference(variant));
+             CudaBackend gpu = open(Fixtures.asPeftLoadedIt(model), 64, new LoraCapacity(2, 8));
+             CpuBackend cpu = new CpuBackend(Fixtures.asPeftLoadedIt(model), 64, 16, 2, new LoraCapacity(2, 8))) {
+            for (int slot = 1; slot <= 2; slot++) {
+                gpu.loadAdapter(slot, adapter(model, variant, TAGS.get(slot)));
+                cpu.loadAdapter(slot, adapter(model, variant, TAGS.get(slot)));
+            }
+            List<GreedyRunner.Result> got = GreedyRunner.run(gpu, prompts, slots, 8);
+            List<GreedyRunner.Result> fp32 = GreedyRunner.run(cpu, prompts, slots, 8);
+            for (int s = 0; s < prompts.size(); s++) {
+                GreedyRunner.Result ref = fp32.get(s);
+                ReferenceCase.Prompt cpuReference = new ReferenceCase.Prompt(s, prompts.get(s), ref.greedy(), Double.NaN,
+                        ref.prefillLogits(), ref.decodeLogits());
+                assertMatches(variant + " long-prompt batch, slot " + slots[s] + " vs cpu", cpuReference, got.get(s));
+            }
+        }
+    }
+
     /** A slot reloaded with another adapter serves the new one, graphs included; an emptied slot is refused. */
     @Test
     void slotsCanBeReplacedAndEmptied() {
