@@ -90,27 +90,16 @@ class CudaLoraReferenceTest {
             }
         }
         int[] slots = slotList.stream().mapToInt(Integer::intValue).toArray();
-        try (LoadedModel model = LoadedModel.load(Fixtures.reference(variant));
-             CudaBackend gpu = open(Fixtures.asPeftLoadedIt(model), 128, new LoraCapacity(2, 8));
-             CpuBackend cpu = new CpuBackend(Fixtures.asPeftLoadedIt(model), 128, 16, 2, new LoraCapacity(2, 8))) {
-            for (int slot = 1; slot <= 2; slot++) {
-                gpu.loadAdapter(slot, adapter(model, variant, TAGS.get(slot)));
-                cpu.loadAdapter(slot, adapter(model, variant, TAGS.get(slot)));
-            }
-            List<GreedyRunner.Result> got = GreedyRunner.run(gpu, prompts, slots, 24);
-            List<GreedyRunner.Result> fp32 = GreedyRunner.run(cpu, prompts, slots, 24);
-            assertTrue(gpu.graphCount() > 0, "the decode steps ran as graphs");
-            for (int s = 0; s < prompts.size(); s++) {
-                String how = "mixed " + TAGS.get(slots[s]);
-                GreedyRunner.Result ref = fp32.get(s);
-                ReferenceCase.Prompt cpuReference = new ReferenceCase.Prompt(expected.get(s).index(), prompts.get(s),
-                        ref.greedy(), Double.NaN, ref.prefillLogits(), ref.decodeLogits());
-                if (slots[s] != 0) {
-                    assertMatches(variant + " " + how, expected.get(s), got.get(s));
-                    assertMatches(variant + " " + how + " vs cpu", cpuReference, got.get(s));
-                } else {
-                    CudaBackendReferenceTest.assertMatches(variant, how + " vs cpu", cpuReference, got.get(s));
-                }
+        List<GreedyRunner.Result[]> runs = onGpuAndCpu(variant, prompts, slots, 24, true);
+        for (int s = 0; s < prompts.size(); s++) {
+            String how = "mixed " + TAGS.get(slots[s]);
+            GreedyRunner.Result got = runs.get(s)[0];
+            ReferenceCase.Prompt cpuReference = asReference(expected.get(s).index(), prompts.get(s), runs.get(s)[1]);
+            if (slots[s] != 0) {
+                assertMatches(variant + " " + how, expected.get(s), got);
+                assertMatches(variant + " " + how + " vs cpu", cpuReference, got);
+            } else {
+                CudaBackendReferenceTest.assertMatches(variant, how + " vs cpu", cpuReference, got);
             }
         }
     }
@@ -129,22 +118,42 @@ class CudaLoraReferenceTest {
                 .toArray(), StepInputs.LORA_GEMM_MIN_TOKENS);
         List<int[]> prompts = List.of(longPrompt, refs.get(2).ids(), longPrompt, refs.get(1).ids());
         int[] slots = {1, 2, 2, 0};
+        List<GreedyRunner.Result[]> runs = onGpuAndCpu(variant, prompts, slots, 8, false);
+        for (int s = 0; s < prompts.size(); s++) {
+            assertMatches(variant + " long-prompt batch, slot " + slots[s] + " vs cpu",
+                    asReference(s, prompts.get(s), runs.get(s)[1]), runs.get(s)[0]);
+        }
+    }
+
+    /**
+     * {@code prompts} on slots {@code slots} (1 = adapter-a, 2 = adapter-b) as one greedy batch on the GPU and on
+     * the fp32 CPU backend, both with the model as PEFT loaded it: per prompt {gpu, cpu}.
+     */
+    private static List<GreedyRunner.Result[]> onGpuAndCpu(String variant, List<int[]> prompts, int[] slots, int steps,
+                                                           boolean expectGraphs) {
         try (LoadedModel model = LoadedModel.load(Fixtures.reference(variant));
-             CudaBackend gpu = open(Fixtures.asPeftLoadedIt(model), 64, new LoraCapacity(2, 8));
-             CpuBackend cpu = new CpuBackend(Fixtures.asPeftLoadedIt(model), 64, 16, 2, new LoraCapacity(2, 8))) {
+             CudaBackend gpu = open(Fixtures.asPeftLoadedIt(model), 128, new LoraCapacity(2, 8));
+             CpuBackend cpu = new CpuBackend(Fixtures.asPeftLoadedIt(model), 128, 16, 2, new LoraCapacity(2, 8))) {
             for (int slot = 1; slot <= 2; slot++) {
                 gpu.loadAdapter(slot, adapter(model, variant, TAGS.get(slot)));
                 cpu.loadAdapter(slot, adapter(model, variant, TAGS.get(slot)));
             }
-            List<GreedyRunner.Result> got = GreedyRunner.run(gpu, prompts, slots, 8);
-            List<GreedyRunner.Result> fp32 = GreedyRunner.run(cpu, prompts, slots, 8);
-            for (int s = 0; s < prompts.size(); s++) {
-                GreedyRunner.Result ref = fp32.get(s);
-                ReferenceCase.Prompt cpuReference = new ReferenceCase.Prompt(s, prompts.get(s), ref.greedy(), Double.NaN,
-                        ref.prefillLogits(), ref.decodeLogits());
-                assertMatches(variant + " long-prompt batch, slot " + slots[s] + " vs cpu", cpuReference, got.get(s));
+            List<GreedyRunner.Result> got = GreedyRunner.run(gpu, prompts, slots, steps);
+            List<GreedyRunner.Result> fp32 = GreedyRunner.run(cpu, prompts, slots, steps);
+            if (expectGraphs) {
+                assertTrue(gpu.graphCount() > 0, "the decode steps ran as graphs");
             }
+            List<GreedyRunner.Result[]> both = new ArrayList<>();
+            for (int s = 0; s < prompts.size(); s++) {
+                both.add(new GreedyRunner.Result[] {got.get(s), fp32.get(s)});
+            }
+            return both;
         }
+    }
+
+    /** Another backend's run of {@code prompt} as a reference to compare against. */
+    private static ReferenceCase.Prompt asReference(int index, int[] prompt, GreedyRunner.Result r) {
+        return new ReferenceCase.Prompt(index, prompt, r.greedy(), Double.NaN, r.prefillLogits(), r.decodeLogits());
     }
 
     /** A slot reloaded with another adapter serves the new one, graphs included; an emptied slot is refused. */
