@@ -6,6 +6,7 @@ import io.kvass.worker.lora.LoraModule;
 import io.kvass.worker.lora.LoraTarget;
 import io.kvass.worker.lora.LoraWeights;
 import io.kvass.worker.model.ModelConfig;
+import io.kvass.worker.model.ModelLoadException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.util.List;
@@ -67,12 +68,12 @@ final class CudaLora {
         }
         for (LoraTarget t : LoraTarget.values()) {
             if (t.outDim(config) % EXPAND_COLUMNS != 0) {
-                throw new IllegalArgumentException("LoRA on the CUDA backend needs projection widths divisible by "
+                throw new ModelLoadException("LoRA on the CUDA backend needs projection widths divisible by "
                         + EXPAND_COLUMNS + "; " + t.shortName() + " has " + t.outDim(config));
             }
         }
         if (capacity.maxRank() > MAX_RANK) {
-            throw new IllegalArgumentException("--max-lora-rank " + capacity.maxRank() + " is above the CUDA backend's "
+            throw new ModelLoadException("--max-lora-rank " + capacity.maxRank() + " is above the CUDA backend's "
                     + MAX_RANK);
         }
         this.device = device;
