@@ -45,20 +45,9 @@ final class CpuLora {
 
     void load(int slot, LoraWeights w) {
         checkSlot(slot);
-        if (w.numLayers() != config.numLayers()) {
-            throw new IllegalArgumentException("adapter " + w.dir() + " has " + w.numLayers() + " layers, the model "
-                    + config.numLayers());
-        }
+        w.requireFits(config, capacity.maxRank());
         LoraModule[][] layers = new LoraModule[config.numLayers()][TARGETS];
         for (LoraModule m : w.modules()) {
-            if (m.inDim() != m.target().inDim(config) || m.outDim() != m.target().outDim(config)) {
-                throw new IllegalArgumentException("adapter " + w.dir() + ": " + m.target() + " of layer " + m.layer()
-                        + " is [" + m.outDim() + " x " + m.inDim() + "], the model's projection is not");
-            }
-            if (m.rank() > capacity.maxRank()) {
-                throw new IllegalArgumentException("adapter " + w.dir() + " has rank " + m.rank()
-                        + ", above this backend's maximum " + capacity.maxRank());
-            }
             layers[m.layer()][m.target().ordinal()] = m;
         }
         slots[slot] = layers;
