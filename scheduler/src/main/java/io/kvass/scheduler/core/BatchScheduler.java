@@ -43,12 +43,10 @@ public final class BatchScheduler {
     private final List<String> dropped = new ArrayList<>();
     private final AdapterGate adapters;
     private final List<FailedRequest> failed = new ArrayList<>();
-    /** The last plan's sequences in plan order (new, then continuing), so update needs no lookups. */
-    private final List<Scheduled> scheduled = new ArrayList<>();
-
-    /** A sequence in the last plan and how many of its tokens that plan computes. */
-    private record Scheduled(SequenceState seq, int numTokens) {
-    }
+    // NOTE: the last plan's sequences, so update needs no lookups; each knows its own numScheduled.
+    // Kept across steps (cleared, not reallocated): update walks new, then continuing, as the plan orders them.
+    private final List<SequenceState> scheduledNew = new ArrayList<>();
+    private final List<SequenceState> scheduledContinuing = new ArrayList<>();
     private long lastPlanId = -1;
     private long nextStepId;
     private long numPreemptions;
@@ -120,15 +118,15 @@ public final class BatchScheduler {
 
     public StepPlan schedule() {
         adapters.onSchedule();
-        scheduled.clear(); // a failed step is never updated: its plan's sequences are stale
-        StepBuilder step = new StepBuilder(config.maxNumBatchedTokens());
+        // NOTE: a failed step is never updated: its plan's sequences are stale
+        scheduledNew.clear();
+        scheduledContinuing.clear();
+        StepBuilder step = new StepBuilder(config.maxNumBatchedTokens(), running.size());
         boolean preempted = scheduleRunning(step);
         // NOTE: after a preemption nothing new is admitted this step, or it would be preempted next step.
         if (!preempted) {
             admitWaiting(step);
         }
-        scheduled.addAll(step.freshStates);
-        scheduled.addAll(step.continuingStates);
         List<String> drop = List.copyOf(dropped);
         dropped.clear();
         lastPlanId = nextStepId;
@@ -141,13 +139,12 @@ public final class BatchScheduler {
     private static final class StepBuilder {
         int budget;
         final List<NewSequence> fresh = new ArrayList<>();
-        final List<Scheduled> freshStates = new ArrayList<>();
-        final List<ContinuingSequence> continuing = new ArrayList<>();
-        final List<Scheduled> continuingStates = new ArrayList<>();
+        final List<ContinuingSequence> continuing;
         final List<BlockCopy> copies = new ArrayList<>();
 
-        StepBuilder(int budget) {
+        StepBuilder(int budget, int numRunning) {
             this.budget = budget;
+            this.continuing = new ArrayList<>(numRunning);
         }
     }
 
@@ -173,7 +170,8 @@ public final class BatchScheduler {
             step.copies.addAll(granted.copies());
             step.continuing.add(new ContinuingSequence(seq.seqId(), numNew, granted.firstChangedIndex(),
                     kv.blockTable(seq.kvHandle(), granted.firstChangedIndex())));
-            step.continuingStates.add(new Scheduled(seq, numNew));
+            seq.setScheduled(numNew);
+            scheduledContinuing.add(seq);
             step.budget -= numNew;
         }
         return preempted;
@@ -218,7 +216,8 @@ public final class BatchScheduler {
             insertRunning(seq);
             step.fresh.add(new NewSequence(seq.seqId(), seq.tokens(), seq.promptLength(), prefix.numTokens(), numNew,
                     kv.blockTable(seq.seqId()), seq.params(), seq.seed(), slot));
-            step.freshStates.add(new Scheduled(seq, numNew));
+            seq.setScheduled(numNew);
+            scheduledNew.add(seq);
             step.budget -= numNew;
         }
         for (FailedRequest f : failing.values()) {
@@ -232,24 +231,26 @@ public final class BatchScheduler {
         if (plan.stepId() != lastPlanId) {
             throw new IllegalStateException("update for step " + plan.stepId() + " but the last plan was " + lastPlanId);
         }
-        List<SequenceUpdate> updates = new ArrayList<>();
+        List<SequenceUpdate> updates = new ArrayList<>(result.tokens().size());
         int[] sampledAt = result.sampledAt();
+        int numNew = scheduledNew.size();
         int cursor = 0;
-        for (int i = 0; i < scheduled.size(); i++) {
+        for (int i = 0; i < numNew + scheduledContinuing.size(); i++) {
             SampledToken token = cursor < sampledAt.length && sampledAt[cursor] == i ? result.tokens().get(cursor++) : null;
-            advance(scheduled.get(i).seq(), scheduled.get(i).numTokens(), token, updates);
+            advance(i < numNew ? scheduledNew.get(i) : scheduledContinuing.get(i - numNew), token, updates);
         }
-        scheduled.clear();
+        scheduledNew.clear();
+        scheduledContinuing.clear();
         return updates;
     }
 
     /** @param token what the sequence sampled, or {@code null} in the middle of a chunked prefill */
-    private void advance(SequenceState seq, int numScheduled, SampledToken token, List<SequenceUpdate> updates) {
+    private void advance(SequenceState seq, SampledToken token, List<SequenceUpdate> updates) {
         if (seq.status() != SequenceStatus.RUNNING) {
             return; // aborted (or finished by a stop string) while the step ran
         }
         int before = seq.numComputed();
-        seq.setComputed(before + numScheduled);
+        seq.setComputed(before + seq.numScheduled());
         // NOTE: only a step that fills a block has anything to cache (a decode step, one time in blockSize).
         if (config.enablePrefixCaching() && before / kv.blockSize() != seq.numComputed() / kv.blockSize()) {
             kv.cacheFullBlocks(seq.kvHandle(), seq.tokenArray(), seq.numComputed());
@@ -259,7 +260,9 @@ public final class BatchScheduler {
         }
         seq.append(token.tokenId());
         Optional<Finish> finish = StopConditions.check(seq, token.tokenId(), eosTokenIds, config.maxModelLen());
-        finish.ifPresent(f -> finish(seq));
+        if (finish.isPresent()) {
+            finish(seq);
+        }
         updates.add(new SequenceUpdate(seq.request().requestId(), seq.index(), seq.seqId(), token, finish));
     }
 

@@ -19,6 +19,7 @@ public final class SequenceState {
     private int[] tokens;
     private int numTokens;
     private int numComputed;
+    private int numScheduled;
     private SequenceStatus status = SequenceStatus.WAITING;
     private int numPreemptions;
     private KvCacheManager.Handle kvHandle;
@@ -109,6 +110,15 @@ public final class SequenceState {
 
     void setComputed(int n) {
         numComputed = n;
+    }
+
+    /** Tokens the last plan computes for this sequence, from {@link #numComputed()} on. */
+    int numScheduled() {
+        return numScheduled;
+    }
+
+    void setScheduled(int n) {
+        numScheduled = n;
     }
 
     /** The KV manager's handle while the sequence holds blocks (running). */
