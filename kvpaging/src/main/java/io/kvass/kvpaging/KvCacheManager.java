@@ -51,6 +51,10 @@ public final class KvCacheManager {
         private final BlockTable table;
         private final ArrayList<BlockHash> hashes;
         private boolean freed;
+        // NOTE: only a fork shares blocks that will still be written (a prefix hit shares full blocks, which
+        // are never written again), so entries from here on are this request's own and need no copy-on-write
+        // check: a decode step reads neither the table nor the reference counts.
+        private int forkShared;
 
         Sequence(CacheScope scope, BlockTable table, ArrayList<BlockHash> hashes) {
             this.scope = scope;
@@ -229,8 +233,9 @@ public final class KvCacheManager {
         int fresh = Math.max(0, blocksNeeded - oldSize);
         int firstWritten = numComputedTokens / blockSize;
         int endWritten = Math.min(oldSize, blocksNeeded);
+        int endShared = Math.min(endWritten, seq.forkShared);
         int shared = 0;
-        for (int i = firstWritten; i < endWritten; i++) {
+        for (int i = firstWritten; i < endShared; i++) {
             if (pool.refCount(table.get(i)) > 1) {
                 shared++;
             }
@@ -238,9 +243,12 @@ public final class KvCacheManager {
         if (fresh + shared > pool.numFree()) {
             return new Allocation.NoSpace(fresh + shared, pool.numFree());
         }
+        if (fresh + shared == 0) {
+            return Allocation.Granted.unchanged(oldSize);
+        }
         List<BlockCopy> copies = List.of(); // NOTE: most steps copy nothing; a list only when one does
         int firstChanged = oldSize;
-        for (int i = firstWritten; i < endWritten; i++) {
+        for (int i = firstWritten; i < endShared; i++) {
             int src = table.get(i);
             if (pool.refCount(src) > 1) {
                 int dst = pool.allocate();
@@ -305,7 +313,10 @@ public final class KvCacheManager {
         for (int i = 0; i < table.size(); i++) {
             pool.touch(table.get(i));
         }
-        sequences.put(childId, new Sequence(parent.scope(), table, new ArrayList<>(parent.hashes())));
+        Sequence child = new Sequence(parent.scope(), table, new ArrayList<>(parent.hashes()));
+        parent.forkShared = table.size();
+        child.forkShared = table.size();
+        sequences.put(childId, child);
     }
 
     /**
