@@ -67,7 +67,7 @@ public class SchedulerBenchmark {
     @Setup(Level.Trial)
     public void fill() {
         int maxBlocksPerSequence = (PROMPT_TOKENS + OUTPUT_TOKENS) / BLOCK_SIZE;
-        KvCacheManager kv = new KvCacheManager(new KvCacheConfig(2 * running * maxBlocksPerSequence, BLOCK_SIZE, true));
+        KvCacheManager kv = new KvCacheManager(new KvCacheConfig(running * maxBlocksPerSequence, BLOCK_SIZE, true));
         // NOTE: a budget that takes every prompt at once, so the setup's one prefill step has no chunk that
         // samples nothing; a steady-state step uses about running + PROMPT_TOKENS of it.
         int budget = Math.max(8192, running * PROMPT_TOKENS);
