@@ -168,7 +168,7 @@ public final class BatchScheduler {
                 return true;
             }
             step.copies.addAll(granted.copies());
-            step.continuing.add(new ContinuingSequence(seq.seqId(), numNew, granted.firstChangedIndex(),
+            step.continuing.add(seq.planEntry(numNew, granted.firstChangedIndex(),
                     kv.blockTable(seq.kvHandle(), granted.firstChangedIndex())));
             seq.setScheduled(numNew);
             scheduledContinuing.add(seq);

@@ -2,6 +2,7 @@ package io.kvass.scheduler.core;
 
 import io.kvass.kvpaging.KvCacheManager;
 import io.kvass.kvpaging.RequestKey;
+import io.kvass.worker.step.ContinuingSequence;
 import io.kvass.worker.sampling.SamplingParams;
 import java.util.Arrays;
 
@@ -20,6 +21,9 @@ public final class SequenceState {
     private int numTokens;
     private int numComputed;
     private int numScheduled;
+    // NOTE: the entry of the last plan that continued this sequence, reused while its values stay the same:
+    // a decode step that takes no new block (15 in 16) then allocates nothing. Plans may share it: immutable.
+    private ContinuingSequence planEntry;
     private SequenceStatus status = SequenceStatus.WAITING;
     private int numPreemptions;
     private KvCacheManager.Handle kvHandle;
@@ -119,6 +123,16 @@ public final class SequenceState {
 
     void setScheduled(int n) {
         numScheduled = n;
+    }
+
+    /** This sequence's entry in a plan that continues it: a new one, or the last one when it says the same. */
+    ContinuingSequence planEntry(int numScheduledTokens, int firstChangedBlock, int[] changedBlocks) {
+        ContinuingSequence last = planEntry;
+        if (last == null || changedBlocks.length > 0 || last.changedBlocks().length > 0
+                || last.numScheduledTokens() != numScheduledTokens || last.firstChangedBlock() != firstChangedBlock) {
+            planEntry = new ContinuingSequence(seqId, numScheduledTokens, firstChangedBlock, changedBlocks);
+        }
+        return planEntry;
     }
 
     /** The KV manager's handle while the sequence holds blocks (running). */
