@@ -5,7 +5,6 @@ import io.kvass.kvpaging.BlockCopy;
 import io.kvass.kvpaging.ComputedPrefix;
 import io.kvass.kvpaging.KvCacheManager;
 import io.kvass.worker.lora.SlotGrant;
-import io.kvass.worker.sampling.SampledToken;
 import io.kvass.worker.step.ContinuingSequence;
 import io.kvass.worker.step.NewSequence;
 import io.kvass.worker.step.StepPlan;
@@ -167,7 +166,9 @@ public final class BatchScheduler {
                 preemptLast(); // seq itself is the last: nothing else left to take blocks from
                 return true;
             }
-            step.copies.addAll(granted.copies());
+            if (!granted.copies().isEmpty()) { // NOTE: addAll copies even an empty list into a new array
+                step.copies.addAll(granted.copies());
+            }
             step.continuing.add(seq.planEntry(numNew, granted.firstChangedIndex(),
                     kv.blockTable(seq.kvHandle(), granted.firstChangedIndex())));
             seq.setScheduled(numNew);
@@ -227,43 +228,48 @@ public final class BatchScheduler {
     }
 
     /** Applies a step's result: tokens computed, tokens sampled, stop conditions checked. */
-    public List<SequenceUpdate> update(StepPlan plan, StepResult result) {
+    public SequenceUpdates update(StepPlan plan, StepResult result) {
         if (plan.stepId() != lastPlanId) {
             throw new IllegalStateException("update for step " + plan.stepId() + " but the last plan was " + lastPlanId);
         }
-        List<SequenceUpdate> updates = new ArrayList<>(result.tokens().size());
+        SequenceUpdates updates = new SequenceUpdates(result.tokens());
         int[] sampledAt = result.sampledAt();
         int numNew = scheduledNew.size();
         int cursor = 0;
         for (int i = 0; i < numNew + scheduledContinuing.size(); i++) {
-            SampledToken token = cursor < sampledAt.length && sampledAt[cursor] == i ? result.tokens().get(cursor++) : null;
-            advance(i < numNew ? scheduledNew.get(i) : scheduledContinuing.get(i - numNew), token, updates);
+            SequenceState seq = i < numNew ? scheduledNew.get(i) : scheduledContinuing.get(i - numNew);
+            int sampled = cursor < sampledAt.length && sampledAt[cursor] == i ? cursor++ : -1; // -1: mid-prefill
+            if (seq.status() != SequenceStatus.RUNNING) {
+                continue; // aborted (or finished by a stop string) while the step ran: its token is dropped
+            }
+            advance(seq);
+            if (sampled >= 0) {
+                updates.set(sampled, seq, append(seq, updates.token(sampled).tokenId()));
+            }
         }
         scheduledNew.clear();
         scheduledContinuing.clear();
         return updates;
     }
 
-    /** @param token what the sequence sampled, or {@code null} in the middle of a chunked prefill */
-    private void advance(SequenceState seq, SampledToken token, List<SequenceUpdate> updates) {
-        if (seq.status() != SequenceStatus.RUNNING) {
-            return; // aborted (or finished by a stop string) while the step ran
-        }
+    /** The tokens the plan scheduled for a running sequence are computed: count them, cache the blocks they filled. */
+    private void advance(SequenceState seq) {
         int before = seq.numComputed();
         seq.setComputed(before + seq.numScheduled());
         // NOTE: only a step that fills a block has anything to cache (a decode step, one time in blockSize).
         if (config.enablePrefixCaching() && before / kv.blockSize() != seq.numComputed() / kv.blockSize()) {
             kv.cacheFullBlocks(seq.kvHandle(), seq.tokenArray(), seq.numComputed());
         }
-        if (token == null) {
-            return; // mid-prefill
-        }
-        seq.append(token.tokenId());
-        Optional<Finish> finish = StopConditions.check(seq, token.tokenId(), eosTokenIds, config.maxModelLen());
+    }
+
+    /** Appends a sampled token and finishes the sequence when the token ends it; returns that finish. */
+    private Optional<Finish> append(SequenceState seq, int token) {
+        seq.append(token);
+        Optional<Finish> finish = StopConditions.check(seq, token, eosTokenIds, config.maxModelLen());
         if (finish.isPresent()) {
             finish(seq);
         }
-        updates.add(new SequenceUpdate(seq.request().requestId(), seq.index(), seq.seqId(), token, finish));
+        return finish;
     }
 
     private void finish(SequenceState s) {

@@ -103,12 +103,17 @@ class BatchSchedulerPropertyTest {
             assertTrue(plan.numScheduledTokens() <= config.maxNumBatchedTokens(), "token budget");
             assertTrue(plan.numSequences() <= config.maxNumSeqs(), "max_num_seqs");
             assertTrue(scheduler.numRunning() <= config.maxNumSeqs(), "running limit");
-            for (SequenceUpdate u : scheduler.update(plan, worker.execute(plan, random))) {
-                produced.merge(u.requestId(), 1, Integer::sum);
-                if (u.finish().isPresent()) {
-                    assertEquals(FinishReason.LENGTH, u.finish().get().reason());
-                    assertTrue(finished.add(u.requestId()), "finished twice: " + u.requestId());
-                    live.remove(u.requestId());
+            SequenceUpdates updates = scheduler.update(plan, worker.execute(plan, random));
+            for (int i = 0; i < updates.size(); i++) {
+                if (!updates.applied(i)) {
+                    continue;
+                }
+                String id = updates.requestId(i);
+                produced.merge(id, 1, Integer::sum);
+                if (updates.finish(i).isPresent()) {
+                    assertEquals(FinishReason.LENGTH, updates.finish(i).get().reason());
+                    assertTrue(finished.add(id), "finished twice: " + id);
+                    live.remove(id);
                 }
             }
         }
