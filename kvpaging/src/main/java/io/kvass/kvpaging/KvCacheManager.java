@@ -177,6 +177,9 @@ public final class KvCacheManager {
      * makes every block the step writes into its own: a block shared with a fork is replaced by a
      * fresh one, with a {@link BlockCopy} when it already holds computed tokens. All or nothing.
      *
+     * <p>NOTE: when the request's blocks already hold all those tokens and it was never forked, this
+     * changes nothing and grants {@code Granted(numBlocks, [])}; a caller that knows so may skip the call.
+     *
      * @return {@code Granted} (changed table entries + copies to run first), or {@code NoSpace}
      *     with the manager unchanged
      */

@@ -46,6 +46,7 @@ public final class BatchScheduler {
     // Kept across steps (cleared, not reallocated): update walks new, then continuing, as the plan orders them.
     private final List<SequenceState> scheduledNew = new ArrayList<>();
     private final List<SequenceState> scheduledContinuing = new ArrayList<>();
+    private static final int[] NO_BLOCKS = new int[0];
     private long lastPlanId = -1;
     private long nextStepId;
     private long numPreemptions;
@@ -156,6 +157,11 @@ public final class BatchScheduler {
         for (int i = 0; i < running.size() && step.budget > 0; i++) {
             SequenceState seq = running.get(i);
             int numNew = Math.min(seq.numTokens() - seq.numComputed(), step.budget);
+            if (seq.numComputed() + numNew <= seq.kvCapacity()) {
+                // NOTE: fits in the blocks it holds, where allocateSlots would change nothing (see kvCapacity)
+                addContinuing(step, seq, numNew, seq.kvCapacity() / kv.blockSize(), NO_BLOCKS);
+                continue;
+            }
             Allocation alloc = kv.allocateSlots(seq.kvHandle(), seq.numComputed(), numNew);
             while (alloc instanceof Allocation.NoSpace && running.getLast() != seq) {
                 preemptLast();
@@ -169,13 +175,18 @@ public final class BatchScheduler {
             if (!granted.copies().isEmpty()) { // NOTE: addAll copies even an empty list into a new array
                 step.copies.addAll(granted.copies());
             }
-            step.continuing.add(seq.planEntry(numNew, granted.firstChangedIndex(),
-                    kv.blockTable(seq.kvHandle(), granted.firstChangedIndex())));
-            seq.setScheduled(numNew);
-            scheduledContinuing.add(seq);
-            step.budget -= numNew;
+            int[] changed = kv.blockTable(seq.kvHandle(), granted.firstChangedIndex());
+            seq.setKvCapacity((granted.firstChangedIndex() + changed.length) * kv.blockSize());
+            addContinuing(step, seq, numNew, granted.firstChangedIndex(), changed);
         }
         return preempted;
+    }
+
+    private void addContinuing(StepBuilder step, SequenceState seq, int numNew, int firstChanged, int[] changed) {
+        step.continuing.add(seq.planEntry(numNew, firstChanged, changed));
+        seq.setScheduled(numNew);
+        scheduledContinuing.add(seq);
+        step.budget -= numNew;
     }
 
     /**

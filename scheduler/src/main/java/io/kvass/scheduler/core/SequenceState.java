@@ -27,6 +27,10 @@ public final class SequenceState {
     private SequenceStatus status = SequenceStatus.WAITING;
     private int numPreemptions;
     private KvCacheManager.Handle kvHandle;
+    // NOTE: tokens its KV blocks hold. A step that stays within them needs no KvCacheManager.allocateSlots call,
+    // which would change nothing: it takes a block only for a token past them, and copies one only when a fork
+    // shares it (this scheduler never forks). Skipping the call saves a cache miss per sequence per step.
+    private int kvCapacity;
 
     SequenceState(Request request, int index, long seed) {
         this.request = request;
@@ -142,6 +146,15 @@ public final class SequenceState {
 
     void setKvHandle(KvCacheManager.Handle handle) {
         kvHandle = handle;
+        kvCapacity = 0; // NOTE: unknown until the first allocation of a running step
+    }
+
+    int kvCapacity() {
+        return kvCapacity;
+    }
+
+    void setKvCapacity(int tokens) {
+        kvCapacity = tokens;
     }
 
     void setStatus(SequenceStatus s) {
@@ -152,7 +165,7 @@ public final class SequenceState {
     void preempt() {
         numComputed = 0;
         numPreemptions++;
-        kvHandle = null;
+        setKvHandle(null);
         status = SequenceStatus.WAITING;
     }
 }
