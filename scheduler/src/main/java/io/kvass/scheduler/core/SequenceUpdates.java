@@ -1,7 +1,9 @@
 package io.kvass.scheduler.core;
 
 import io.kvass.worker.sampling.SampledToken;
+import java.util.HashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.Optional;
 
 /**
@@ -16,7 +18,8 @@ import java.util.Optional;
 public final class SequenceUpdates {
     private final List<SampledToken> tokens;
     private final SequenceState[] sequences;
-    private Finish[] finishes; // NOTE: null until a token ends its sequence, which most steps never see
+    // NOTE: by position; a step ends one sequence or none, mostly, so a map rather than an array per step
+    private Map<Integer, Finish> finishes = Map.of();
 
     SequenceUpdates(List<SampledToken> tokens) {
         this.tokens = tokens;
@@ -26,10 +29,10 @@ public final class SequenceUpdates {
     void set(int i, SequenceState seq, Optional<Finish> finish) {
         sequences[i] = seq;
         if (finish.isPresent()) {
-            if (finishes == null) {
-                finishes = new Finish[sequences.length];
+            if (finishes.isEmpty()) {
+                finishes = new HashMap<>();
             }
-            finishes[i] = finish.get();
+            finishes.put(i, finish.get());
         }
     }
 
@@ -59,6 +62,6 @@ public final class SequenceUpdates {
     }
 
     public Optional<Finish> finish(int i) {
-        return finishes == null ? Optional.empty() : Optional.ofNullable(finishes[i]);
+        return finishes.isEmpty() ? Optional.empty() : Optional.ofNullable(finishes.get(i));
     }
 }
