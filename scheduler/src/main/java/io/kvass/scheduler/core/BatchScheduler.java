@@ -46,7 +46,6 @@ public final class BatchScheduler {
     // Kept across steps (cleared, not reallocated): update walks new, then continuing, as the plan orders them.
     private final List<SequenceState> scheduledNew = new ArrayList<>();
     private final List<SequenceState> scheduledContinuing = new ArrayList<>();
-    private static final int[] NO_BLOCKS = new int[0];
     private long lastPlanId = -1;
     private long nextStepId;
     private long numPreemptions;
@@ -159,7 +158,7 @@ public final class BatchScheduler {
             int numNew = Math.min(seq.numTokens() - seq.numComputed(), step.budget);
             if (seq.numComputed() + numNew <= seq.kvCapacity()) {
                 // NOTE: fits in the blocks it holds, where allocateSlots would change nothing (see kvCapacity)
-                addContinuing(step, seq, numNew, seq.kvCapacity() / kv.blockSize(), NO_BLOCKS);
+                addContinuing(step, seq, numNew, seq.entryWithinBlocks(numNew, seq.kvCapacity() / kv.blockSize()));
                 continue;
             }
             Allocation alloc = kv.allocateSlots(seq.kvHandle(), seq.numComputed(), numNew);
@@ -177,13 +176,13 @@ public final class BatchScheduler {
             }
             int[] changed = kv.blockTable(seq.kvHandle(), granted.firstChangedIndex());
             seq.setKvCapacity((granted.firstChangedIndex() + changed.length) * kv.blockSize());
-            addContinuing(step, seq, numNew, granted.firstChangedIndex(), changed);
+            addContinuing(step, seq, numNew, new ContinuingSequence(seq.seqId(), numNew, granted.firstChangedIndex(), changed));
         }
         return preempted;
     }
 
-    private void addContinuing(StepBuilder step, SequenceState seq, int numNew, int firstChanged, int[] changed) {
-        step.continuing.add(seq.planEntry(numNew, firstChanged, changed));
+    private void addContinuing(StepBuilder step, SequenceState seq, int numNew, ContinuingSequence entry) {
+        step.continuing.add(entry);
         seq.setScheduled(numNew);
         scheduledContinuing.add(seq);
         step.budget -= numNew;

@@ -11,6 +11,8 @@ import java.util.Arrays;
  * NOTE: {@code numComputed <= numTokens}; tokens {@code [numComputed, numTokens)} await compute.
  */
 public final class SequenceState {
+    private static final int[] NO_BLOCKS = new int[0];
+
     private final Request request;
     private final int index;
     private final String seqId;
@@ -21,9 +23,6 @@ public final class SequenceState {
     private int numTokens;
     private int numComputed;
     private int numScheduled;
-    // NOTE: the entry of the last plan that continued this sequence, reused while its values stay the same:
-    // a decode step that takes no new block (15 in 16) then allocates nothing. Plans may share it: immutable.
-    private ContinuingSequence planEntry;
     private SequenceStatus status = SequenceStatus.WAITING;
     private int numPreemptions;
     private KvCacheManager.Handle kvHandle;
@@ -31,6 +30,10 @@ public final class SequenceState {
     // which would change nothing: it takes a block only for a token past them, and copies one only when a fork
     // shares it (this scheduler never forks). Skipping the call saves a cache miss per sequence per step.
     private int kvCapacity;
+    // NOTE: its plan entry for one token within those blocks: the same every step until it takes a block, so
+    // made once (null until needed, reset with kvCapacity) and shared by those plans, immutable as they are.
+    // A decode step that takes no block (15 in 16) then allocates nothing and reads no other object.
+    private ContinuingSequence decodeEntry;
 
     SequenceState(Request request, int index, long seed) {
         this.request = request;
@@ -129,14 +132,15 @@ public final class SequenceState {
         numScheduled = n;
     }
 
-    /** This sequence's entry in a plan that continues it: a new one, or the last one when it says the same. */
-    ContinuingSequence planEntry(int numScheduledTokens, int firstChangedBlock, int[] changedBlocks) {
-        ContinuingSequence last = planEntry;
-        if (last == null || changedBlocks.length > 0 || last.changedBlocks().length > 0
-                || last.numScheduledTokens() != numScheduledTokens || last.firstChangedBlock() != firstChangedBlock) {
-            planEntry = new ContinuingSequence(seqId, numScheduledTokens, firstChangedBlock, changedBlocks);
+    /** Its plan entry for a step within the {@code numBlocks} blocks it holds: its table does not change. */
+    ContinuingSequence entryWithinBlocks(int numScheduledTokens, int numBlocks) {
+        if (numScheduledTokens != 1) {
+            return new ContinuingSequence(seqId, numScheduledTokens, numBlocks, NO_BLOCKS); // a chunked prefill's rest
         }
-        return planEntry;
+        if (decodeEntry == null) {
+            decodeEntry = new ContinuingSequence(seqId, 1, numBlocks, NO_BLOCKS);
+        }
+        return decodeEntry;
     }
 
     /** The KV manager's handle while the sequence holds blocks (running). */
@@ -146,7 +150,7 @@ public final class SequenceState {
 
     void setKvHandle(KvCacheManager.Handle handle) {
         kvHandle = handle;
-        kvCapacity = 0; // NOTE: unknown until the first allocation of a running step
+        setKvCapacity(0); // NOTE: unknown until the first allocation of a running step
     }
 
     int kvCapacity() {
@@ -155,6 +159,7 @@ public final class SequenceState {
 
     void setKvCapacity(int tokens) {
         kvCapacity = tokens;
+        decodeEntry = null;
     }
 
     void setStatus(SequenceStatus s) {
