@@ -10,9 +10,12 @@ import io.kvass.worker.sampling.SampledToken;
 import io.kvass.worker.sampling.SamplingParams;
 import io.kvass.worker.step.StepPlan;
 import io.kvass.worker.step.StepResult;
+import java.util.Arrays;
+import java.util.Collections;
 import java.util.List;
 import java.util.Set;
 import java.util.concurrent.TimeUnit;
+import java.util.stream.IntStream;
 import org.openjdk.jmh.annotations.Benchmark;
 import org.openjdk.jmh.annotations.BenchmarkMode;
 import org.openjdk.jmh.annotations.Fork;
@@ -27,9 +30,20 @@ import org.openjdk.jmh.annotations.State;
 import org.openjdk.jmh.annotations.Warmup;
 
 /**
- * The scheduler's cost per step in steady-state decode: N running sequences, each step schedules
- * all of them (one token each, a new block every 16 steps) and applies the sampled tokens.
+ * The scheduler's cost per step in steady-state decode under constant load, as a busy server sees it.
  * No model runs: this is the bookkeeping vLLM's scheduler must keep under the GPU step time.
+ *
+ * <p>One op is one {@code schedule()} + {@code update()} with {@code running} sequences in the plan, every
+ * one of them sampling a token: each sequence appends one token per step, takes a new KV block every 16
+ * steps and registers each block it fills in the prefix cache (SHA-256 chained hash). A request ends after
+ * {@value #OUTPUT_TOKENS} output tokens and a new one (a {@value #PROMPT_TOKENS}-token prompt, never seen
+ * before) takes its place, so about {@code running / OUTPUT_TOKENS} sequences per step are prefilled instead
+ * of decoded, and as many are freed. The first requests' lengths are staggered so that these replacements
+ * are spread evenly over the steps from the start.
+ *
+ * <p>The KV pool and the scheduler are built once per trial: the pool holds every running sequence at its
+ * longest, so nothing is preempted, and its freed blocks stay in the prefix cache until evicted (LRU), so
+ * the cache is as full as on a long-running server.
  */
 @State(Scope.Thread)
 @BenchmarkMode(Mode.AverageTime)
@@ -38,38 +52,57 @@ import org.openjdk.jmh.annotations.Warmup;
 @Measurement(iterations = 5, time = 1)
 @Fork(value = 1, jvmArgsAppend = {"-Xmx4g", "--add-modules", "jdk.incubator.vector"})
 public class SchedulerBenchmark {
+    private static final int BLOCK_SIZE = 16;
+    private static final int PROMPT_TOKENS = 32;
+    private static final int OUTPUT_TOKENS = 1024;
+
     @Param({"1000"})
     int running;
 
     private BatchScheduler scheduler;
     private StepResult result;
+    private SamplingParams params;
+    private long nextRequest;
 
-    @Setup(Level.Iteration)
+    @Setup(Level.Trial)
     public void fill() {
-        // Enough blocks that a 1 s iteration (tens of thousands of steps) never preempts.
-        KvCacheManager kv = new KvCacheManager(new KvCacheConfig(4_000_000, 16, true));
-        scheduler = new BatchScheduler(new SchedulerConfig(running, 8192, 1 << 20, SchedulingPolicy.FCFS, true), kv,
-                Set.of(2));
-        SamplingParams params = SamplingParams.builder().temperature(0).maxTokens(1 << 19).ignoreEos(true).build();
-        List<SampledToken> sampled = new java.util.ArrayList<>();
-        SampledToken token = new SampledToken(7, Float.NaN, List.of());
+        int maxBlocksPerSequence = (PROMPT_TOKENS + OUTPUT_TOKENS) / BLOCK_SIZE;
+        KvCacheManager kv = new KvCacheManager(new KvCacheConfig(running * maxBlocksPerSequence, BLOCK_SIZE, true));
+        // NOTE: a budget that takes every prompt at once, so the setup's one prefill step has no chunk that
+        // samples nothing; a steady-state step uses about running + PROMPT_TOKENS of it.
+        int budget = Math.max(8192, running * PROMPT_TOKENS);
+        scheduler = new BatchScheduler(new SchedulerConfig(running, budget, 2 * (PROMPT_TOKENS + OUTPUT_TOKENS),
+                SchedulingPolicy.FCFS, true), kv, Set.of(2));
+        params = SamplingParams.builder().temperature(0).maxTokens(OUTPUT_TOKENS).ignoreEos(true).build();
         for (int i = 0; i < running; i++) {
-            int[] prompt = new int[32];
-            java.util.Arrays.fill(prompt, i % 500);
-            prompt[0] = i;
-            scheduler.submit(Request.of("r" + i, prompt, params));
-            sampled.add(token);
+            int outputTokens = 1 + i * (OUTPUT_TOKENS - 1) / running; // staggered: the first ones end at once
+            submit(SamplingParams.builder().temperature(0).maxTokens(outputTokens).ignoreEos(true).build());
         }
-        // In steady-state decode every running sequence samples, in plan order.
-        result = new StepResult(0, java.util.stream.IntStream.range(0, running).toArray(), sampled);
-        while (scheduler.numWaiting() > 0) {
-            step(); // admit everyone (prefill) before measuring decode steps
-        }
+        // Every sequence in the plan samples (decodes, and prefills of a whole prompt), in plan order.
+        result = new StepResult(0, IntStream.range(0, running).toArray(),
+                Collections.nCopies(running, new SampledToken(7, Float.NaN, List.of())));
+        step(); // admits everyone (prefill) before measuring
     }
 
     @Benchmark
     public int step() {
         StepPlan plan = scheduler.schedule();
-        return scheduler.update(plan, result).size();
+        if (plan.numSequences() != running) {
+            throw new IllegalStateException("the plan has " + plan.numSequences() + " sequences, not " + running);
+        }
+        int numUpdates = scheduler.update(plan, result).size();
+        while (scheduler.numRunning() + scheduler.numWaiting() < running) {
+            submit(params); // constant load: a finished request is replaced at once
+        }
+        return numUpdates;
+    }
+
+    /** A prompt no other request had, so it is prefilled in full and its blocks are hashed anew. */
+    private void submit(SamplingParams requestParams) {
+        long id = nextRequest++;
+        int[] prompt = new int[PROMPT_TOKENS];
+        Arrays.fill(prompt, (int) (id % 500));
+        prompt[0] = (int) id;
+        scheduler.submit(Request.of("r" + id, prompt, requestParams));
     }
 }

@@ -2,6 +2,7 @@ package io.kvass.kvpaging;
 
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
+import java.security.DigestException;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
 import java.util.Objects;
@@ -19,13 +20,15 @@ import java.util.Objects;
  * different (parent, scope, tokens) feed SHA-256 the same bytes. The scope goes into every block,
  * not just the first, so a block's hash alone says which adapter and salt it belongs to.
  *
- * <p>NOTE: reuses one digest and one buffer; not thread-safe (one per manager).
+ * <p>NOTE: reuses one digest and its buffers, so a hash allocates only its result; not thread-safe (one
+ * per manager).
  */
 public final class BlockHasher {
     private static final int HEADER_BYTES = 16 + 8 + 4 + 4; // parent, adapter, salt length, token count
 
     private final MessageDigest sha256;
     private ByteBuffer buffer = ByteBuffer.allocate(256);
+    private final ByteBuffer digest = ByteBuffer.allocate(32);
 
     public BlockHasher() {
         try {
@@ -49,7 +52,11 @@ public final class BlockHasher {
             buf.putInt(tokens[i]);
         }
         sha256.update(buf.array(), 0, buf.position());
-        ByteBuffer digest = ByteBuffer.wrap(sha256.digest());
+        try {
+            sha256.digest(digest.array(), 0, digest.capacity());
+        } catch (DigestException e) {
+            throw new IllegalStateException("SHA-256 fills 32 bytes", e);
+        }
         return new BlockHash(digest.getLong(0), digest.getLong(8));
     }
 

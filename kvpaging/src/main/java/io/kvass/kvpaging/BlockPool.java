@@ -1,8 +1,5 @@
 package io.kvass.kvpaging;
 
-import java.util.Arrays;
-import java.util.HashMap;
-import java.util.Map;
 import java.util.Objects;
 import java.util.Optional;
 import java.util.OptionalInt;
@@ -22,10 +19,7 @@ import java.util.OptionalInt;
  */
 public final class BlockPool {
     private final int[] refCounts;
-    // NOTE: null = not in the prefix cache. Internal only; the API answers with Optional.
-    private final BlockHash[] blockHashes;
-    // NOTE: a bijection with the non-null entries of blockHashes: cached.get(h) == b <=> blockHashes[b] == h.
-    private final Map<BlockHash, Integer> cached = new HashMap<>();
+    private final PrefixCacheIndex cached;
     private final FreeBlockQueue freeQueue;
 
     public BlockPool(int numBlocks) {
@@ -33,7 +27,7 @@ public final class BlockPool {
             throw new IllegalArgumentException("numBlocks=" + numBlocks);
         }
         refCounts = new int[numBlocks];
-        blockHashes = new BlockHash[numBlocks];
+        cached = new PrefixCacheIndex(numBlocks);
         freeQueue = new FreeBlockQueue(numBlocks);
     }
 
@@ -56,13 +50,13 @@ public final class BlockPool {
 
     /** The hash the block is cached under, if it is in the prefix cache. */
     public Optional<BlockHash> hashOf(int blockId) {
-        return Optional.ofNullable(blockHashes[checkId(blockId)]);
+        return Optional.ofNullable(cached.hashOf(checkId(blockId)));
     }
 
     /** The block cached under {@code hash}, whether in use or free. */
     public OptionalInt cachedBlock(BlockHash hash) {
-        Integer block = cached.get(hash);
-        return block == null ? OptionalInt.empty() : OptionalInt.of(block);
+        int block = cached.blockOf(hash);
+        return block < 0 ? OptionalInt.empty() : OptionalInt.of(block);
     }
 
     public int numCachedBlocks() {
@@ -76,11 +70,7 @@ public final class BlockPool {
      */
     public int allocate() {
         int block = freeQueue.popFront();
-        BlockHash evicted = blockHashes[block];
-        if (evicted != null) {
-            cached.remove(evicted);
-            blockHashes[block] = null;
-        }
+        cached.remove(block);
         refCounts[block] = 1;
         return block;
     }
@@ -98,7 +88,7 @@ public final class BlockPool {
             throw new IllegalStateException("block " + blockId + " released more often than referenced");
         }
         if (--refCounts[blockId] == 0) {
-            if (blockHashes[blockId] != null) {
+            if (cached.isCached(blockId)) {
                 freeQueue.pushBack(blockId);
             } else {
                 freeQueue.pushFront(blockId);
@@ -118,18 +108,14 @@ public final class BlockPool {
         if (refCounts[checkId(blockId)] == 0) {
             throw new IllegalStateException("block " + blockId + " is free; only blocks in use are cached");
         }
-        BlockHash current = blockHashes[blockId];
-        if (current != null) {
+        if (cached.isCached(blockId)) {
+            BlockHash current = cached.hashOf(blockId);
             if (!current.equals(hash)) {
                 throw new IllegalStateException("block " + blockId + " is cached as " + current + ", not " + hash);
             }
             return true;
         }
-        if (cached.putIfAbsent(hash, blockId) != null) {
-            return false;
-        }
-        blockHashes[blockId] = hash;
-        return true;
+        return cached.add(blockId, hash);
     }
 
     /**
@@ -143,7 +129,6 @@ public final class BlockPool {
             return false;
         }
         cached.clear();
-        Arrays.fill(blockHashes, null);
         return true;
     }
 
@@ -167,12 +152,13 @@ public final class BlockPool {
         }
         int hashed = 0;
         for (int b = 0; b < numBlocks(); b++) {
-            if (blockHashes[b] != null) {
+            BlockHash hash = cached.hashOf(b);
+            if (hash != null) {
                 hashed++;
-                check(Integer.valueOf(b).equals(cached.get(blockHashes[b])), "block %d's hash maps elsewhere", b);
+                check(cached.blockOf(hash) == b, "block %d's hash maps to block %d", b, cached.blockOf(hash));
             }
         }
-        check(hashed == cached.size(), "cache map has %d entries, %d blocks hashed", cached.size(), hashed);
+        check(hashed == cached.size(), "cache index has %d entries, %d blocks hashed", cached.size(), hashed);
     }
 
     static void check(boolean ok, String format, Object... args) {

@@ -35,47 +35,16 @@ public final class KvCacheManager {
     private final KvCacheConfig config;
     private final BlockPool pool;
     private final BlockHasher hasher = new BlockHasher();
-    private final Map<String, Sequence> sequences = new HashMap<>();
+    private final Map<String, RequestBlocks> sequences = new HashMap<>();
     private long statRequests;
     private long statQueries;
     private long statHits;
 
     /**
-     * A request's blocks, plus the hashes of its leading full blocks that later blocks chain from.
-     *
-     * <p>NOTE: {@code hashes.get(i)} is the hash of block i's content; {@code hashes.size() <=
-     * table.size()}, and blocks below {@code hashes.size()} are never written again.
-     */
-    private static final class Sequence implements Handle {
-        private final CacheScope scope;
-        private final BlockTable table;
-        private final ArrayList<BlockHash> hashes;
-        private boolean freed;
-
-        Sequence(CacheScope scope, BlockTable table, ArrayList<BlockHash> hashes) {
-            this.scope = scope;
-            this.table = table;
-            this.hashes = hashes;
-        }
-
-        CacheScope scope() {
-            return scope;
-        }
-
-        BlockTable table() {
-            return table;
-        }
-
-        ArrayList<BlockHash> hashes() {
-            return hashes;
-        }
-    }
-
-    /**
      * An opaque reference to one request's blocks, so a scheduler touching every running request
      * each step does not look each one up by id. Valid until the request is freed.
      */
-    public sealed interface Handle permits Sequence {
+    public sealed interface Handle permits RequestBlocks {
     }
 
     public KvCacheManager(KvCacheConfig config) {
@@ -115,20 +84,20 @@ public final class KvCacheManager {
     }
 
     public int[] blockTable(Handle handle, int from) {
-        return live(handle).table().toArray(from);
+        return live(handle).toArray(from);
     }
 
     public int[] blockTable(String requestId) {
-        return sequence(requestId).table().toArray();
+        return sequence(requestId).toArray();
     }
 
     /** Entries {@code [from, numBlocks)} of the table: the delta a {@code Granted} allocation changed. */
     public int[] blockTable(String requestId, int from) {
-        return sequence(requestId).table().toArray(from);
+        return sequence(requestId).toArray(from);
     }
 
     public int numBlocks(String requestId) {
-        return sequence(requestId).table().size();
+        return sequence(requestId).size();
     }
 
     /**
@@ -185,14 +154,14 @@ public final class KvCacheManager {
         if (revived + fresh > pool.numFree()) {
             return new Allocation.NoSpace(revived + fresh, pool.numFree());
         }
-        Sequence seq = new Sequence(key.scope(), new BlockTable(), new ArrayList<>());
+        RequestBlocks seq = new RequestBlocks(key.scope());
         for (CachedBlock hit : prefix.blocks()) {
             pool.touch(hit.blockId()); // before allocating, so a hit cannot be taken as a fresh block
-            seq.table().add(hit.blockId());
-            seq.hashes().add(hit.hash());
+            seq.add(hit.blockId());
+            seq.addHash(hit.hash());
         }
         for (int i = 0; i < fresh; i++) {
-            seq.table().add(pool.allocate());
+            seq.add(pool.allocate());
         }
         sequences.put(requestId, seq);
         if (config.enablePrefixCaching()) {
@@ -208,6 +177,9 @@ public final class KvCacheManager {
      * makes every block the step writes into its own: a block shared with a fork is replaced by a
      * fresh one, with a {@link BlockCopy} when it already holds computed tokens. All or nothing.
      *
+     * <p>NOTE: when the request's blocks already hold all those tokens and it was never forked, this
+     * changes nothing and grants {@code Granted(numBlocks, [])}; a caller that knows so may skip the call.
+     *
      * @return {@code Granted} (changed table entries + copies to run first), or {@code NoSpace}
      *     with the manager unchanged
      */
@@ -217,20 +189,20 @@ public final class KvCacheManager {
 
     /** As {@link #allocateSlots(String, int, int)}, without the lookup. */
     public Allocation allocateSlots(Handle handle, int numComputedTokens, int numNewTokens) {
-        Sequence seq = live(handle);
-        BlockTable table = seq.table();
+        RequestBlocks table = live(handle);
         int blockSize = blockSize();
         require(numNewTokens > 0, "numNewTokens=%d", numNewTokens);
-        require(numComputedTokens >= seq.hashes().size() * blockSize && numComputedTokens <= table.size() * blockSize,
+        require(numComputedTokens >= table.numHashed() * blockSize && numComputedTokens <= table.size() * blockSize,
                 "numComputedTokens=%d outside [%d, %d]: it would rewrite cached blocks or skip unallocated ones",
-                numComputedTokens, seq.hashes().size() * blockSize, table.size() * blockSize);
+                numComputedTokens, table.numHashed() * blockSize, table.size() * blockSize);
         int blocksNeeded = blocksFor(numComputedTokens + numNewTokens);
         int oldSize = table.size();
         int fresh = Math.max(0, blocksNeeded - oldSize);
         int firstWritten = numComputedTokens / blockSize;
         int endWritten = Math.min(oldSize, blocksNeeded);
+        int endShared = Math.min(endWritten, table.forkShared());
         int shared = 0;
-        for (int i = firstWritten; i < endWritten; i++) {
+        for (int i = firstWritten; i < endShared; i++) {
             if (pool.refCount(table.get(i)) > 1) {
                 shared++;
             }
@@ -238,9 +210,12 @@ public final class KvCacheManager {
         if (fresh + shared > pool.numFree()) {
             return new Allocation.NoSpace(fresh + shared, pool.numFree());
         }
+        if (fresh + shared == 0) {
+            return Allocation.Granted.unchanged(oldSize);
+        }
         List<BlockCopy> copies = List.of(); // NOTE: most steps copy nothing; a list only when one does
         int firstChanged = oldSize;
-        for (int i = firstWritten; i < endWritten; i++) {
+        for (int i = firstWritten; i < endShared; i++) {
             int src = table.get(i);
             if (pool.refCount(src) > 1) {
                 int dst = pool.allocate();
@@ -275,19 +250,19 @@ public final class KvCacheManager {
 
     /** As {@link #cacheFullBlocks(String, int[], int)}, without the lookup. */
     public void cacheFullBlocks(Handle handle, int[] tokenIds, int numComputedTokens) {
-        Sequence seq = live(handle);
+        RequestBlocks seq = live(handle);
         if (!config.enablePrefixCaching()) {
             return;
         }
         int blockSize = blockSize();
-        require(numComputedTokens <= tokenIds.length && numComputedTokens <= seq.table().size() * blockSize,
-                "numComputedTokens=%d, but %d tokens and %d blocks", numComputedTokens, tokenIds.length, seq.table().size());
+        require(numComputedTokens <= tokenIds.length && numComputedTokens <= seq.size() * blockSize,
+                "numComputedTokens=%d, but %d tokens and %d blocks", numComputedTokens, tokenIds.length, seq.size());
         int numFull = numComputedTokens / blockSize;
-        for (int i = seq.hashes().size(); i < numFull; i++) {
-            BlockHash parent = i == 0 ? BlockHash.ROOT : seq.hashes().get(i - 1);
+        for (int i = seq.numHashed(); i < numFull; i++) {
+            BlockHash parent = i == 0 ? BlockHash.ROOT : seq.hash(i - 1);
             BlockHash hash = hasher.hash(parent, seq.scope(), tokenIds, i * blockSize, blockSize);
-            seq.hashes().add(hash);
-            pool.cache(seq.table().get(i), hash);
+            seq.addHash(hash);
+            pool.cache(seq.get(i), hash);
         }
     }
 
@@ -299,13 +274,13 @@ public final class KvCacheManager {
      * <p>NOTE: fork between steps, when the parent's blocks hold exactly its computed tokens.
      */
     public void fork(String parentId, String childId) {
-        Sequence parent = sequence(parentId);
+        RequestBlocks parent = sequence(parentId);
         require(!sequences.containsKey(childId), "request %s already has blocks", childId);
-        BlockTable table = parent.table().copy();
-        for (int i = 0; i < table.size(); i++) {
-            pool.touch(table.get(i));
+        RequestBlocks child = parent.fork();
+        for (int i = 0; i < child.size(); i++) {
+            pool.touch(child.get(i));
         }
-        sequences.put(childId, new Sequence(parent.scope(), table, new ArrayList<>(parent.hashes())));
+        sequences.put(childId, child);
     }
 
     /**
@@ -315,15 +290,15 @@ public final class KvCacheManager {
      * @return whether the request had blocks
      */
     public boolean free(String requestId) {
-        Sequence seq = sequences.remove(requestId);
+        RequestBlocks seq = sequences.remove(requestId);
         if (seq == null) {
             return false;
         }
-        seq.freed = true;
+        seq.markFreed();
         // NOTE: last block first, as vLLM does: freed blocks queue up in this order, so a
         // sequence's tail is evicted before its head, which is the part other requests share.
-        for (int i = seq.table().size() - 1; i >= 0; i--) {
-            pool.release(seq.table().get(i));
+        for (int i = seq.size() - 1; i >= 0; i--) {
+            pool.release(seq.get(i));
         }
         return true;
     }
@@ -342,17 +317,16 @@ public final class KvCacheManager {
         pool.checkInvariants();
         int[] refs = new int[pool.numBlocks()];
         sequences.forEach((id, seq) -> {
-            BlockTable table = seq.table();
-            check(seq.hashes().size() <= table.size(), "%s has %d hashes for %d blocks", id, seq.hashes().size(), table.size());
+            check(seq.numHashed() <= seq.size(), "%s has %d hashes for %d blocks", id, seq.numHashed(), seq.size());
             Set<Integer> seen = new HashSet<>();
-            for (int i = 0; i < table.size(); i++) {
-                int block = table.get(i);
+            for (int i = 0; i < seq.size(); i++) {
+                int block = seq.get(i);
                 refs[block]++;
                 check(seen.add(block), "block %d twice in %s's table", block, id);
-                if (i < seq.hashes().size()) {
+                if (i < seq.numHashed()) {
                     Optional<BlockHash> cached = pool.hashOf(block);
-                    check(cached.isEmpty() || cached.get().equals(seq.hashes().get(i)),
-                            "%s block %d (#%d) cached as %s, request says %s", id, block, i, cached, seq.hashes().get(i));
+                    check(cached.isEmpty() || cached.get().equals(seq.hash(i)),
+                            "%s block %d (#%d) cached as %s, request says %s", id, block, i, cached, seq.hash(i));
                 }
             }
         });
@@ -361,17 +335,17 @@ public final class KvCacheManager {
         }
     }
 
-    private Sequence sequence(String requestId) {
-        Sequence seq = sequences.get(requestId);
+    private RequestBlocks sequence(String requestId) {
+        RequestBlocks seq = sequences.get(requestId);
         if (seq == null) {
             throw new IllegalArgumentException("unknown request " + requestId);
         }
         return seq;
     }
 
-    private static Sequence live(Handle handle) {
-        Sequence seq = (Sequence) handle;
-        if (seq.freed) {
+    private static RequestBlocks live(Handle handle) {
+        RequestBlocks seq = (RequestBlocks) handle;
+        if (seq.isFreed()) {
             throw new IllegalArgumentException("handle of a freed request");
         }
         return seq;

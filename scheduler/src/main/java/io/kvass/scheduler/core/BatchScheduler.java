@@ -5,7 +5,6 @@ import io.kvass.kvpaging.BlockCopy;
 import io.kvass.kvpaging.ComputedPrefix;
 import io.kvass.kvpaging.KvCacheManager;
 import io.kvass.worker.lora.SlotGrant;
-import io.kvass.worker.sampling.SampledToken;
 import io.kvass.worker.step.ContinuingSequence;
 import io.kvass.worker.step.NewSequence;
 import io.kvass.worker.step.StepPlan;
@@ -43,12 +42,10 @@ public final class BatchScheduler {
     private final List<String> dropped = new ArrayList<>();
     private final AdapterGate adapters;
     private final List<FailedRequest> failed = new ArrayList<>();
-    /** The last plan's sequences in plan order (new, then continuing), so update needs no lookups. */
-    private final List<Scheduled> scheduled = new ArrayList<>();
-
-    /** A sequence in the last plan and how many of its tokens that plan computes. */
-    private record Scheduled(SequenceState seq, int numTokens) {
-    }
+    // NOTE: the last plan's sequences, so update needs no lookups; each knows its own numScheduled.
+    // Kept across steps (cleared, not reallocated): update walks new, then continuing, as the plan orders them.
+    private final List<SequenceState> scheduledNew = new ArrayList<>();
+    private final List<SequenceState> scheduledContinuing = new ArrayList<>();
     private long lastPlanId = -1;
     private long nextStepId;
     private long numPreemptions;
@@ -120,15 +117,15 @@ public final class BatchScheduler {
 
     public StepPlan schedule() {
         adapters.onSchedule();
-        scheduled.clear(); // a failed step is never updated: its plan's sequences are stale
-        StepBuilder step = new StepBuilder(config.maxNumBatchedTokens());
+        // NOTE: a failed step is never updated: its plan's sequences are stale
+        scheduledNew.clear();
+        scheduledContinuing.clear();
+        StepBuilder step = new StepBuilder(config.maxNumBatchedTokens(), running.size());
         boolean preempted = scheduleRunning(step);
         // NOTE: after a preemption nothing new is admitted this step, or it would be preempted next step.
         if (!preempted) {
             admitWaiting(step);
         }
-        scheduled.addAll(step.freshStates);
-        scheduled.addAll(step.continuingStates);
         List<String> drop = List.copyOf(dropped);
         dropped.clear();
         lastPlanId = nextStepId;
@@ -141,13 +138,12 @@ public final class BatchScheduler {
     private static final class StepBuilder {
         int budget;
         final List<NewSequence> fresh = new ArrayList<>();
-        final List<Scheduled> freshStates = new ArrayList<>();
-        final List<ContinuingSequence> continuing = new ArrayList<>();
-        final List<Scheduled> continuingStates = new ArrayList<>();
+        final List<ContinuingSequence> continuing;
         final List<BlockCopy> copies = new ArrayList<>();
 
-        StepBuilder(int budget) {
+        StepBuilder(int budget, int numRunning) {
             this.budget = budget;
+            this.continuing = new ArrayList<>(numRunning);
         }
     }
 
@@ -160,6 +156,11 @@ public final class BatchScheduler {
         for (int i = 0; i < running.size() && step.budget > 0; i++) {
             SequenceState seq = running.get(i);
             int numNew = Math.min(seq.numTokens() - seq.numComputed(), step.budget);
+            if (seq.numComputed() + numNew <= seq.kvCapacity()) {
+                // NOTE: fits in the blocks it holds, where allocateSlots would change nothing (see kvCapacity)
+                addContinuing(step, seq, numNew, seq.entryWithinBlocks(numNew, seq.kvCapacity() / kv.blockSize()));
+                continue;
+            }
             Allocation alloc = kv.allocateSlots(seq.kvHandle(), seq.numComputed(), numNew);
             while (alloc instanceof Allocation.NoSpace && running.getLast() != seq) {
                 preemptLast();
@@ -170,13 +171,21 @@ public final class BatchScheduler {
                 preemptLast(); // seq itself is the last: nothing else left to take blocks from
                 return true;
             }
-            step.copies.addAll(granted.copies());
-            step.continuing.add(new ContinuingSequence(seq.seqId(), numNew, granted.firstChangedIndex(),
-                    kv.blockTable(seq.kvHandle(), granted.firstChangedIndex())));
-            step.continuingStates.add(new Scheduled(seq, numNew));
-            step.budget -= numNew;
+            if (!granted.copies().isEmpty()) { // NOTE: addAll copies even an empty list into a new array
+                step.copies.addAll(granted.copies());
+            }
+            int[] changed = kv.blockTable(seq.kvHandle(), granted.firstChangedIndex());
+            seq.setKvCapacity((granted.firstChangedIndex() + changed.length) * kv.blockSize());
+            addContinuing(step, seq, numNew, new ContinuingSequence(seq.seqId(), numNew, granted.firstChangedIndex(), changed));
         }
         return preempted;
+    }
+
+    private void addContinuing(StepBuilder step, SequenceState seq, int numNew, ContinuingSequence entry) {
+        step.continuing.add(entry);
+        seq.setScheduled(numNew);
+        scheduledContinuing.add(seq);
+        step.budget -= numNew;
     }
 
     /**
@@ -218,7 +227,8 @@ public final class BatchScheduler {
             insertRunning(seq);
             step.fresh.add(new NewSequence(seq.seqId(), seq.tokens(), seq.promptLength(), prefix.numTokens(), numNew,
                     kv.blockTable(seq.seqId()), seq.params(), seq.seed(), slot));
-            step.freshStates.add(new Scheduled(seq, numNew));
+            seq.setScheduled(numNew);
+            scheduledNew.add(seq);
             step.budget -= numNew;
         }
         for (FailedRequest f : failing.values()) {
@@ -228,39 +238,48 @@ public final class BatchScheduler {
     }
 
     /** Applies a step's result: tokens computed, tokens sampled, stop conditions checked. */
-    public List<SequenceUpdate> update(StepPlan plan, StepResult result) {
+    public SequenceUpdates update(StepPlan plan, StepResult result) {
         if (plan.stepId() != lastPlanId) {
             throw new IllegalStateException("update for step " + plan.stepId() + " but the last plan was " + lastPlanId);
         }
-        List<SequenceUpdate> updates = new ArrayList<>();
+        SequenceUpdates updates = new SequenceUpdates(result.tokens());
         int[] sampledAt = result.sampledAt();
+        int numNew = scheduledNew.size();
         int cursor = 0;
-        for (int i = 0; i < scheduled.size(); i++) {
-            SampledToken token = cursor < sampledAt.length && sampledAt[cursor] == i ? result.tokens().get(cursor++) : null;
-            advance(scheduled.get(i).seq(), scheduled.get(i).numTokens(), token, updates);
+        for (int i = 0; i < numNew + scheduledContinuing.size(); i++) {
+            SequenceState seq = i < numNew ? scheduledNew.get(i) : scheduledContinuing.get(i - numNew);
+            int sampled = cursor < sampledAt.length && sampledAt[cursor] == i ? cursor++ : -1; // -1: mid-prefill
+            if (seq.status() != SequenceStatus.RUNNING) {
+                continue; // aborted (or finished by a stop string) while the step ran: its token is dropped
+            }
+            advance(seq);
+            if (sampled >= 0) {
+                updates.set(sampled, seq, append(seq, updates.token(sampled).tokenId()));
+            }
         }
-        scheduled.clear();
+        scheduledNew.clear();
+        scheduledContinuing.clear();
         return updates;
     }
 
-    /** @param token what the sequence sampled, or {@code null} in the middle of a chunked prefill */
-    private void advance(SequenceState seq, int numScheduled, SampledToken token, List<SequenceUpdate> updates) {
-        if (seq.status() != SequenceStatus.RUNNING) {
-            return; // aborted (or finished by a stop string) while the step ran
-        }
+    /** The tokens the plan scheduled for a running sequence are computed: count them, cache the blocks they filled. */
+    private void advance(SequenceState seq) {
         int before = seq.numComputed();
-        seq.setComputed(before + numScheduled);
+        seq.setComputed(before + seq.numScheduled());
         // NOTE: only a step that fills a block has anything to cache (a decode step, one time in blockSize).
         if (config.enablePrefixCaching() && before / kv.blockSize() != seq.numComputed() / kv.blockSize()) {
             kv.cacheFullBlocks(seq.kvHandle(), seq.tokenArray(), seq.numComputed());
         }
-        if (token == null) {
-            return; // mid-prefill
+    }
+
+    /** Appends a sampled token and finishes the sequence when the token ends it; returns that finish. */
+    private Optional<Finish> append(SequenceState seq, int token) {
+        seq.append(token);
+        Optional<Finish> finish = StopConditions.check(seq, token, eosTokenIds, config.maxModelLen());
+        if (finish.isPresent()) {
+            finish(seq);
         }
-        seq.append(token.tokenId());
-        Optional<Finish> finish = StopConditions.check(seq, token.tokenId(), eosTokenIds, config.maxModelLen());
-        finish.ifPresent(f -> finish(seq));
-        updates.add(new SequenceUpdate(seq.request().requestId(), seq.index(), seq.seqId(), token, finish));
+        return finish;
     }
 
     private void finish(SequenceState s) {

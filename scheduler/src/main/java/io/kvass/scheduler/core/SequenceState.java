@@ -2,6 +2,7 @@ package io.kvass.scheduler.core;
 
 import io.kvass.kvpaging.KvCacheManager;
 import io.kvass.kvpaging.RequestKey;
+import io.kvass.worker.step.ContinuingSequence;
 import io.kvass.worker.sampling.SamplingParams;
 import java.util.Arrays;
 
@@ -10,6 +11,8 @@ import java.util.Arrays;
  * NOTE: {@code numComputed <= numTokens}; tokens {@code [numComputed, numTokens)} await compute.
  */
 public final class SequenceState {
+    private static final int[] NO_BLOCKS = new int[0];
+
     private final Request request;
     private final int index;
     private final String seqId;
@@ -19,9 +22,18 @@ public final class SequenceState {
     private int[] tokens;
     private int numTokens;
     private int numComputed;
+    private int numScheduled;
     private SequenceStatus status = SequenceStatus.WAITING;
     private int numPreemptions;
     private KvCacheManager.Handle kvHandle;
+    // NOTE: tokens its KV blocks hold. A step that stays within them needs no KvCacheManager.allocateSlots call,
+    // which would change nothing: it takes a block only for a token past them, and copies one only when a fork
+    // shares it (this scheduler never forks). Skipping the call saves a cache miss per sequence per step.
+    private int kvCapacity;
+    // NOTE: its plan entry for one token within those blocks: the same every step until it takes a block, so
+    // made once (null until needed, reset with kvCapacity) and shared by those plans, immutable as they are.
+    // A decode step that takes no block (15 in 16) then allocates nothing and reads no other object.
+    private ContinuingSequence decodeEntry;
 
     SequenceState(Request request, int index, long seed) {
         this.request = request;
@@ -111,6 +123,26 @@ public final class SequenceState {
         numComputed = n;
     }
 
+    /** Tokens the last plan computes for this sequence, from {@link #numComputed()} on. */
+    int numScheduled() {
+        return numScheduled;
+    }
+
+    void setScheduled(int n) {
+        numScheduled = n;
+    }
+
+    /** Its plan entry for a step within the {@code numBlocks} blocks it holds: its table does not change. */
+    ContinuingSequence entryWithinBlocks(int numScheduledTokens, int numBlocks) {
+        if (numScheduledTokens != 1) {
+            return new ContinuingSequence(seqId, numScheduledTokens, numBlocks, NO_BLOCKS); // a chunked prefill's rest
+        }
+        if (decodeEntry == null) {
+            decodeEntry = new ContinuingSequence(seqId, 1, numBlocks, NO_BLOCKS);
+        }
+        return decodeEntry;
+    }
+
     /** The KV manager's handle while the sequence holds blocks (running). */
     KvCacheManager.Handle kvHandle() {
         return kvHandle;
@@ -118,6 +150,16 @@ public final class SequenceState {
 
     void setKvHandle(KvCacheManager.Handle handle) {
         kvHandle = handle;
+        setKvCapacity(0); // NOTE: unknown until the first allocation of a running step
+    }
+
+    int kvCapacity() {
+        return kvCapacity;
+    }
+
+    void setKvCapacity(int tokens) {
+        kvCapacity = tokens;
+        decodeEntry = null;
     }
 
     void setStatus(SequenceStatus s) {
@@ -128,7 +170,7 @@ public final class SequenceState {
     void preempt() {
         numComputed = 0;
         numPreemptions++;
-        kvHandle = null;
+        setKvHandle(null);
         status = SequenceStatus.WAITING;
     }
 }

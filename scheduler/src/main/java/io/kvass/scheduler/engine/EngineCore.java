@@ -4,7 +4,7 @@ import io.kvass.scheduler.core.BatchScheduler;
 import io.kvass.scheduler.core.FailedRequest;
 import io.kvass.scheduler.core.Request;
 import io.kvass.scheduler.core.SequenceState;
-import io.kvass.scheduler.core.SequenceUpdate;
+import io.kvass.scheduler.core.SequenceUpdates;
 import io.kvass.scheduler.output.OutputProcessor;
 import io.kvass.scheduler.output.RequestOutput;
 import io.kvass.worker.step.StepPlan;
@@ -71,7 +71,7 @@ public final class EngineCore {
     }
 
     public List<RequestOutput> complete(StepPlan plan, StepResult result) {
-        List<SequenceUpdate> updates = scheduler.update(plan, result);
+        SequenceUpdates updates = scheduler.update(plan, result);
         return outputs.process(updates, scheduler::finishSequence);
     }
 

@@ -2,7 +2,8 @@ package io.kvass.scheduler.output;
 
 import io.kvass.scheduler.core.Finish;
 import io.kvass.scheduler.core.FinishReason;
-import io.kvass.scheduler.core.SequenceUpdate;
+import io.kvass.scheduler.core.SequenceUpdates;
+import io.kvass.worker.sampling.SampledToken;
 import io.kvass.worker.sampling.SamplingParams;
 import io.kvass.worker.tokenizer.IncrementalDetokenizer;
 import io.kvass.worker.tokenizer.Tokenizer;
@@ -49,27 +50,32 @@ public final class OutputProcessor {
         completions.remove(seqId);
     }
 
-    public List<RequestOutput> process(List<SequenceUpdate> updates, Consumer<String> onStopString) {
+    public List<RequestOutput> process(SequenceUpdates updates, Consumer<String> onStopString) {
         List<RequestOutput> outputs = new ArrayList<>(updates.size());
-        for (SequenceUpdate u : updates) {
-            Completion c = completions.get(u.seqId());
+        for (int i = 0; i < updates.size(); i++) {
+            if (!updates.applied(i)) {
+                continue; // its sequence ended while the step ran
+            }
+            String seqId = updates.seqId(i);
+            Completion c = completions.get(seqId);
             if (c == null) {
                 continue; // aborted
             }
+            SampledToken token = updates.token(i);
             c.completionTokens++;
-            StopStringMatcher.Match match = c.stops.offer(c.detokenizer.next(u.token().tokenId()));
+            StopStringMatcher.Match match = c.stops.offer(c.detokenizer.next(token.tokenId()));
             String text = match.text();
-            Optional<Finish> finish = u.finish();
+            Optional<Finish> finish = updates.finish(i);
             if (match.stop().isPresent() && finish.map(f -> f.reason() != FinishReason.STOP).orElse(true)) {
                 finish = Optional.of(new Finish(FinishReason.STOP, Optional.of(match.stop().get())));
-                onStopString.accept(u.seqId());
+                onStopString.accept(seqId);
             } else if (finish.isPresent() && match.stop().isEmpty()) {
                 text = text + c.stops.offer(c.detokenizer.flush()).text() + c.stops.flush();
             }
             if (finish.isPresent()) {
-                completions.remove(u.seqId());
+                completions.remove(seqId);
             }
-            outputs.add(new RequestOutput(u.requestId(), u.index(), List.of(u.token()), text, finish,
+            outputs.add(new RequestOutput(updates.requestId(i), updates.index(i), List.of(token), text, finish,
                     c.promptTokens, c.completionTokens));
         }
         return outputs;

@@ -1,5 +1,6 @@
 package io.kvass.scheduler.core;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -12,6 +13,7 @@ import io.kvass.worker.step.NewSequence;
 import io.kvass.worker.step.StepPlan;
 import io.kvass.worker.step.StepResult;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.HashMap;
 import java.util.HashSet;
 import java.util.List;
@@ -27,25 +29,47 @@ import org.junit.jupiter.api.Test;
  */
 class BatchSchedulerPropertyTest {
 
-    /** Mirrors the worker's per-sequence state: how many tokens it holds and has computed. */
+    /**
+     * Mirrors the worker's per-sequence state: how many tokens it holds and has computed, and its block
+     * table as the plans' deltas build it, which must match the KV manager's and cover every token computed.
+     */
     private static final class FakeWorker {
         final Map<String, int[]> seqs = new HashMap<>(); // id -> {numTokens, numComputed}
+        final Map<String, int[]> tables = new HashMap<>();
+        final KvCacheManager kv;
+
+        FakeWorker(KvCacheManager kv) {
+            this.kv = kv;
+        }
 
         StepResult execute(StepPlan plan, Random random) {
             plan.dropped().forEach(seqs::remove);
+            plan.dropped().forEach(tables::remove);
             List<Integer> at = new ArrayList<>();
             List<SampledToken> sampled = new ArrayList<>();
             int i = 0;
             for (NewSequence s : plan.newSequences()) {
                 assertTrue(!seqs.containsKey(s.seqId()), "new sequence the worker already holds: " + s.seqId());
                 seqs.put(s.seqId(), new int[] {s.tokenIds().length, s.numComputedTokens()});
+                tables.put(s.seqId(), s.blockTable());
+                checkTable(s.seqId(), s.numComputedTokens() + s.numScheduledTokens());
                 step(s.seqId(), s.numScheduledTokens(), i++, at, sampled, random);
             }
             for (ContinuingSequence c : plan.continuing()) {
                 assertTrue(seqs.containsKey(c.seqId()), "continuing sequence the worker does not hold: " + c.seqId());
+                int[] table = Arrays.copyOf(tables.get(c.seqId()), c.firstChangedBlock() + c.changedBlocks().length);
+                System.arraycopy(c.changedBlocks(), 0, table, c.firstChangedBlock(), c.changedBlocks().length);
+                tables.put(c.seqId(), table);
+                checkTable(c.seqId(), seqs.get(c.seqId())[1] + c.numScheduledTokens());
                 step(c.seqId(), c.numScheduledTokens(), i++, at, sampled, random);
             }
             return new StepResult(plan.stepId(), at.stream().mapToInt(Integer::intValue).toArray(), sampled);
+        }
+
+        private void checkTable(String id, int numTokens) {
+            int[] table = tables.get(id);
+            assertArrayEquals(kv.blockTable(id), table, "the worker's block table of " + id);
+            assertTrue(table.length * kv.blockSize() >= numTokens, id + ": " + numTokens + " tokens in " + table.length + " blocks");
         }
 
         private void step(String id, int n, int planIndex, List<Integer> at, List<SampledToken> sampled, Random random) {
@@ -74,7 +98,7 @@ class BatchSchedulerPropertyTest {
         SchedulerConfig config = new SchedulerConfig(1 + random.nextInt(8), 4 + random.nextInt(40), 64,
                 random.nextBoolean() ? SchedulingPolicy.FCFS : SchedulingPolicy.PRIORITY, random.nextBoolean());
         BatchScheduler scheduler = new BatchScheduler(config, kv, Set.of(2));
-        FakeWorker worker = new FakeWorker();
+        FakeWorker worker = new FakeWorker(kv);
         Map<String, Integer> maxTokens = new HashMap<>();
         Map<String, Integer> produced = new HashMap<>();
         Set<String> finished = new HashSet<>();
@@ -103,12 +127,17 @@ class BatchSchedulerPropertyTest {
             assertTrue(plan.numScheduledTokens() <= config.maxNumBatchedTokens(), "token budget");
             assertTrue(plan.numSequences() <= config.maxNumSeqs(), "max_num_seqs");
             assertTrue(scheduler.numRunning() <= config.maxNumSeqs(), "running limit");
-            for (SequenceUpdate u : scheduler.update(plan, worker.execute(plan, random))) {
-                produced.merge(u.requestId(), 1, Integer::sum);
-                if (u.finish().isPresent()) {
-                    assertEquals(FinishReason.LENGTH, u.finish().get().reason());
-                    assertTrue(finished.add(u.requestId()), "finished twice: " + u.requestId());
-                    live.remove(u.requestId());
+            SequenceUpdates updates = scheduler.update(plan, worker.execute(plan, random));
+            for (int i = 0; i < updates.size(); i++) {
+                if (!updates.applied(i)) {
+                    continue;
+                }
+                String id = updates.requestId(i);
+                produced.merge(id, 1, Integer::sum);
+                if (updates.finish(i).isPresent()) {
+                    assertEquals(FinishReason.LENGTH, updates.finish(i).get().reason());
+                    assertTrue(finished.add(id), "finished twice: " + id);
+                    live.remove(id);
                 }
             }
         }
