@@ -1,5 +1,6 @@
 package io.kvass.worker.cpu;
 
+import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
@@ -8,24 +9,67 @@ import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
-/** bf16 weights, widened to fp32 by a 16-bit shift (or mask) inside the kernel. */
+/**
+ * bf16 weights, widened to fp32 by a 16-bit shift (or mask) inside the kernel.
+ *
+ * <p>Stored in column tiles of {@link #TILE}: tile {@code k} holds columns {@code [k TILE, (k + 1) TILE)} of
+ * every row, row-major, each row {@code TILE} wide (the last tile zero-padded). A matrix no wider than a
+ * tile is the mapped tensor itself; a wider one (down_proj) is copied once into this layout at load.
+ */
 final class Bf16Matrix implements Matrix {
     private static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED;
     private static final VectorSpecies<Integer> I = VectorSpecies.of(int.class, F.vectorShape());
     private static final ValueLayout.OfShort SHORT = ValueLayout.JAVA_SHORT_UNALIGNED;
     /** bf16 columns per weight load: one int vector of F's shape holds two per lane. */
     private static final int BLOCK = 2 * F.length();
+    /**
+     * Columns per tile (a power of two). NOTE: with 8192-column rows (down_proj) a single token's x
+     * (32 KB of fp32) does not stay in L1 next to the weight stream, and down_proj ran at 1.7x the read
+     * floor; a single token now reads all rows of one tile, then the next, and runs at the floor (1.00x)
+     * like the 2048-wide matrices. Walking the row-major tensor 2048 columns at a time instead (4 KB runs,
+     * 16 KB apart) read even slower (1.9x): the tiles must be contiguous in memory. Several tokens are
+     * compute bound and walk each row through its tiles, accumulators in registers.
+     */
+    static final int TILE = 2048;
     /** Per-thread scratch for split x, reused across calls. */
     private static final ThreadLocal<float[]> SPLIT = ThreadLocal.withInitial(() -> new float[0]);
+    /** Per-thread even/odd accumulators of a single token carried from one tile to the next, reused across calls. */
+    private static final ThreadLocal<float[]> ACC = ThreadLocal.withInitial(() -> new float[0]);
 
     private final MemorySegment data;
     private final int rows;
     private final int cols;
+    /** Elements from one row of a tile to the next. */
+    private final int stride;
 
-    Bf16Matrix(MemorySegment data, int rows, int cols) {
-        this.data = data;
+    /** {@code tensor}: the row-major {@code [rows, cols]} bf16 data; copied into {@code arena} when tiled. */
+    Bf16Matrix(MemorySegment tensor, int rows, int cols, Arena arena) {
         this.rows = rows;
         this.cols = cols;
+        this.stride = Math.min(cols, TILE);
+        this.data = cols <= TILE ? tensor : tile(tensor, rows, cols, arena);
+    }
+
+    private static MemorySegment tile(MemorySegment tensor, int rows, int cols, Arena arena) {
+        long tiles = Math.ceilDiv(cols, TILE);
+        MemorySegment tiled = arena.allocate(tiles * rows * TILE * Short.BYTES, 64);
+        for (int c0 = 0; c0 < cols; c0 += TILE) {
+            int width = Math.min(TILE, cols - c0);
+            for (int r = 0; r < rows; r++) {
+                MemorySegment.copy(tensor, ((long) r * cols + c0) * Short.BYTES,
+                        tiled, ((long) rows * c0 + (long) r * TILE) * Short.BYTES, (long) width * Short.BYTES);
+            }
+        }
+        return tiled;
+    }
+
+    /**
+     * Element index of (r, c): {@code rows * c0 + r * stride + (c - c0)} for the tile starting at column
+     * {@code c0 = c & -TILE}, written so that a kernel's flat loop over c needs no per-tile loop (nested
+     * loops of 64 blocks ran the multi-token kernel 1.5x slower).
+     */
+    private long index(int r, int c) {
+        return (long) r * stride + c + (long) (c & -TILE) * (rows - 1);
     }
 
     @Override
@@ -45,9 +89,8 @@ final class Bf16Matrix implements Matrix {
 
     @Override
     public void row(int r, float[] dst, int off) {
-        long base = (long) r * cols;
         for (int c = 0; c < cols; c++) {
-            dst[off + c] = scalar(base + c);
+            dst[off + c] = scalar(index(r, c));
         }
     }
 
@@ -74,29 +117,38 @@ final class Bf16Matrix implements Matrix {
     }
 
     /*
-     * NOTE: both kernels compute each (row, token) dot in the same order (even and odd columns in two
-     * accumulators, summed, reduceLanes, then the scalar tail), so a row's result does not depend on the
-     * blocking, the batch it came in, or the thread split.
+     * NOTE: every kernel computes each (row, token) dot in the same order (even and odd columns in two
+     * accumulators, block after block from column 0, summed, reduceLanes, then the scalar tail), so a
+     * row's result does not depend on the tiling, the blocking, the batch it came in, or the thread split.
      */
     @Override
     public void multiply(float[] x, int nTok, float[] out, int r0, int r1) {
         int vecEnd = cols - cols % BLOCK;
         float[] xs = split(x, nTok, vecEnd);
-        // NOTE: four tokens share each weight load; the row stays in L1 across token groups, so weights are
-        // streamed from memory once. Decode is memory bound: one sequential stream per thread measured faster
-        // here than two to four rows at once.
+        if (nTok == 1 && cols > TILE) {
+            tileByTile(xs, vecEnd, r0, r1, out);
+            return;
+        }
+        // NOTE: four tokens share each weight load; the row stays in L1 across token groups, so weights
+        // are streamed from memory once. Decode is memory bound: one sequential stream per thread
+        // measured faster here than two to four rows at once.
         for (int r = r0; r < r1; r++) {
             int t = 0;
             for (; t + 4 <= nTok; t += 4) {
-                row1tokens4(xs, x, vecEnd, r, t, out);
+                row1tokens4(xs, vecEnd, r, t, out);
             }
             for (; t < nTok; t++) {
-                row(xs, x, vecEnd, r, t, out);
+                row(xs, vecEnd, r, t, out);
             }
         }
     }
 
-    /** x with each block of {@code BLOCK} columns reordered to [even columns, odd columns]; tails untouched. */
+    /** Byte offset that, plus {@code 2c}, addresses column c of row r, for c in the tile starting at c0. */
+    private long rowInTile(int r, int c0) {
+        return (index(r, c0) - c0) * Short.BYTES;
+    }
+
+    /** x with each block of {@code BLOCK} columns reordered to [even columns, odd columns]; tails copied as they are. */
     private float[] split(float[] x, int nTok, int vecEnd) {
         float[] xs = SPLIT.get();
         if (xs.length < nTok * cols) {
@@ -112,32 +164,69 @@ final class Bf16Matrix implements Matrix {
                     xs[b + half + k] = x[b + 2 * k + 1];
                 }
             }
+            System.arraycopy(x, base + vecEnd, xs, base + vecEnd, cols - vecEnd);
         }
         return xs;
     }
 
     /** Row r times token t. */
-    private void row(float[] xs, float[] x, int vecEnd, int r, int t, float[] out) {
+    private void row(float[] xs, int vecEnd, int r, int t, float[] out) {
         int L = F.length();
-        long w = (long) r * cols * Short.BYTES;
         int xo = t * cols;
+        long w = (long) r * stride * Short.BYTES, skip = (long) (rows - 1) * Short.BYTES;
         FloatVector even = FloatVector.zero(F), odd = even;
         for (int c = 0; c < vecEnd; c += BLOCK) {
-            IntVector p = load(w + (long) c * Short.BYTES);
+            IntVector p = load(w + (long) c * Short.BYTES + (c & -TILE) * skip);
             even = even(p).fma(FloatVector.fromArray(F, xs, xo + c), even);
             odd = odd(p).fma(FloatVector.fromArray(F, xs, xo + c + L), odd);
         }
-        out[t * rows + r] = finish(even, odd, r, x, xo, vecEnd);
+        out[t * rows + r] = finish(even, odd, r, xs, xo, vecEnd);
+    }
+
+    /**
+     * Token 0 times rows {@code [r0, r1)}, one tile at a time for all rows, so that only the tile's slice
+     * of x needs to stay in L1. Each row's accumulators wait in scratch between tiles, which changes no
+     * operation: the result is {@link #row}'s, bit for bit.
+     */
+    private void tileByTile(float[] xs, int vecEnd, int r0, int r1, float[] out) {
+        int L = F.length();
+        float[] acc = ACC.get();
+        if (acc.length < (r1 - r0) * BLOCK) {
+            acc = new float[(r1 - r0) * BLOCK];
+            ACC.set(acc);
+        }
+        for (int c0 = 0; c0 < vecEnd; c0 += TILE) {
+            int end = Math.min(c0 + TILE, vecEnd);
+            for (int r = r0, a = 0; r < r1; r++, a += BLOCK) {
+                long w = rowInTile(r, c0);
+                FloatVector even = FloatVector.zero(F), odd = even;
+                if (c0 > 0) {
+                    even = FloatVector.fromArray(F, acc, a);
+                    odd = FloatVector.fromArray(F, acc, a + L);
+                }
+                for (int c = c0; c < end; c += BLOCK) {
+                    IntVector p = load(w + (long) c * Short.BYTES);
+                    even = even(p).fma(FloatVector.fromArray(F, xs, c), even);
+                    odd = odd(p).fma(FloatVector.fromArray(F, xs, c + L), odd);
+                }
+                if (end == vecEnd) {
+                    out[r] = finish(even, odd, r, xs, 0, vecEnd);
+                } else {
+                    even.intoArray(acc, a);
+                    odd.intoArray(acc, a + L);
+                }
+            }
+        }
     }
 
     /** Row r times tokens {@code [t, t + 4)}; accumulators named by token, even/odd. */
-    private void row1tokens4(float[] xs, float[] x, int vecEnd, int r, int t, float[] out) {
+    private void row1tokens4(float[] xs, int vecEnd, int r, int t, float[] out) {
         int L = F.length();
-        long w = (long) r * cols * Short.BYTES;
         int x0 = t * cols, x1 = x0 + cols, x2 = x1 + cols, x3 = x2 + cols;
         FloatVector e0 = FloatVector.zero(F), e1 = e0, e2 = e0, e3 = e0, o0 = e0, o1 = e0, o2 = e0, o3 = e0;
+        long w = (long) r * stride * Short.BYTES, skip = (long) (rows - 1) * Short.BYTES;
         for (int c = 0; c < vecEnd; c += BLOCK) {
-            IntVector p = load(w + (long) c * Short.BYTES);
+            IntVector p = load(w + (long) c * Short.BYTES + (c & -TILE) * skip);
             FloatVector pe = even(p), po = odd(p);
             e0 = pe.fma(FloatVector.fromArray(F, xs, x0 + c), e0);
             o0 = po.fma(FloatVector.fromArray(F, xs, x0 + c + L), o0);
@@ -148,18 +237,17 @@ final class Bf16Matrix implements Matrix {
             e3 = pe.fma(FloatVector.fromArray(F, xs, x3 + c), e3);
             o3 = po.fma(FloatVector.fromArray(F, xs, x3 + c + L), o3);
         }
-        out[t * rows + r] = finish(e0, o0, r, x, x0, vecEnd);
-        out[(t + 1) * rows + r] = finish(e1, o1, r, x, x1, vecEnd);
-        out[(t + 2) * rows + r] = finish(e2, o2, r, x, x2, vecEnd);
-        out[(t + 3) * rows + r] = finish(e3, o3, r, x, x3, vecEnd);
+        out[t * rows + r] = finish(e0, o0, r, xs, x0, vecEnd);
+        out[(t + 1) * rows + r] = finish(e1, o1, r, xs, x1, vecEnd);
+        out[(t + 2) * rows + r] = finish(e2, o2, r, xs, x2, vecEnd);
+        out[(t + 3) * rows + r] = finish(e3, o3, r, xs, x3, vecEnd);
     }
 
-    /** The lanes' sum plus the columns past the last full block. */
-    private float finish(FloatVector even, FloatVector odd, int r, float[] x, int xOff, int vecEnd) {
+    /** The lanes' sum plus the columns past the last full block (kept in place in xs by split). */
+    private float finish(FloatVector even, FloatVector odd, int r, float[] xs, int xOff, int vecEnd) {
         float s = even.add(odd).reduceLanes(VectorOperators.ADD);
-        long rowIdx = (long) r * cols;
         for (int c = vecEnd; c < cols; c++) {
-            s += scalar(rowIdx + c) * x[xOff + c];
+            s += scalar(index(r, c)) * xs[xOff + c];
         }
         return s;
     }

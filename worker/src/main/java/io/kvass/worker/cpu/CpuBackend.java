@@ -130,10 +130,14 @@ public final class CpuBackend implements Backend {
             VectorMath.add(x, out, n * hidden);
 
             normRows(x, w.ffnNorm(), xn, n);
-            threads.multiplyAll(new Matrix[] {w.gate(), w.up()}, xn, n, new float[][] {gate, up});
-            p.finish(LoraTarget.GATE_PROJ, xn, gate, null);
-            p.finish(LoraTarget.UP_PROJ, xn, up, null);
-            VectorMath.siluMul(gate, up, n * config.intermediateSize());
+            if (adapters.isEmpty()) {
+                gatedFfn(w, xn, n, gate, up);
+            } else {
+                threads.multiplyAll(new Matrix[] {w.gate(), w.up()}, xn, n, new float[][] {gate, up});
+                p.finish(LoraTarget.GATE_PROJ, xn, gate, null);
+                p.finish(LoraTarget.UP_PROJ, xn, up, null);
+                VectorMath.siluMul(gate, up, 0, n * config.intermediateSize());
+            }
             p.project(LoraTarget.DOWN_PROJ, w.down(), gate, out, null);
             VectorMath.add(x, out, n * hidden);
         }
@@ -168,6 +172,23 @@ public final class CpuBackend implements Backend {
         }
     }
 
+    /**
+     * {@code gate = silu(xn gate^T) * (xn up^T)} in one hand-off: each thread multiplies the same rows
+     * of gate and up, then gates them, so SiLU's exps are split across the threads instead of running
+     * on one while the other waits. Only without LoRA, whose updates land between the matmul and SiLU.
+     */
+    private void gatedFfn(CpuWeights.Layer w, float[] xn, int n, float[] gate, float[] up) {
+        int ffn = config.intermediateSize();
+        threads.forRange(ffn, (r0, r1) -> {
+            w.gate().multiply(xn, n, gate, r0, r1);
+            w.up().multiply(xn, n, up, r0, r1);
+            for (int t = 0; t < n; t++) {
+                VectorMath.siluMul(gate, up, t * ffn + r0, r1 - r0);
+            }
+            return 0;
+        });
+    }
+
     private void normRows(float[] x, float[] weight, float[] out, int n) {
         int hidden = config.hiddenSize();
         for (int t = 0; t < n; t++) {
@@ -191,7 +212,8 @@ public final class CpuBackend implements Backend {
             int count = s.logits() == LogitsMode.NONE ? 0 : s.logits() == LogitsMode.LAST ? 1 : s.numTokens();
             float[][] seqLogits = new float[count][];
             for (int i = 0; i < count; i++, row++) {
-                seqLogits[i] = java.util.Arrays.copyOfRange(all, row * vocab, (row + 1) * vocab);
+                // NOTE: a single row (batch-1 decode) is handed over as is: copying 0.5 MB cost ~1% of a step.
+                seqLogits[i] = rows.length == 1 ? all : java.util.Arrays.copyOfRange(all, row * vocab, (row + 1) * vocab);
             }
             result.add(seqLogits);
         }

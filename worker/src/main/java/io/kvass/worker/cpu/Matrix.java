@@ -29,7 +29,10 @@ public sealed interface Matrix permits F32Matrix, Bf16Matrix {
     /** Bytes streamed from memory by one full multiply: the decode step's floor is their sum / bandwidth. */
     long byteSize();
 
-    /** Wraps a 2-D tensor; f16 is widened to f32 once here (there is no fast f16 path in the Vector API). */
+    /**
+     * Wraps a 2-D tensor; f16 is widened to f32 once here (there is no fast f16 path in the Vector API),
+     * bf16 wider than {@link Bf16Matrix#TILE} columns is copied into tiles.
+     */
     static Matrix of(Tensor t, Arena arena) {
         if (t.shape().length != 2) {
             throw new ModelLoadException("tensor '" + t.name() + "' should be 2-D, is " + t);
@@ -38,7 +41,7 @@ public sealed interface Matrix permits F32Matrix, Bf16Matrix {
         int cols = Math.toIntExact(t.shape()[1]);
         return switch (t.dtype()) {
             case F32 -> new F32Matrix(t.data(), rows, cols);
-            case BF16 -> new Bf16Matrix(t.data(), rows, cols);
+            case BF16 -> new Bf16Matrix(t.data(), rows, cols, arena);
             case F16 -> new F32Matrix(Widening.toF32(t, arena), rows, cols);
         };
     }

@@ -55,9 +55,9 @@ final class VectorMath {
         axpy(1f, x, 0, y, 0, n);
     }
 
-    /** {@code gate[i] = silu(gate[i]) * up[i]}. */
-    static void siluMul(float[] gate, float[] up, int n) {
-        for (int i = 0; i < n; i++) {
+    /** {@code gate[i] = silu(gate[i]) * up[i]} for {@code i} in {@code [off, off + n)}. */
+    static void siluMul(float[] gate, float[] up, int off, int n) {
+        for (int i = off; i < off + n; i++) {
             float g = gate[i];
             gate[i] = g / (1f + (float) Math.exp(-g)) * up[i];
         }
