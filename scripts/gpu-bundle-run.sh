@@ -79,6 +79,8 @@ for what in "${@:-tests bench}"; do
     lora-bench)
       timeout 300 "$java" "${flags[@]}" -Xmx24g -cp "$cp" io.kvass.worker.cuda.CudaLoraBenchmark "$out/cuda-lora-bench.json" \
         2>&1 | tee "$out/lora-bench.log" || status=1 ;;
+    skinny-probe)
+      timeout 120 "$java" "${flags[@]}" -cp "$cp" io.kvass.worker.cuda.CudaSkinnyProbe 2>&1 | grep -v WARN | tee "$out/skinny-probe.log" || status=1 ;;
     lora-e2e)
       # The CLI and the server with a LoRA adapter on the GPU: llama-gqa's adapter-b on stories260K's first two
       # layers (as GenerateCommandTest does on the CPU), generate on cpu and cuda, then serve it on cuda and ask

@@ -166,8 +166,12 @@ final class CudaKernels implements AutoCloseable {
 
     /** y (+)= x w^T for n <= {@link #SKINNY_MAX_TOKENS} tokens; mode 0 bf16 out, 1 fp32 out, 2 fp32 accumulate. */
     void skinnyGemm(long w, long x, long y, int n, int out, int k, int mode) {
+        skinnyGemm(w, x, y, n, out, k, mode, skinnySplit(out, k));
+    }
+
+    /** As above with {@code split} warps per row (1, 2, 4 or 8; probes compare them). */
+    void skinnyGemm(long w, long x, long y, int n, int out, int k, int mode, int split) {
         int variant = n <= 1 ? 1 : n <= 2 ? 2 : n <= 4 ? 4 : 8;
-        int split = skinnySplit(out, k);
         int rowsPerBlock = 8 / split;
         launch("layers", "skinny_gemm_n" + variant, (out + rowsPerBlock - 1) / rowsPerBlock, 1, 1, 256, w, x, y, n, out,
                 k, mode, split);
@@ -204,7 +208,11 @@ final class CudaKernels implements AutoCloseable {
      * skinny_fused; bit-identical to {@link #rmsNorm} then {@link #skinnyGemm}); row = rows[0], or 0 when rows is 0.
      */
     void skinnyNormGemm(long w, long x, long rows, long normWeight, long y, int out, int k, int mode, float eps) {
-        int split = skinnySplit(out, k);
+        skinnyNormGemm(w, x, rows, normWeight, y, out, k, mode, eps, skinnySplit(out, k));
+    }
+
+    /** As above with {@code split} warps per row (probes compare them). */
+    void skinnyNormGemm(long w, long x, long rows, long normWeight, long y, int out, int k, int mode, float eps, int split) {
         long groups = (out + 8 / split - 1) / (8 / split);
         launchShared("layers", "skinny_norm_gemm_n1", fusedGrid(groups), 1, 1, 256, 2 * k, w, x, rows, normWeight, y, out,
                 k, mode, split, eps);

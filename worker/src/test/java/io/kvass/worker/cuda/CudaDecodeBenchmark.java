@@ -27,7 +27,7 @@ public final class CudaDecodeBenchmark {
         try (CudaBackend backend = CudaBackend.random(CudaBenchmark.LLAMA3_8B, options, 1234)) {
             backend.randomizeKvCache(99);
             backend.setSkinnyMaxTokens(1);
-            for (String fusion : new String[] {"none", "all", "none", "all"}) {
+            for (String fusion : new String[] {"none", "all", "silu", "norm", "all", "silu", "none"}) {
                 backend.setFusion(fusion.equals("norm") || fusion.equals("all"), fusion.equals("silu") || fusion.equals("all"));
                 double ms = CudaBenchmark.decodeStepMs(backend, 1, context, blocksPerSeq, warmup, measured, true);
                 System.out.printf(Locale.ROOT, "[decode] batch 1 ctx %d, fusion %s: %.3f ms/step (%.1f tok/s)%n", context,
