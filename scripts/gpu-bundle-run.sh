@@ -4,6 +4,7 @@
 #   tests          the GPU-tagged tests (JUnit console)
 #   bench          CudaBenchmark (direct backend: decode batch 1..256, prefill), bench-quick: shorter
 #   lora-bench     CudaLoraBenchmark (multi-LoRA decode at batch 1/32/128, 0/1/16 adapters; prefill)
+#   skinny-probe   CudaSkinnyProbe (the batch-1 GEMVs alone, graph-replayed, each split)
 #   lora-e2e       `kvass generate --adapter` on cpu and cuda, `kvass serve --device cuda --lora-modules` + curl
 #   decode         CudaDecodeBenchmark (batch-1 fusions on/off, forwardAndSample vs forwardGreedy)
 #   serve          `kvass serve --device cuda` on a Llama-3-8B-shaped model with random weights made on
