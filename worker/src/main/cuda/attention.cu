@@ -338,30 +338,8 @@ __device__ __forceinline__ void paged_attention_warps(const bf16* __restrict__ q
     }
   }
   __syncthreads();
-  for (int i = threadIdx.x; i < group * D; i += NW * 32) {
-    const int g = i / D, d = i % D;
-    float M = -CUDART_INF_F;
-#pragma unroll
-    for (int w = 0; w < NW; w++) M = fmaxf(M, red_m[w][g]);
-    float L = 0.f, O = 0.f;
-#pragma unroll
-    for (int w = 0; w < NW; w++) {
-      const float f = expf(red_m[w][g] - M);  // 0 for a warp that had no keys
-      L += red_l[w][g] * f;
-      O += red_acc[w][g][d] * f;
-    }
-    const int h = kvh * group + g;
-    if (gridDim.z == 1) {
-      out[((size_t)tok * num_heads + h) * D + d] = to_bf16(O / L);
-    } else {
-      const size_t idx = ((size_t)item * num_heads + h) * gridDim.z + part;
-      part_out[idx * D + d] = O / L;
-      if (d == 0) {
-        part_ml[idx * 2] = M;
-        part_ml[idx * 2 + 1] = L;
-      }
-    }
-  }
+  merge_warps_and_store<NW, D, false>(&red_m[0][0], &red_l[0][0], &red_acc[0][0][0], MAXG, group, kvh * group, tok, item,
+                                      part, num_heads, out, part_out, part_ml);
 }
 
 #define PAGED_ATTENTION(D, G)                                                                                        \

@@ -58,3 +58,40 @@ __device__ __forceinline__ void warp_argmax(float& best, int& arg) {
     }
   }
 }
+
+// The end of a paged-attention block whose NW warps each hold, for every query head g < group of a
+// K/V head, an online-softmax partial: running max red_m[w * rows + g] (log2 units when BASE2), sum
+// red_l[w * rows + g] and unnormalised output red_o[(w * rows + g) * D + d]. Merges the warps and
+// stores O / L for heads head0 + g of token tok: as bf16 to out when the block covers all keys
+// (gridDim.z == 1), else to the split-K buffers of (item, part): part_out, and part_ml = [M in
+// natural-log units, L] for the reducer. Call after a __syncthreads() that publishes the partials.
+template <int NW, int D, bool BASE2>
+__device__ __forceinline__ void merge_warps_and_store(const float* red_m, const float* red_l, const float* red_o, int rows,
+                                                      int group, int head0, int tok, int item, int part, int num_heads,
+                                                      bf16* out, float* part_out, float* part_ml) {
+  for (int i = threadIdx.x; i < group * D; i += NW * 32) {
+    const int g = i / D, d = i % D;
+    float M = -CUDART_INF_F;
+#pragma unroll
+    for (int w = 0; w < NW; w++) M = fmaxf(M, red_m[w * rows + g]);
+    float L = 0.f, O = 0.f;
+#pragma unroll
+    for (int w = 0; w < NW; w++) {
+      const float x = red_m[w * rows + g] - M;
+      const float f = BASE2 ? exp2f(x) : expf(x);  // 0 for a warp that saw no keys
+      L += red_l[w * rows + g] * f;
+      O += red_o[(w * rows + g) * D + d] * f;
+    }
+    const int h = head0 + g;
+    if (gridDim.z == 1) {
+      out[((size_t)tok * num_heads + h) * D + d] = to_bf16(O / L);
+    } else {
+      const size_t idx = ((size_t)item * num_heads + h) * gridDim.z + part;
+      part_out[idx * D + d] = O / L;
+      if (d == 0) {
+        part_ml[idx * 2] = BASE2 ? M * 0.6931471805599453f : M;  // log2 units times ln 2
+        part_ml[idx * 2 + 1] = L;
+      }
+    }
+  }
+}

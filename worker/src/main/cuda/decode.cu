@@ -23,7 +23,7 @@ __device__ __forceinline__ void paged_attention_mma(const bf16* __restrict__ q, 
   constexpr int STRIDE = D + 8;     // padded rows: ldmatrix rows land in different banks
   constexpr int CHUNKS = D / 8;     // 16-byte pieces per row
   constexpr int BUF = KT * STRIDE;  // elements of one K or V tile
-  constexpr float LOG2E = 1.4426950408889634f, LN2 = 0.6931471805599453f;
+  constexpr float LOG2E = 1.4426950408889634f;
   extern __shared__ __align__(16) unsigned char smem_raw[];  // [NW][2 buffers][K, V][KT][STRIDE]
   __shared__ __align__(16) bf16 q_s[16 * STRIDE];
   __shared__ float red_m[NW][16], red_l[NW][16];
@@ -176,30 +176,8 @@ __device__ __forceinline__ void paged_attention_mma(const bf16* __restrict__ q, 
     }
   }
   __syncthreads();
-  for (int i = tid; i < group * D; i += NW * 32) {
-    const int g = i / D, d = i % D;
-    float M = -CUDART_INF_F;
-#pragma unroll
-    for (int w = 0; w < NW; w++) M = fmaxf(M, red_m[w][g]);
-    float L = 0.f, O = 0.f;
-#pragma unroll
-    for (int w = 0; w < NW; w++) {
-      const float f = exp2f(red_m[w][g] - M);  // 0 for a warp that had no tile
-      L += red_l[w][g] * f;
-      O += red_o[(w * 16 + g) * D + d] * f;
-    }
-    const int h = kvh * group + g;
-    if (gridDim.z == 1) {
-      out[((size_t)tok * num_heads + h) * D + d] = to_bf16(O / L);
-    } else {
-      const size_t idx = ((size_t)item * num_heads + h) * gridDim.z + part;
-      part_out[idx * D + d] = O / L;
-      if (d == 0) {
-        part_ml[idx * 2] = M * LN2;  // the reducer works in natural-log units
-        part_ml[idx * 2 + 1] = L;
-      }
-    }
-  }
+  merge_warps_and_store<NW, D, true>(&red_m[0][0], &red_l[0][0], red_o, 16, group, kvh * group, tok, item, part,
+                                     num_heads, out, part_out, part_ml);
 }
 
 #define PAGED_ATTENTION_MMA(D)                                                                                        \
