@@ -379,7 +379,6 @@ extern "C" __global__ void attention_reduce(const float* __restrict__ part_out, 
                                             const int* __restrict__ positions, const int* __restrict__ token_list,
                                             bf16* __restrict__ out, int num_heads, int head_dim, int max_parts,
                                             int part_size) {
-  pdl_allow_next();
   const int tok = token_list ? token_list[blockIdx.x] : blockIdx.x, h = blockIdx.y;
   const int parts = (positions[tok] + part_size) / part_size;  // ceil((pos + 1) / part_size)
   const size_t base = ((size_t)blockIdx.x * num_heads + h) * max_parts;

@@ -6,28 +6,6 @@
 
 typedef __nv_bfloat16 bf16;
 
-// Programmatic dependent launch (Hopper): a kernel launched with the PDL attribute may start while the
-// kernel before it still runs; it must pdl_wait() before reading anything that kernel writes. Each
-// kernel of the decode chain calls pdl_allow_next() first thing, so its successor's blocks can be
-// scheduled (and prefetch weights) while it finishes. Both are no-ops without PDL and before sm_90.
-__device__ __forceinline__ void pdl_wait() {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  asm volatile("griddepcontrol.wait;" ::: "memory");
-#endif
-}
-
-__device__ __forceinline__ void pdl_allow_next() {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  asm volatile("griddepcontrol.launch_dependents;");
-#endif
-}
-
-// Pulls [p, p + bytes) into L2 (128-byte lines, spread over the calling warp).
-__device__ __forceinline__ void prefetch_l2(const void* p, int bytes, int lane) {
-  const char* c = reinterpret_cast<const char*>(p);
-  for (int off = lane * 128; off < bytes; off += 32 * 128) asm volatile("prefetch.global.L2 [%0];" ::"l"(c + off));
-}
-
 __device__ __forceinline__ float to_float(bf16 v) { return __bfloat162float(v); }
 __device__ __forceinline__ bf16 to_bf16(float v) { return __float2bfloat16(v); }  // round to nearest even
 

@@ -18,7 +18,6 @@ __device__ __forceinline__ void paged_attention_mma(const bf16* __restrict__ q, 
                                                     float* __restrict__ part_out, float* __restrict__ part_ml,
                                                     int num_heads, int num_kv_heads, int group, int block_size,
                                                     int max_blocks, int part_size, float scale) {
-  pdl_allow_next();
   constexpr int NW = 4;             // warps per block
   constexpr int KT = 16;            // keys per warp tile
   constexpr int STRIDE = D + 8;     // padded rows: ldmatrix rows land in different banks

@@ -6,7 +6,6 @@
 // grid: n, block: 256.
 extern "C" __global__ void embed_rows(const int* __restrict__ tokens, const bf16* __restrict__ emb,
                                       float* __restrict__ x, int hidden) {
-  pdl_allow_next();
   const int t = blockIdx.x;
   const bf16* row = emb + (size_t)tokens[t] * hidden;
   float* out = x + (size_t)t * hidden;
@@ -162,9 +161,6 @@ __device__ __forceinline__ void skinny_gemm(const bf16* __restrict__ w, const bf
   const int o = blockIdx.x * (8 / split) + warp / split, share = warp % split;
   const uint4* wr = reinterpret_cast<const uint4*>(w + (size_t)(o < out ? o : 0) * K);
   const int chunks = K / 8;
-  pdl_allow_next();
-  if (o < out && share == 0) prefetch_l2(wr, 2 * K, lane);  // weights do not depend on the previous kernel
-  pdl_wait();
   float acc[MAXN];
 #pragma unroll
   for (int t = 0; t < MAXN; t++) acc[t] = 0.f;
@@ -229,17 +225,6 @@ __device__ __forceinline__ void skinny_fused(const bf16* __restrict__ w, const v
   extern __shared__ __align__(16) unsigned char fused_smem[];
   __shared__ float partial[8];
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-  pdl_allow_next();
-  {  // the block's first row group's weights do not depend on the previous kernel: start them toward L2
-    const int group = SILU ? 2 * split : split;
-    const int slot = blockIdx.x * (8 / group) + warp / group;
-    const int member = warp % group;
-    if (slot < out && member % split == 0) {
-      const int o = SILU ? (member < split ? slot : out + slot) : slot;
-      prefetch_l2(w + (size_t)o * K, 2 * K, lane);
-    }
-  }
-  pdl_wait();
   const bf16* x;
   if (NORM) {
     const float* xr = reinterpret_cast<const float*>(xin) + (size_t)(rows ? rows[0] : 0) * K;

@@ -253,12 +253,6 @@ public final class CudaBackend implements Backend {
         graphs.clear();
     }
 
-    /** Batch-1 GEMVs by programmatic dependent launch or not (benchmarks compare them). */
-    synchronized void setDependentLaunch(boolean on) {
-        kernels.setDependentLaunch(on);
-        graphs.clear();
-    }
-
     /** Picks the paged attention kernel (benchmarks compare them). */
     synchronized void setAttentionVariant(CudaKernels.AttentionVariant variant) {
         this.attentionVariant = variant;

@@ -37,15 +37,12 @@ final class CudaKernels implements AutoCloseable {
     /** Steps of at most this many tokens spread each token's RoPE / K/V store over several blocks. */
     private int ropeSplitMaxTokens = Integer.getInteger("kvass.cuda.ropeSplitMaxTokens", 8);
     private final Map<String, CUmodule> modules = new HashMap<>();
-    /** Batch-1 GEMVs start early (programmatic dependent launch, sm_90+): {@code -Dkvass.cuda.pdl}. */
-    private boolean dependentLaunch;
     private final Map<String, CUfunction> functions = new HashMap<>();
     private final java.util.Set<String> prefillReady = new java.util.HashSet<>();
     private static final double LOG2_E = 1.4426950408889634;
 
     CudaKernels(CudaDevice device) {
         this.device = device;
-        this.dependentLaunch = device.computeCapability >= 90 && Boolean.getBoolean("kvass.cuda.pdl");
         device.makeCurrent();
         for (String name : MODULES) {
             CUmodule module = new CUmodule();
@@ -103,26 +100,9 @@ final class CudaKernels implements AutoCloseable {
         launchShared(module, kernel, gx, gy, gz, block, 0, values);
     }
 
-    /**
-     * Launches a skinny (batch <= 8) GEMV with programmatic dependent launch when {@link #setDependentLaunch} is
-     * on: it may start while the kernel before it finishes, pulling its weights toward L2 (layers.cu).
-     */
-    private void launchGemv(String kernel, int gx, int block, int sharedBytes, Object... values) {
-        launchAs(dependentLaunch, "layers", kernel, gx, 1, 1, block, sharedBytes, values);
-    }
-
     private void launchShared(String module, String kernel, int gx, int gy, int gz, int block, int sharedBytes,
                               Object... values) {
-        launchAs(false, module, kernel, gx, gy, gz, block, sharedBytes, values);
-    }
-
-    private void launchAs(boolean dependent, String module, String kernel, int gx, int gy, int gz, int block,
-                          int sharedBytes, Object... values) {
         if (gx == 0 || gy == 0 || gz == 0) {
-            return;
-        }
-        if (dependent) {
-            DependentLaunch.launch(function(module, kernel), gx, gy, gz, block, sharedBytes, device, values);
             return;
         }
         cuLaunchKernel(function(module, kernel), gx, gy, gz, block, 1, 1, sharedBytes, device.stream(), args(values), null);
@@ -193,8 +173,8 @@ final class CudaKernels implements AutoCloseable {
     void skinnyGemm(long w, long x, long y, int n, int out, int k, int mode, int split) {
         int variant = n <= 1 ? 1 : n <= 2 ? 2 : n <= 4 ? 4 : 8;
         int rowsPerBlock = 8 / split;
-        launchGemv("skinny_gemm_n" + variant, (out + rowsPerBlock - 1) / rowsPerBlock, 256, 0, w, x, y, n, out, k, mode,
-                split);
+        launch("layers", "skinny_gemm_n" + variant, (out + rowsPerBlock - 1) / rowsPerBlock, 1, 1, 256, w, x, y, n, out,
+                k, mode, split);
     }
 
     /** Warps per output row of the skinny GEMM: enough warps for about two waves of the GPU (64 per SM), at most 8. */
@@ -205,11 +185,6 @@ final class CudaKernels implements AutoCloseable {
             split *= 2;
         }
         return split;
-    }
-
-    /** Benchmarks: GEMVs by programmatic dependent launch or not (graphs must be re-captured). */
-    void setDependentLaunch(boolean on) {
-        this.dependentLaunch = on && device.computeCapability >= 90;
     }
 
     /** Benchmarks: the skinny GEMM's split policy and the RoPE kernel's blocks per token (graphs must be re-captured). */
@@ -239,8 +214,8 @@ final class CudaKernels implements AutoCloseable {
     /** As above with {@code split} warps per row (probes compare them). */
     void skinnyNormGemm(long w, long x, long rows, long normWeight, long y, int out, int k, int mode, float eps, int split) {
         long groups = (out + 8 / split - 1) / (8 / split);
-        launchGemv("skinny_norm_gemm_n1", fusedGrid(groups), 256, 2 * k, w, x, rows, normWeight, y, out, k, mode, split,
-                eps);
+        launchShared("layers", "skinny_norm_gemm_n1", fusedGrid(groups), 1, 1, 256, 2 * k, w, x, rows, normWeight, y, out,
+                k, mode, split, eps);
     }
 
     /** Whether {@link #skinnyGateUpSilu} can run this shape (a gate row and its up row share a block of 8 warps). */
@@ -257,10 +232,10 @@ final class CudaKernels implements AutoCloseable {
         int split = skinnySplit(2 * ffn, k);
         long groups = (ffn + 4 / split - 1) / (4 / split);
         if (normWeight != 0) {
-            launchGemv("skinny_norm_gate_up_silu_n1", fusedGrid(groups), 256, 2 * k, w, x, normWeight, act, ffn, k, split,
-                    eps);
+            launchShared("layers", "skinny_norm_gate_up_silu_n1", fusedGrid(groups), 1, 1, 256, 2 * k, w, x, normWeight,
+                    act, ffn, k, split, eps);
         } else {
-            launchGemv("skinny_gate_up_silu_n1", fusedGrid(groups), 256, 0, w, x, act, ffn, k, split);
+            launch("layers", "skinny_gate_up_silu_n1", fusedGrid(groups), 1, 1, 256, w, x, act, ffn, k, split);
         }
     }
 

@@ -34,13 +34,6 @@ public final class CudaDecodeBenchmark {
                         fusion, ms, 1000 / ms);
             }
             backend.setFusion(true, true);
-            for (boolean pdl : new boolean[] {false, true, false, true, false, true}) {
-                backend.setDependentLaunch(pdl);
-                double ms = CudaBenchmark.decodeStepMs(backend, 1, context, blocksPerSeq, warmup, measured, true);
-                System.out.printf(Locale.ROOT, "[decode] batch 1 ctx %d, fusion all, dependent launch %s: %.3f ms/step%n",
-                        context, pdl ? "on" : "off", ms);
-            }
-            backend.setDependentLaunch(false);
             double best = Double.MAX_VALUE, bestWaves = 0.5;
             for (double waves : new double[] {0.5, 2, 0.5}) {
                 for (int rope : new int[] {8}) {
