@@ -360,4 +360,14 @@ public final class KvCacheManager {
             throw new IllegalArgumentException(format.formatted(args));
         }
     }
+
+    /**
+     * As {@link #require(boolean, String, Object...)} for three numbers, boxed only when it throws: the varargs
+     * one boxes them on every call, and allocateSlots and cacheFullBlocks run for ~60 requests per step.
+     */
+    private static void require(boolean ok, String format, int a, int b, int c) {
+        if (!ok) {
+            throw new IllegalArgumentException(format.formatted(a, b, c));
+        }
+    }
 }
