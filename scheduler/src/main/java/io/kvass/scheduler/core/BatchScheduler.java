@@ -85,7 +85,7 @@ public final class BatchScheduler {
         List<SequenceState> seqs = new ArrayList<>(request.params().n());
         long baseSeed = request.params().seed().orElseGet(() -> ThreadLocalRandom.current().nextLong());
         for (int i = 0; i < request.params().n(); i++) {
-            SequenceState s = new SequenceState(request, i, baseSeed + i);
+            SequenceState s = new SequenceState(request, i, baseSeed + i, config.maxModelLen());
             seqs.add(s);
             bySeqId.put(s.seqId(), s);
             waiting.add(s);
@@ -275,7 +275,7 @@ public final class BatchScheduler {
     /** Appends a sampled token and finishes the sequence when the token ends it; returns that finish. */
     private Optional<Finish> append(SequenceState seq, int token) {
         seq.append(token);
-        Optional<Finish> finish = StopConditions.check(seq, token, eosTokenIds, config.maxModelLen());
+        Optional<Finish> finish = StopConditions.check(seq, token, eosTokenIds);
         if (finish.isPresent()) {
             finish(seq);
         }
