@@ -129,13 +129,15 @@ public final class BatchScheduler {
         List<String> drop = List.copyOf(dropped);
         dropped.clear();
         lastPlanId = nextStepId;
-        return new StepPlan(nextStepId++, step.fresh, step.continuing, drop,
-                step.copies.stream().mapToInt(BlockCopy::src).toArray(),
-                step.copies.stream().mapToInt(BlockCopy::dst).toArray());
+        // NOTE: the step's lists are handed over, not copied (see StepPlan): this scheduler never touches them again
+        return new StepPlan(nextStepId++, Collections.unmodifiableList(step.fresh),
+                Collections.unmodifiableList(step.continuing), drop, step.copySources(), step.copyDestinations());
     }
 
     /** What one step is collecting, and the token budget it has left. */
     private static final class StepBuilder {
+        private static final int[] NO_COPIES = new int[0];
+
         int budget;
         final List<NewSequence> fresh = new ArrayList<>();
         final List<ContinuingSequence> continuing;
@@ -144,6 +146,14 @@ public final class BatchScheduler {
         StepBuilder(int budget, int numRunning) {
             this.budget = budget;
             this.continuing = new ArrayList<>(numRunning);
+        }
+
+        int[] copySources() {
+            return copies.isEmpty() ? NO_COPIES : copies.stream().mapToInt(BlockCopy::src).toArray();
+        }
+
+        int[] copyDestinations() {
+            return copies.isEmpty() ? NO_COPIES : copies.stream().mapToInt(BlockCopy::dst).toArray();
         }
     }
 
