@@ -135,6 +135,7 @@ public final class BatchScheduler {
     /** What one step is collecting, and the token budget it has left. */
     private static final class StepBuilder {
         private static final int[] NO_COPIES = new int[0];
+        // NOTE: before the first plan and once a plan is updated: no sequences; only read, never filled
         static final StepBuilder NOTHING = new StepBuilder(0, 0);
 
         int budget;
