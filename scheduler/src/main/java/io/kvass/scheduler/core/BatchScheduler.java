@@ -271,6 +271,9 @@ public final class BatchScheduler {
         int[] sampledAt = result.sampledAt();
         StepBuilder step = lastStep;
         lastStep = StepBuilder.NOTHING;
+        // NOTE: the blocks the step filled are hashed as the loop goes and cached after it, all together (see
+        // KvCacheManager.hashFullBlocks)
+        List<SequenceState> filled = new ArrayList<>();
         int cursor = 0;
         for (int i = 0; i < step.numSequences(); i++) {
             SequenceState seq = step.sequence(i);
@@ -278,22 +281,34 @@ public final class BatchScheduler {
             if (seq.status() != SequenceStatus.RUNNING) {
                 continue; // aborted (or finished by a stop string) while the step ran: its token is dropped
             }
-            advance(seq);
+            if (advance(seq)) {
+                filled.add(seq);
+            }
             if (sampled >= 0) {
                 updates.set(sampled, seq, append(seq, updates.token(sampled).tokenId()));
+            }
+        }
+        for (SequenceState seq : filled) {
+            if (seq.status() == SequenceStatus.RUNNING) { // NOTE: one that finished cached its blocks as it freed them
+                kv.cacheHashedBlocks(seq.kvHandle());
             }
         }
         return updates;
     }
 
-    /** The tokens the plan scheduled for a running sequence are computed: count them, cache the blocks they filled. */
-    private void advance(SequenceState seq) {
+    /**
+     * The tokens the plan scheduled for a running sequence are computed: count them, hash the blocks they
+     * filled. Returns whether they filled any, whose hashes are still to be cached.
+     */
+    private boolean advance(SequenceState seq) {
         int before = seq.numComputed();
         seq.setComputed(before + seq.numScheduled());
         // NOTE: only a step that fills a block has anything to cache (a decode step, one time in blockSize).
         if (config.enablePrefixCaching() && before / kv.blockSize() != seq.numComputed() / kv.blockSize()) {
-            kv.cacheFullBlocks(seq.kvHandle(), seq.tokenArray(), seq.numComputed());
+            kv.hashFullBlocks(seq.kvHandle(), seq.tokenArray(), seq.numComputed());
+            return true;
         }
+        return false;
     }
 
     /** Appends a sampled token and finishes the sequence when the token ends it; returns that finish. */
