@@ -29,6 +29,8 @@ public final class BlockHasher {
     private final MessageDigest sha256;
     private ByteBuffer buffer = ByteBuffer.allocate(256);
     private final ByteBuffer digest = ByteBuffer.allocate(32);
+    private CacheScope saltScope;
+    private byte[] saltBytes;
 
     public BlockHasher() {
         try {
@@ -43,7 +45,7 @@ public final class BlockHasher {
         Objects.requireNonNull(parent, "parent");
         Objects.requireNonNull(scope, "scope");
         Objects.checkFromIndexSize(offset, length, tokens.length);
-        byte[] salt = scope.cacheSalt().getBytes(StandardCharsets.UTF_8);
+        byte[] salt = saltOf(scope);
         ByteBuffer buf = buffer(HEADER_BYTES + salt.length + 4 * length);
         buf.putLong(parent.hi()).putLong(parent.lo()).putLong(scope.adapterId());
         buf.putInt(salt.length).put(salt);
@@ -58,6 +60,15 @@ public final class BlockHasher {
             throw new IllegalStateException("SHA-256 fills 32 bytes", e);
         }
         return new BlockHash(digest.getLong(0), digest.getLong(8));
+    }
+
+    /** The salt's bytes, encoded once per scope in a row: a request hashes all its blocks under one scope. */
+    private byte[] saltOf(CacheScope scope) {
+        if (scope != saltScope) {
+            saltBytes = scope.cacheSalt().getBytes(StandardCharsets.UTF_8);
+            saltScope = scope;
+        }
+        return saltBytes;
     }
 
     private ByteBuffer buffer(int bytes) {

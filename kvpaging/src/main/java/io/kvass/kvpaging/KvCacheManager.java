@@ -160,6 +160,7 @@ public final class KvCacheManager {
             seq.add(hit.blockId());
             seq.addHash(hit.hash());
         }
+        seq.markAllCached(); // NOTE: the hits are cached blocks already
         for (int i = 0; i < fresh; i++) {
             seq.add(pool.allocate());
         }
@@ -250,6 +251,21 @@ public final class KvCacheManager {
 
     /** As {@link #cacheFullBlocks(String, int[], int)}, without the lookup. */
     public void cacheFullBlocks(Handle handle, int[] tokenIds, int numComputedTokens) {
+        hashFullBlocks(handle, tokenIds, numComputedTokens);
+        cacheHashedBlocks(handle);
+    }
+
+    /**
+     * The first half of {@link #cacheFullBlocks(Handle, int[], int)}: hashes the newly filled full blocks and
+     * leaves putting them into the prefix cache to {@link #cacheHashedBlocks}. A scheduler that fills blocks of
+     * many requests in one step (some sixty with a thousand running) hashes them all, then caches them all:
+     * that second pass is a short loop of independent cache misses (block table, reference count, index slot),
+     * which the CPU overlaps, where one by one each waited behind the next SHA-256.
+     *
+     * <p>NOTE: until then the blocks cannot be found; {@link #free} and {@link #fork} cache them first, so none
+     * is lost.
+     */
+    public void hashFullBlocks(Handle handle, int[] tokenIds, int numComputedTokens) {
         RequestBlocks seq = live(handle);
         if (!config.enablePrefixCaching()) {
             return;
@@ -262,8 +278,19 @@ public final class KvCacheManager {
             BlockHash parent = i == 0 ? BlockHash.ROOT : seq.hash(i - 1);
             BlockHash hash = hasher.hash(parent, seq.scope(), tokenIds, i * blockSize, blockSize);
             seq.addHash(hash);
-            pool.cache(seq.get(i), hash);
         }
+    }
+
+    /** Puts the request's blocks hashed by {@link #hashFullBlocks} into the prefix cache. */
+    public void cacheHashedBlocks(Handle handle) {
+        cacheHashed(live(handle));
+    }
+
+    private void cacheHashed(RequestBlocks seq) {
+        for (int i = seq.numCached(); i < seq.numHashed(); i++) {
+            pool.cache(seq.get(i), seq.hash(i));
+        }
+        seq.markAllCached();
     }
 
     /**
@@ -276,6 +303,7 @@ public final class KvCacheManager {
     public void fork(String parentId, String childId) {
         RequestBlocks parent = sequence(parentId);
         require(!sequences.containsKey(childId), "request %s already has blocks", childId);
+        cacheHashed(parent); // NOTE: the child starts with every hash cached
         RequestBlocks child = parent.fork();
         for (int i = 0; i < child.size(); i++) {
             pool.touch(child.get(i));
@@ -294,6 +322,7 @@ public final class KvCacheManager {
         if (seq == null) {
             return false;
         }
+        cacheHashed(seq); // NOTE: before its blocks are released, so they stay findable as cached blocks
         seq.markFreed();
         // NOTE: last block first, as vLLM does: freed blocks queue up in this order, so a
         // sequence's tail is evicted before its head, which is the part other requests share.
@@ -358,6 +387,16 @@ public final class KvCacheManager {
     private static void require(boolean ok, String format, Object... args) {
         if (!ok) {
             throw new IllegalArgumentException(format.formatted(args));
+        }
+    }
+
+    /**
+     * As {@link #require(boolean, String, Object...)} for three numbers, boxed only when it throws: the varargs
+     * one boxes them on every call, and allocateSlots and cacheFullBlocks run for ~60 requests per step.
+     */
+    private static void require(boolean ok, String format, int a, int b, int c) {
+        if (!ok) {
+            throw new IllegalArgumentException(format.formatted(a, b, c));
         }
     }
 }

@@ -18,8 +18,13 @@ final class RequestBlocks implements KvCacheManager.Handle {
     private final CacheScope scope;
     private int[] ids;
     private int size;
-    private BlockHash[] hashes;
+    // NOTE: hash i is {@code hashes[2i], hashes[2i + 1]} (hi, lo), not a BlockHash[]: reading the parent of the
+    // next block to hash is then no extra cache miss, and storing a hash is no reference store (a G1 fence).
+    private long[] hashes;
     private int numHashed;
+    // NOTE: hashes below this were handed to the prefix cache; those from here to numHashed are waiting to be
+    // (see KvCacheManager.hashFullBlocks)
+    private int numCached;
     // NOTE: only a fork shares blocks that will still be written (a prefix hit shares full blocks, which
     // are never written again), so entries from here on are this request's own and need no copy-on-write
     // check: a decode step reads neither the table nor the reference counts.
@@ -27,15 +32,16 @@ final class RequestBlocks implements KvCacheManager.Handle {
     private boolean freed;
 
     RequestBlocks(CacheScope scope) {
-        this(scope, new int[8], 0, new BlockHash[8], 0);
+        this(scope, new int[8], 0, new long[2 * 8], 0);
     }
 
-    private RequestBlocks(CacheScope scope, int[] ids, int size, BlockHash[] hashes, int numHashed) {
+    private RequestBlocks(CacheScope scope, int[] ids, int size, long[] hashes, int numHashed) {
         this.scope = scope;
         this.ids = ids;
         this.size = size;
         this.hashes = hashes;
         this.numHashed = numHashed;
+        this.numCached = numHashed;
     }
 
     CacheScope scope() {
@@ -75,15 +81,27 @@ final class RequestBlocks implements KvCacheManager.Handle {
     }
 
     BlockHash hash(int index) {
-        return hashes[Objects.checkIndex(index, numHashed)];
+        int i = 2 * Objects.checkIndex(index, numHashed);
+        return new BlockHash(hashes[i], hashes[i + 1]);
     }
 
     /** The hash of block {@code numHashed()}, which has just been filled. */
     void addHash(BlockHash hash) {
-        if (numHashed == hashes.length) {
-            hashes = Arrays.copyOf(hashes, 2 * numHashed);
+        if (2 * numHashed == hashes.length) {
+            hashes = Arrays.copyOf(hashes, 2 * hashes.length);
         }
-        hashes[numHashed++] = hash;
+        hashes[2 * numHashed] = hash.hi();
+        hashes[2 * numHashed + 1] = hash.lo();
+        numHashed++;
+    }
+
+    int numCached() {
+        return numCached;
+    }
+
+    /** Every hash so far has been handed to the prefix cache. */
+    void markAllCached() {
+        numCached = numHashed;
     }
 
     /** Entries from here on need no copy-on-write check (see the field). */

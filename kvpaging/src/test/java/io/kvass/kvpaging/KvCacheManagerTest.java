@@ -137,6 +137,24 @@ class KvCacheManagerTest {
     }
 
     @Test
+    void hashedBlocksAreFoundOnlyOnceCachedOrFreed() {
+        RequestKey a = key("a", CacheScope.BASE);
+        int[] prompt = tokens(0, 9);
+        assertTrue(kv.allocateSlots(a, ComputedPrefix.none(CacheScope.BASE), 9).isGranted());
+        kv.hashFullBlocks(kv.handle("a"), prompt, 9);
+        assertEquals(0, kv.findCachedPrefix(key("b", CacheScope.BASE), prompt).numTokens());
+        kv.cacheHashedBlocks(kv.handle("a"));
+        assertEquals(8, kv.findCachedPrefix(key("b", CacheScope.BASE), prompt).numTokens());
+
+        RequestKey c = key("c", CacheScope.BASE);
+        int[] other = tokens(50, 9);
+        assertTrue(kv.allocateSlots(c, ComputedPrefix.none(CacheScope.BASE), 9).isGranted());
+        kv.hashFullBlocks(kv.handle("c"), other, 9);
+        kv.free("c"); // caches them before releasing them
+        assertEquals(8, kv.findCachedPrefix(key("d", CacheScope.BASE), other).numTokens());
+    }
+
+    @Test
     void admissionThatDoesNotFitChangesNothing() {
         kv = manager(4, true);
         runPrompt(key("a", CacheScope.BASE), tokens(0, 8));

@@ -42,10 +42,9 @@ public final class BatchScheduler {
     private final List<String> dropped = new ArrayList<>();
     private final AdapterGate adapters;
     private final List<FailedRequest> failed = new ArrayList<>();
-    // NOTE: the last plan's sequences, so update needs no lookups; each knows its own numScheduled.
-    // Kept across steps (cleared, not reallocated): update walks new, then continuing, as the plan orders them.
-    private final List<SequenceState> scheduledNew = new ArrayList<>();
-    private final List<SequenceState> scheduledContinuing = new ArrayList<>();
+    // NOTE: the last plan's step, whose sequences update walks (new, then continuing, as the plan orders them)
+    // so that it needs no lookups; each sequence knows its own numScheduled. Empty once updated.
+    private StepBuilder lastStep = StepBuilder.NOTHING;
     private long lastPlanId = -1;
     private long nextStepId;
     private long numPreemptions;
@@ -85,7 +84,7 @@ public final class BatchScheduler {
         List<SequenceState> seqs = new ArrayList<>(request.params().n());
         long baseSeed = request.params().seed().orElseGet(() -> ThreadLocalRandom.current().nextLong());
         for (int i = 0; i < request.params().n(); i++) {
-            SequenceState s = new SequenceState(request, i, baseSeed + i);
+            SequenceState s = new SequenceState(request, i, baseSeed + i, config.maxModelLen());
             seqs.add(s);
             bySeqId.put(s.seqId(), s);
             waiting.add(s);
@@ -117,10 +116,9 @@ public final class BatchScheduler {
 
     public StepPlan schedule() {
         adapters.onSchedule();
-        // NOTE: a failed step is never updated: its plan's sequences are stale
-        scheduledNew.clear();
-        scheduledContinuing.clear();
         StepBuilder step = new StepBuilder(config.maxNumBatchedTokens(), running.size());
+        // NOTE: a failed step is never updated: its plan's sequences are stale, and this replaces them
+        lastStep = step;
         boolean preempted = scheduleRunning(step);
         // NOTE: after a preemption nothing new is admitted this step, or it would be preempted next step.
         if (!preempted) {
@@ -129,21 +127,48 @@ public final class BatchScheduler {
         List<String> drop = List.copyOf(dropped);
         dropped.clear();
         lastPlanId = nextStepId;
-        return new StepPlan(nextStepId++, step.fresh, step.continuing, drop,
-                step.copies.stream().mapToInt(BlockCopy::src).toArray(),
-                step.copies.stream().mapToInt(BlockCopy::dst).toArray());
+        // NOTE: the step's lists are handed over, not copied (see StepPlan): this scheduler never touches them again
+        return new StepPlan(nextStepId++, Collections.unmodifiableList(step.fresh),
+                Collections.unmodifiableList(step.continuing), drop, step.copySources(), step.copyDestinations());
     }
 
     /** What one step is collecting, and the token budget it has left. */
     private static final class StepBuilder {
+        private static final int[] NO_COPIES = new int[0];
+        // NOTE: before the first plan and once a plan is updated: no sequences; only read, never filled
+        static final StepBuilder NOTHING = new StepBuilder(0, 0);
+
         int budget;
         final List<NewSequence> fresh = new ArrayList<>();
         final List<ContinuingSequence> continuing;
         final List<BlockCopy> copies = new ArrayList<>();
+        // NOTE: the sequences behind fresh and continuing, in the same order. New arrays every step rather than
+        // lists kept across steps: G1 fences every reference stored into an old array (its card-marking barrier),
+        // a thousand per step, while a store into a young one is filtered out before the fence.
+        final List<SequenceState> freshSeqs = new ArrayList<>();
+        final SequenceState[] continuingSeqs;
 
         StepBuilder(int budget, int numRunning) {
             this.budget = budget;
             this.continuing = new ArrayList<>(numRunning);
+            this.continuingSeqs = new SequenceState[numRunning];
+        }
+
+        /** The i-th sequence of the plan: its new ones, then its continuing ones. */
+        SequenceState sequence(int i) {
+            return i < freshSeqs.size() ? freshSeqs.get(i) : continuingSeqs[i - freshSeqs.size()];
+        }
+
+        int numSequences() {
+            return freshSeqs.size() + continuing.size();
+        }
+
+        int[] copySources() {
+            return copies.isEmpty() ? NO_COPIES : copies.stream().mapToInt(BlockCopy::src).toArray();
+        }
+
+        int[] copyDestinations() {
+            return copies.isEmpty() ? NO_COPIES : copies.stream().mapToInt(BlockCopy::dst).toArray();
         }
     }
 
@@ -182,9 +207,9 @@ public final class BatchScheduler {
     }
 
     private void addContinuing(StepBuilder step, SequenceState seq, int numNew, ContinuingSequence entry) {
+        step.continuingSeqs[step.continuing.size()] = seq;
         step.continuing.add(entry);
         seq.setScheduled(numNew);
-        scheduledContinuing.add(seq);
         step.budget -= numNew;
     }
 
@@ -228,7 +253,7 @@ public final class BatchScheduler {
             step.fresh.add(new NewSequence(seq.seqId(), seq.tokens(), seq.promptLength(), prefix.numTokens(), numNew,
                     kv.blockTable(seq.seqId()), seq.params(), seq.seed(), slot));
             seq.setScheduled(numNew);
-            scheduledNew.add(seq);
+            step.freshSeqs.add(seq);
             step.budget -= numNew;
         }
         for (FailedRequest f : failing.values()) {
@@ -244,38 +269,52 @@ public final class BatchScheduler {
         }
         SequenceUpdates updates = new SequenceUpdates(result.tokens());
         int[] sampledAt = result.sampledAt();
-        int numNew = scheduledNew.size();
+        StepBuilder step = lastStep;
+        lastStep = StepBuilder.NOTHING;
+        // NOTE: the blocks the step filled are hashed as the loop goes and cached after it, all together (see
+        // KvCacheManager.hashFullBlocks)
+        List<SequenceState> filled = new ArrayList<>();
         int cursor = 0;
-        for (int i = 0; i < numNew + scheduledContinuing.size(); i++) {
-            SequenceState seq = i < numNew ? scheduledNew.get(i) : scheduledContinuing.get(i - numNew);
+        for (int i = 0; i < step.numSequences(); i++) {
+            SequenceState seq = step.sequence(i);
             int sampled = cursor < sampledAt.length && sampledAt[cursor] == i ? cursor++ : -1; // -1: mid-prefill
             if (seq.status() != SequenceStatus.RUNNING) {
                 continue; // aborted (or finished by a stop string) while the step ran: its token is dropped
             }
-            advance(seq);
+            if (advance(seq)) {
+                filled.add(seq);
+            }
             if (sampled >= 0) {
                 updates.set(sampled, seq, append(seq, updates.token(sampled).tokenId()));
             }
         }
-        scheduledNew.clear();
-        scheduledContinuing.clear();
+        for (SequenceState seq : filled) {
+            if (seq.status() == SequenceStatus.RUNNING) { // NOTE: one that finished cached its blocks as it freed them
+                kv.cacheHashedBlocks(seq.kvHandle());
+            }
+        }
         return updates;
     }
 
-    /** The tokens the plan scheduled for a running sequence are computed: count them, cache the blocks they filled. */
-    private void advance(SequenceState seq) {
+    /**
+     * The tokens the plan scheduled for a running sequence are computed: count them, hash the blocks they
+     * filled. Returns whether they filled any, whose hashes are still to be cached.
+     */
+    private boolean advance(SequenceState seq) {
         int before = seq.numComputed();
         seq.setComputed(before + seq.numScheduled());
         // NOTE: only a step that fills a block has anything to cache (a decode step, one time in blockSize).
         if (config.enablePrefixCaching() && before / kv.blockSize() != seq.numComputed() / kv.blockSize()) {
-            kv.cacheFullBlocks(seq.kvHandle(), seq.tokenArray(), seq.numComputed());
+            kv.hashFullBlocks(seq.kvHandle(), seq.tokenArray(), seq.numComputed());
+            return true;
         }
+        return false;
     }
 
     /** Appends a sampled token and finishes the sequence when the token ends it; returns that finish. */
     private Optional<Finish> append(SequenceState seq, int token) {
         seq.append(token);
-        Optional<Finish> finish = StopConditions.check(seq, token, eosTokenIds, config.maxModelLen());
+        Optional<Finish> finish = StopConditions.check(seq, token, eosTokenIds);
         if (finish.isPresent()) {
             finish(seq);
         }

@@ -12,6 +12,11 @@ import java.util.Arrays;
  */
 public final class SequenceState {
     private static final int[] NO_BLOCKS = new int[0];
+    private static final int[] NO_TOKENS = new int[0];
+    // NOTE: a sequence whose longest length is at most this many tokens past its prompt gets a token array of
+    // that length at once (16 KB at most), so it never copies its tokens as it grows; a longer one grows by
+    // doubling rather than reserve memory it may never use.
+    private static final int RESERVED_OUTPUT_TOKENS = 4096;
 
     private final Request request;
     private final int index;
@@ -19,6 +24,14 @@ public final class SequenceState {
     private final SamplingParams params;
     private final long seed;
     private final RequestKey key;
+    // NOTE: its stop rules as plain numbers, so the check after each token reads nothing but this object
+    // and the token: reading them from the params and the request's prompt was three or four more cache
+    // misses per sequence per step.
+    private final int promptLength;
+    private final int minLength; // from this many tokens on, EOS and stop tokens end it (min_tokens)
+    private final int maxLength; // at this many tokens it ends: max_tokens or the model's context length
+    private final boolean ignoreEos;
+    private final int[] stopTokenIds;
     private int[] tokens;
     private int numTokens;
     private int numComputed;
@@ -35,15 +48,22 @@ public final class SequenceState {
     // A decode step that takes no block (15 in 16) then allocates nothing and reads no other object.
     private ContinuingSequence decodeEntry;
 
-    SequenceState(Request request, int index, long seed) {
+    SequenceState(Request request, int index, long seed, int maxModelLen) {
         this.request = request;
         this.index = index;
         this.seqId = seqIdOf(request.requestId(), request.params().n(), index);
         this.params = request.params().forChild(index);
         this.seed = seed;
         this.key = new RequestKey(seqId, request.scope());
-        this.tokens = Arrays.copyOf(request.promptTokenIds(), request.promptTokenIds().length + 16);
-        this.numTokens = request.promptTokenIds().length;
+        this.promptLength = request.promptTokenIds().length;
+        this.minLength = (int) Math.min(Integer.MAX_VALUE, (long) promptLength + params.minTokens());
+        this.maxLength = (int) Math.min(maxModelLen, (long) promptLength + params.maxTokens());
+        this.ignoreEos = params.ignoreEos();
+        this.stopTokenIds = params.stopTokenIds().isEmpty()
+                ? NO_TOKENS : params.stopTokenIds().stream().mapToInt(Integer::intValue).toArray();
+        int capacity = maxLength - promptLength <= RESERVED_OUTPUT_TOKENS ? maxLength : promptLength + 16;
+        this.tokens = Arrays.copyOf(request.promptTokenIds(), capacity);
+        this.numTokens = promptLength;
     }
 
     /** A request's only completion keeps the request id; completion i of n > 1 is {@code id#i}. */
@@ -84,11 +104,30 @@ public final class SequenceState {
     }
 
     public int promptLength() {
-        return request.promptTokenIds().length;
+        return promptLength;
     }
 
     public int numOutputTokens() {
         return numTokens - promptLength();
+    }
+
+    /** Tokens from which EOS and stop tokens end it. */
+    int minLength() {
+        return minLength;
+    }
+
+    /** Tokens at which it ends (max_tokens, or the model's context length). */
+    int maxLength() {
+        return maxLength;
+    }
+
+    boolean ignoresEos() {
+        return ignoreEos;
+    }
+
+    /** Its stop token ids besides EOS; empty when none. */
+    int[] stopTokenIds() {
+        return stopTokenIds;
     }
 
     public SequenceStatus status() {

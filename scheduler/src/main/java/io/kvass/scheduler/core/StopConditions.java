@@ -7,22 +7,24 @@ final class StopConditions {
     private StopConditions() {
     }
 
-    static Optional<Finish> check(SequenceState seq, int token, int[] eosTokenIds, int maxModelLen) {
-        var p = seq.params();
-        boolean minReached = seq.numOutputTokens() >= p.minTokens();
-        if (minReached && !p.ignoreEos() && contains(eosTokenIds, token)) {
-            return Optional.of(Finish.of(FinishReason.STOP));
+    /** Reads only the sequence's own fields (see {@link SequenceState}'s stop rules) and the model's EOS ids. */
+    static Optional<Finish> check(SequenceState seq, int token, int[] eosTokenIds) {
+        int numTokens = seq.numTokens();
+        if (numTokens >= seq.minLength()) {
+            if (!seq.ignoresEos() && contains(eosTokenIds, token)) {
+                return Optional.of(Finish.of(FinishReason.STOP));
+            }
+            if (contains(seq.stopTokenIds(), token)) {
+                return Optional.of(new Finish(FinishReason.STOP, Optional.of(token)));
+            }
         }
-        if (minReached && !p.stopTokenIds().isEmpty() && p.stopTokenIds().contains(token)) {
-            return Optional.of(new Finish(FinishReason.STOP, Optional.of(token)));
-        }
-        if (seq.numOutputTokens() >= p.maxTokens() || seq.numTokens() >= maxModelLen) {
+        if (numTokens >= seq.maxLength()) {
             return Optional.of(Finish.of(FinishReason.LENGTH));
         }
         return Optional.empty();
     }
 
-    /** A model has one to three EOS ids: a scan beats boxing into a set. */
+    /** A model has one to three EOS ids, a request a few stop tokens: a scan beats boxing into a set. */
     private static boolean contains(int[] ids, int token) {
         for (int id : ids) {
             if (id == token) {
