@@ -18,7 +18,6 @@ struct LoraDesc {
 };
 
 #define LORA_TARGETS 7
-#define SHRINK_RANKS 4
 #define SHRINK_THREADS 256
 
 __device__ __forceinline__ const LoraDesc* lora_desc(const LoraDesc* table, int slot, int num_layers, int layer,
@@ -33,36 +32,37 @@ __device__ __forceinline__ const LoraDesc* lora_desc(const LoraDesc* table, int 
 #define LORA_TILE 8
 
 // u[t, j, r] = scale * dot(A[r, :], x[t, :]) for the tokens t of a tile, the projections
-// j = 0..targets-1 of a group (first_target + j in the table) and SHRINK_RANKS ranks r per block.
+// j = 0..targets-1 of a group (first_target + j in the table) and RANKS ranks r per block.
 // The block's threads split the input dimension (8 elements each per step; few steps even for the
 // FFN's input), then reduce through shared memory. Projections the adapter leaves alone and ranks
 // past the adapter's are not written (expand does not read them).
 // x: [n, in] bf16, u: [n, targets, max_rank] fp32.
-// grid: (max_tiles, targets, ceil(max_rank / SHRINK_RANKS)), block: 64..SHRINK_THREADS (fewer threads
+// grid: (max_tiles, targets, ceil(max_rank / RANKS)), block: 64..SHRINK_THREADS (fewer threads
 // when there are many tiles: the final reduction then costs less against the dot products).
-extern "C" __global__ void __launch_bounds__(SHRINK_THREADS)
-    lora_shrink(const int* __restrict__ token_slot, const int* __restrict__ order, const int* __restrict__ tile_start,
-                const int* __restrict__ tile_count, const LoraDesc* __restrict__ table, int num_layers, int layer,
-                int first_target, const bf16* __restrict__ x, int in, float* __restrict__ u, int max_rank) {
-  __shared__ float partial[SHRINK_THREADS / 32][SHRINK_RANKS * LORA_TILE];  // blockDim.x <= SHRINK_THREADS
+template <int RANKS>
+__device__ __forceinline__ void shrink_tile(const int* __restrict__ token_slot, const int* __restrict__ order,
+                                            const int* __restrict__ tile_start, const int* __restrict__ tile_count,
+                                            const LoraDesc* __restrict__ table, int num_layers, int layer, int first_target,
+                                            const bf16* __restrict__ x, int in, float* __restrict__ u, int max_rank) {
+  __shared__ float partial[SHRINK_THREADS / 32][RANKS * LORA_TILE];  // blockDim.x <= SHRINK_THREADS
   const int count = tile_count[blockIdx.x], j = blockIdx.y;
   if (count == 0) return;
   const int* tokens = order + tile_start[blockIdx.x];
   const LoraDesc* d = lora_desc(table, token_slot[tokens[0]], num_layers, layer, first_target + j);
-  const int r0 = blockIdx.z * SHRINK_RANKS;
+  const int r0 = blockIdx.z * RANKS;
   if (r0 >= d->rank) return;
-  const int ranks = min(SHRINK_RANKS, d->rank - r0);
-  float s[SHRINK_RANKS][LORA_TILE];
+  const int ranks = min(RANKS, d->rank - r0);
+  float s[RANKS][LORA_TILE];
 #pragma unroll
-  for (int q = 0; q < SHRINK_RANKS; q++)
+  for (int q = 0; q < RANKS; q++)
 #pragma unroll
     for (int k = 0; k < LORA_TILE; k++) s[q][k] = 0.f;
   const bf16* a = d->a + (size_t)r0 * in;
   if ((in & 7) == 0) {
     for (int i = threadIdx.x * 8; i < in; i += blockDim.x * 8) {
-      float af[SHRINK_RANKS][8], xf[8];
+      float af[RANKS][8], xf[8];
 #pragma unroll
-      for (int q = 0; q < SHRINK_RANKS; q++) {
+      for (int q = 0; q < RANKS; q++) {
         if (q < ranks) unpack8(*reinterpret_cast<const uint4*>(a + (size_t)q * in + i), af[q]);
       }
 #pragma unroll
@@ -70,7 +70,7 @@ extern "C" __global__ void __launch_bounds__(SHRINK_THREADS)
         if (k < count) {
           unpack8(*reinterpret_cast<const uint4*>(x + (size_t)tokens[k] * in + i), xf);
 #pragma unroll
-          for (int q = 0; q < SHRINK_RANKS; q++)
+          for (int q = 0; q < RANKS; q++)
 #pragma unroll
             for (int e = 0; e < 8; e++) s[q][k] += af[q][e] * xf[e];
         }
@@ -83,7 +83,7 @@ extern "C" __global__ void __launch_bounds__(SHRINK_THREADS)
         if (k < count) {
           const float xv = to_float(x[(size_t)tokens[k] * in + i]);
 #pragma unroll
-          for (int q = 0; q < SHRINK_RANKS; q++) {
+          for (int q = 0; q < RANKS; q++) {
             if (q < ranks) s[q][k] += to_float(a[(size_t)q * in + i]) * xv;
           }
         }
@@ -92,14 +92,14 @@ extern "C" __global__ void __launch_bounds__(SHRINK_THREADS)
   }
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
 #pragma unroll
-  for (int q = 0; q < SHRINK_RANKS; q++)
+  for (int q = 0; q < RANKS; q++)
 #pragma unroll
     for (int k = 0; k < LORA_TILE; k++) {
       const float v = warp_sum(s[q][k]);
       if (lane == 0) partial[warp][q * LORA_TILE + k] = v;
     }
   __syncthreads();
-  if (threadIdx.x < SHRINK_RANKS * LORA_TILE) {
+  if (threadIdx.x < RANKS * LORA_TILE) {
     const int q = threadIdx.x / LORA_TILE, k = threadIdx.x % LORA_TILE;
     if (q < ranks && k < count) {
       float v = 0.f;
@@ -108,6 +108,19 @@ extern "C" __global__ void __launch_bounds__(SHRINK_THREADS)
     }
   }
 }
+
+// RANKS ranks per block: 4 when there are tiles enough to fill the GPU (prefill), 1 for a few tokens
+// (decode), where the block count, not the work, bounds the time.
+#define LORA_SHRINK(NAME, RANKS)                                                                                    \
+  extern "C" __global__ void __launch_bounds__(SHRINK_THREADS)                                                     \
+      NAME(const int* token_slot, const int* order, const int* tile_start, const int* tile_count,                 \
+           const LoraDesc* table, int num_layers, int layer, int first_target, const bf16* x, int in, float* u,  \
+           int max_rank) {                                                                                        \
+    shrink_tile<RANKS>(token_slot, order, tile_start, tile_count, table, num_layers, layer, first_target, x, in, u, \
+                       max_rank);                                                                                  \
+  }
+LORA_SHRINK(lora_shrink_r1, 1)
+LORA_SHRINK(lora_shrink_r4, 4)
 
 // y[t, c] += dot(B[o, :], u[t, j, :]) for the tokens t of a tile, where column c of the group's
 // output is row o of projection j: the projections' outputs sit side by side in y (q | k | v,

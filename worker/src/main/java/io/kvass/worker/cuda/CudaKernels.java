@@ -239,11 +239,11 @@ final class CudaKernels implements AutoCloseable {
         }
     }
 
-    /** lora.cu's shrink over {@code tiles} tile slots (StepInputs' LoRA sections at {@code order}, {@code tileStart}, {@code tileCount}). */
-    void loraShrink(int tiles, int targets, int rankBlocks, int threads, long tokenSlots, long order, long tileStart,
+    /** lora.cu's shrink ({@code ranksPerBlock} 1 or 4) over {@code tiles} tile slots (StepInputs' LoRA sections at {@code order}, {@code tileStart}, {@code tileCount}). */
+    void loraShrink(int ranksPerBlock, int tiles, int targets, int rankBlocks, int threads, long tokenSlots, long order, long tileStart,
                     long tileCount, long table, int numLayers, int layer, int firstTarget, long x, int in, long u,
                     int maxRank) {
-        launch("lora", "lora_shrink", tiles, targets, rankBlocks, threads, tokenSlots, order, tileStart, tileCount, table,
+        launch("lora", "lora_shrink_r" + ranksPerBlock, tiles, targets, rankBlocks, threads, tokenSlots, order, tileStart, tileCount, table,
                 numLayers, layer, firstTarget, x, in, u, maxRank);
     }
 

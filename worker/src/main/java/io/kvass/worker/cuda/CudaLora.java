@@ -38,8 +38,9 @@ final class CudaLora {
     static final int DESC_BYTES = 32;
     private static final int TARGETS = LoraTarget.values().length;
     private static final int MAX_GROUP_TARGETS = 3;
-    private static final int SHRINK_RANKS = 4;   // lora.cu's
     private static final int SHRINK_THREADS = 256;
+    /** Below this many blocks, a kernel gets 4x as many smaller ones (one rank, 32 threads): more SMs reading. */
+    private static final int FEW_BLOCKS = 256;
     /** From this many tokens (prefill) there are tiles enough to fill the GPU with 64-thread shrink blocks. */
     private static final int MANY_TOKENS = 256;
     private static final int EXPAND_THREADS = 128;
@@ -188,14 +189,17 @@ final class CudaLora {
             return;
         }
         int tiles = maxTiles(n);
-        int rankBlocks = (capacity.maxRank() + SHRINK_RANKS - 1) / SHRINK_RANKS;
+        // NOTE: few tiles (decode) get a block per rank: the block count, not the work, bounds those steps.
+        int ranksPerBlock = (long) tiles * group.targets.length * capacity.maxRank() / 4 < FEW_BLOCKS ? 1 : 4;
+        int rankBlocks = (capacity.maxRank() + ranksPerBlock - 1) / ranksPerBlock;
         int threads = n >= MANY_TOKENS ? 64 : SHRINK_THREADS;
-        kernels.loraShrink(tiles, group.targets.length, rankBlocks, threads, inputs.tokenSlots(),
+        kernels.loraShrink(ranksPerBlock, tiles, group.targets.length, rankBlocks, threads, inputs.tokenSlots(),
                 inputs.order(), inputs.tileStart(), inputs.tileCount(), table.address(), config.numLayers(), layer,
                 first.ordinal(), x, in, shrunk.address(), capacity.maxRank());
         int shared = 4 * StepInputs.LORA_TILE_TOKENS * group.targets.length * capacity.maxRank();
-        int perBlock = EXPAND_THREADS * EXPAND_COLUMNS;
-        kernels.loraExpand((width + perBlock - 1) / perBlock, tiles, EXPAND_THREADS, shared,
+        int expandThreads = (long) tiles * width / (EXPAND_THREADS * EXPAND_COLUMNS) < FEW_BLOCKS ? 32 : EXPAND_THREADS;
+        int perBlock = expandThreads * EXPAND_COLUMNS;
+        kernels.loraExpand((width + perBlock - 1) / perBlock, tiles, expandThreads, shared,
                 inputs.tokenSlots(), inputs.order(), inputs.tileStart(), inputs.tileCount(), table.address(),
                 config.numLayers(), layer, first.ordinal(), group.targets.length, shrunk.address(), capacity.maxRank(), y,
                 width, yBf16 ? 1 : 0, outs[0], outs[1], outs[2]);
