@@ -12,9 +12,11 @@ import java.nio.ByteOrder;
 import java.util.List;
 
 /**
- * LoRA adapter slots on the GPU and their batched update (lora.cu, Punica's BGMV): in one step each
- * token gets its own slot's {@code y += scale * B (A x)} on every adapted projection, the base model's
- * tokens (slot 0) nothing. Every slot owns a fixed region sized for {@code max_lora_rank} in every
+ * LoRA adapter slots on the GPU and their batched update: in one step each token gets its own slot's
+ * {@code y += scale * B (A x)} on every adapted projection, the base model's tokens (slot 0) nothing.
+ * Short runs of tokens (decode, small chunks) go in tiles of one slot to lora.cu's shrink and expand
+ * kernels (in the manner of Punica's SGMV); a sequence with many tokens in the step to two cuBLAS GEMMs
+ * per projection. Every slot owns a fixed region sized for {@code max_lora_rank} in every
  * projection of every layer (as vLLM's stacked buffers), so loading an adapter copies its weights
  * (bf16, as vLLM keeps them) and rewrites its descriptors, and never allocates; the kernels find an
  * adapter through the descriptor table, so captured graphs stay valid across loads.
