@@ -198,20 +198,22 @@ public final class CudaBackend implements Backend {
     @Override
     public synchronized void loadAdapter(int slot, LoraWeights adapter) {
         checkOpen();
-        device.makeCurrent();
         if (lora == null) {
-            throw new IllegalArgumentException("this backend has no LoRA adapter slots (asked for slot " + slot + ")");
+            Backend.super.loadAdapter(slot, adapter); // refuses: no slots
+            return;
         }
+        device.makeCurrent();
         lora.load(slot, adapter);
     }
 
     @Override
     public synchronized void unloadAdapter(int slot) {
         checkOpen();
-        device.makeCurrent();
         if (lora == null) {
-            throw new IllegalArgumentException("this backend has no LoRA adapter slots (asked for slot " + slot + ")");
+            Backend.super.unloadAdapter(slot); // refuses: no slots
+            return;
         }
+        device.makeCurrent();
         lora.unload(slot);
     }
 
