@@ -116,27 +116,7 @@ __device__ __forceinline__ void paged_attention_mma(const bf16* __restrict__ q, 
           mx = fmaxf(mx, v);
         }
       }
-      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-      const float m_new = fmaxf(row_max[rr], mx);  // finite: every tile holds a key
-      const float alpha = exp2f(row_max[rr] - m_new);
-      row_max[rr] = m_new;
-      float sum = 0.f;
-#pragma unroll
-      for (int nt = 0; nt < 2; nt++) {
-#pragma unroll
-        for (int e = 0; e < 2; e++) {
-          const float p = exp2f(s[nt][2 * rr + e] - m_new);
-          s[nt][2 * rr + e] = p;
-          sum += p;
-        }
-      }
-      row_sum[rr] = row_sum[rr] * alpha + sum;
-#pragma unroll
-      for (int dt = 0; dt < D / 8; dt++) {
-        o[dt][2 * rr] *= alpha;
-        o[dt][2 * rr + 1] *= alpha;
-      }
+      online_softmax_step<2, D / 8>(s, o, row_max[rr], row_sum[rr], rr, mx);
     }
     // O += P V over the tile's 16 keys.
     const uint32_t a[4] = {pack_bf16(s[0][0], s[0][1]), pack_bf16(s[0][2], s[0][3]), pack_bf16(s[1][0], s[1][1]),

@@ -41,3 +41,34 @@ __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commi
 
 template <int N>
 __device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
+
+// One online-softmax step (log2 domain) for row half rr (rows quad_row + 8 rr) of a thread's m16n8
+// accumulators: mx is the thread's max over its scores of the tile, reduced here over the quad; the
+// scores become exp2(s - max), the running max and sum and the output accumulators are rescaled. A row
+// with no visible key yet (max still -inf) keeps it: exp2(-inf) = 0 removes the tile's entries.
+template <int NT, int DT>
+__device__ __forceinline__ void online_softmax_step(float (&s)[NT][4], float (&o)[DT][4], float& row_max,
+                                                    float& row_sum, int rr, float mx) {
+  mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+  mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+  const float m_new = fmaxf(row_max, mx);
+  const float base = m_new == -CUDART_INF_F ? 0.f : m_new;
+  const float alpha = exp2f(row_max - base);
+  row_max = m_new;
+  float sum = 0.f;
+#pragma unroll
+  for (int nt = 0; nt < NT; nt++) {
+#pragma unroll
+    for (int e = 0; e < 2; e++) {
+      const float p = exp2f(s[nt][2 * rr + e] - base);
+      s[nt][2 * rr + e] = p;
+      sum += p;
+    }
+  }
+  row_sum = row_sum * alpha + sum;
+#pragma unroll
+  for (int dt = 0; dt < DT; dt++) {
+    o[dt][2 * rr] *= alpha;
+    o[dt][2 * rr + 1] *= alpha;
+  }
+}

@@ -113,29 +113,7 @@ __device__ __forceinline__ void flash_prefill(const bf16* __restrict__ q, const 
           mx = fmaxf(mx, v);
         }
       }
-      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-      const float m_new = fmaxf(row_max[rr], mx);
-      // A row with no visible key in this tile keeps its max; exp2(-inf) = 0 removes the tile's entries.
-      const float base = m_new == -CUDART_INF_F ? 0.f : m_new;
-      const float alpha = exp2f(row_max[rr] - base);
-      row_max[rr] = m_new;
-      float sum = 0.f;
-#pragma unroll
-      for (int nt = 0; nt < BN / 8; nt++) {
-#pragma unroll
-        for (int e = 0; e < 2; e++) {
-          const float p = exp2f(s[nt][2 * rr + e] - base);
-          s[nt][2 * rr + e] = p;
-          sum += p;
-        }
-      }
-      row_sum[rr] = row_sum[rr] * alpha + sum;
-#pragma unroll
-      for (int dt = 0; dt < D / 8; dt++) {
-        o[dt][2 * rr] *= alpha;
-        o[dt][2 * rr + 1] *= alpha;
-      }
+      online_softmax_step<BN / 8, D / 8>(s, o, row_max[rr], row_sum[rr], rr, mx);
     }
     // O += P V: P from the S accumulators (their layout is the A fragment's), V through ldmatrix.trans.
 #pragma unroll
