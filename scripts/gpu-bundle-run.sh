@@ -5,6 +5,7 @@
 #   bench          CudaBenchmark (direct backend: decode batch 1..256, prefill), bench-quick: shorter
 #   lora-bench     CudaLoraBenchmark (multi-LoRA decode at batch 1/32/128, 0/1/16 adapters; prefill)
 #   skinny-probe   CudaSkinnyProbe (the batch-1 GEMVs alone, graph-replayed, each split)
+#   ablation       CudaAblationProbe (a decode step's graph time with phases left out: what each costs in place)
 #   lora-e2e       `kvass generate --adapter` on cpu and cuda, `kvass serve --device cuda --lora-modules` + curl
 #   decode         CudaDecodeBenchmark (batch-1 fusions on/off, forwardAndSample vs forwardGreedy)
 #   serve          `kvass serve --device cuda` on a Llama-3-8B-shaped model with random weights made on
@@ -80,6 +81,8 @@ for what in "${@:-tests bench}"; do
     lora-bench)
       timeout 300 "$java" "${flags[@]}" -Xmx24g -cp "$cp" io.kvass.worker.cuda.CudaLoraBenchmark "$out/cuda-lora-bench.json" \
         2>&1 | tee "$out/lora-bench.log" || status=1 ;;
+    ablation)
+      timeout 300 "$java" "${flags[@]}" -Xmx16g -cp "$cp" io.kvass.worker.cuda.CudaAblationProbe 2>&1 | grep -v WARN | tee "$out/ablation.log" || status=1 ;;
     skinny-probe)
       timeout 120 "$java" "${flags[@]}" -cp "$cp" io.kvass.worker.cuda.CudaSkinnyProbe 2>&1 | grep -v WARN | tee "$out/skinny-probe.log" || status=1 ;;
     lora-e2e)
@@ -120,7 +123,7 @@ for what in "${@:-tests bench}"; do
         --section MemoryWorkloadAnalysis --section MemoryWorkloadAnalysis_Tables --section WarpStateStats \
         --section Occupancy --section LaunchStats "$java" "${flags[@]}" -cp "$cp" \
         io.kvass.worker.cuda.CudaAttentionProbe 2>&1 | tee "$out/ncu-attention.log" || status=1 ;;
-    *) echo "unknown step '$what' (tests | bench | bench-quick | decode | serve | serve-cpu-sampling | probe | ncu-attention)"; status=1 ;;
+    *) echo "unknown step '$what' (tests | bench | bench-quick | decode | serve | serve-cpu-sampling | probe | ncu-attention | ablation | skinny-probe | lora-bench | lora-e2e)"; status=1 ;;
   esac
   echo "[run] $what done at +$(( $(date +%s) - t0 )) s"
 done

@@ -373,23 +373,13 @@ PAGED_ATTENTION_WARPS(128, 4, 4, 4)
 PAGED_ATTENTION_WARPS(128, 2, 4, 4)
 PAGED_ATTENTION_WARPS(64, 4, 4, 4)
 
-// Combines the partitions of each (token, head): weights l_p * exp(m_p - M), M the largest max.
-// grid: (m, heads), block: 128.
+// Combines the partitions of each (token, head) (see combine_partitions_warp). grid: (m, heads / 4), block: 128.
 extern "C" __global__ void attention_reduce(const float* __restrict__ part_out, const float* __restrict__ part_ml,
                                             const int* __restrict__ positions, const int* __restrict__ token_list,
                                             bf16* __restrict__ out, int num_heads, int head_dim, int max_parts,
                                             int part_size) {
-  const int tok = token_list ? token_list[blockIdx.x] : blockIdx.x, h = blockIdx.y;
+  const int tok = token_list ? token_list[blockIdx.x] : blockIdx.x;
   const int parts = (positions[tok] + part_size) / part_size;  // ceil((pos + 1) / part_size)
-  const size_t base = ((size_t)blockIdx.x * num_heads + h) * max_parts;
-  float M = -CUDART_INF_F;
-  for (int p = 0; p < parts; p++) M = fmaxf(M, part_ml[(base + p) * 2]);
-  float L = 0.f;
-  for (int p = 0; p < parts; p++) L += part_ml[(base + p) * 2 + 1] * expf(part_ml[(base + p) * 2] - M);
-  for (int d = threadIdx.x; d < head_dim; d += blockDim.x) {
-    float s = 0.f;
-    for (int p = 0; p < parts; p++)
-      s += part_ml[(base + p) * 2 + 1] * expf(part_ml[(base + p) * 2] - M) * part_out[(base + p) * head_dim + d];
-    out[((size_t)tok * num_heads + h) * head_dim + d] = to_bf16(s / L);
-  }
+  const int h = blockIdx.y * 4 + (threadIdx.x >> 5);
+  if (h < num_heads) combine_partitions_warp(part_out, part_ml, out, blockIdx.x, tok, h, num_heads, head_dim, max_parts, parts);
 }

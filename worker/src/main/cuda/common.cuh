@@ -45,6 +45,70 @@ __device__ __forceinline__ float block_sum(float v) {
   return warp_sum(v);
 }
 
+// Whether this block is the last of `arrivals` blocks to get here (every thread of it gets the answer).
+// Call with all threads, after the block's global writes; the last block may then read what the others
+// wrote, through L2 (__ldcg: its L1 may hold stale lines). The counter must be 0 before the first
+// arrival; the last block sets it back to 0, so it is ready for the next launch (and graph replays).
+__device__ __forceinline__ bool last_block_to_arrive(int* counter, int arrivals) {
+  __shared__ int last;
+  __threadfence();
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    last = atomicAdd(counter, 1) == arrivals - 1;
+    if (last) atomicExch(counter, 0);
+  }
+  __syncthreads();
+  if (last) __threadfence();
+  return last;
+}
+
+// Split-K (flash-decoding): combines the `parts` partitions of head h of query item `item` (token tok)
+// into out, weights l_p * exp(m_p - M), M the largest max; one warp per head. A lane computes the weights
+// of 32 partitions at a time and the warp shares them by shuffles, so the pass over part_out has only
+// independent loads (4 dims a lane). part_out: [m, heads, max_parts, D] fp32, part_ml: [m, heads,
+// max_parts, 2] (max in natural-log units, sum), read through L2 (other blocks of the same kernel may
+// have written them). D % 4 == 0.
+__device__ __forceinline__ void combine_partitions_warp(const float* __restrict__ part_out,
+                                                        const float* __restrict__ part_ml, bf16* __restrict__ out,
+                                                        int item, int tok, int h, int num_heads, int head_dim,
+                                                        int max_parts, int parts) {
+  const int lane = threadIdx.x & 31;
+  const size_t base = ((size_t)item * num_heads + h) * max_parts;
+  float M = -CUDART_INF_F;
+  for (int p = lane; p < parts; p += 32) M = fmaxf(M, __ldcg(part_ml + (base + p) * 2));
+  M = warp_max(M);
+  float L = 0.f;
+  for (int d0 = 0; d0 < head_dim; d0 += 128) {
+    const int d = d0 + 4 * lane;
+    float4 s = make_float4(0.f, 0.f, 0.f, 0.f);
+    for (int p0 = 0; p0 < parts; p0 += 32) {
+      const int p = p0 + lane;
+      const float wl = p < parts ? __ldcg(part_ml + (base + p) * 2 + 1) * expf(__ldcg(part_ml + (base + p) * 2) - M) : 0.f;
+      if (d0 == 0) L += wl;
+      const int n = min(32, parts - p0);
+#pragma unroll 8
+      for (int j = 0; j < n; j++) {
+        const float wgt = __shfl_sync(0xffffffffu, wl, j);
+        if (d < head_dim) {
+          const float4 o = __ldcg(reinterpret_cast<const float4*>(part_out + (base + p0 + j) * head_dim + d));
+          s.x += wgt * o.x;
+          s.y += wgt * o.y;
+          s.z += wgt * o.z;
+          s.w += wgt * o.w;
+        }
+      }
+    }
+    const float inv_l = 1.f / warp_sum(L);
+    if (d < head_dim) {
+      bf16* dst = out + ((size_t)tok * num_heads + h) * head_dim + d;
+      dst[0] = to_bf16(s.x * inv_l);
+      dst[1] = to_bf16(s.y * inv_l);
+      dst[2] = to_bf16(s.z * inv_l);
+      dst[3] = to_bf16(s.w * inv_l);
+    }
+  }
+}
+
 // Warp-wide argmax: every lane ends with the largest value and its index (ties: the lowest index;
 // an index of 0x7fffffff marks "none", so a lane that saw nothing never wins).
 __device__ __forceinline__ void warp_argmax(float& best, int& arg) {

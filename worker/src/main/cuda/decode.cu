@@ -7,7 +7,9 @@
 // Each of the block's 4 warps walks its own 16-key tiles of the partition (tiles w, w + 4, ...):
 // K/V rows gathered through the block table into the warp's two shared-memory buffers with
 // cp.async, so the next tile loads while the current one computes; online softmax in registers
-// (log2 domain); the warps combine once at the end.
+// (log2 domain); the warps combine once at the end. With split-K the last partition block of a
+// (token, kv head) to finish combines the partitions itself (counters: one int per (item, kv head), 0
+// between launches), so there is no attention_reduce launch.
 #include "mma.cuh"
 
 template <int D>
@@ -16,7 +18,7 @@ __device__ __forceinline__ void paged_attention_mma(const bf16* __restrict__ q, 
                                                     const int* __restrict__ tok_seq, const int* __restrict__ positions,
                                                     const int* __restrict__ token_list, bf16* __restrict__ out,
                                                     float* __restrict__ part_out, float* __restrict__ part_ml,
-                                                    int num_heads, int num_kv_heads, int group, int block_size,
+                                                    int* __restrict__ counters, int num_heads, int num_kv_heads, int group, int block_size,
                                                     int max_blocks, int part_size, float scale) {
   constexpr int NW = 4;             // warps per block
   constexpr int KT = 16;            // keys per warp tile
@@ -37,20 +39,6 @@ __device__ __forceinline__ void paged_attention_mma(const bf16* __restrict__ q, 
   const int* table = block_tables + (size_t)tok_seq[tok] * max_blocks;
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
   const float scale_log2 = scale * LOG2E;
-
-  for (int i = tid; i < 16 * CHUNKS; i += NW * 32) {
-    const int r = i / CHUNKS, c = (i % CHUNKS) * 8;
-    uint4 v = make_uint4(0, 0, 0, 0);
-    if (r < group) v = *reinterpret_cast<const uint4*>(q + ((size_t)tok * num_heads + kvh * group + r) * D + c);
-    *reinterpret_cast<uint4*>(q_s + r * STRIDE + c) = v;
-  }
-  __syncthreads();
-  uint32_t qf[D / 16][4];
-#pragma unroll
-  for (int kk = 0; kk < D / 16; kk++) {
-    const int m = lane >> 3;
-    ldmatrix_x4(qf[kk][0], qf[kk][1], qf[kk][2], qf[kk][3], q_s + ((lane & 7) + (m & 1) * 8) * STRIDE + kk * 16 + (m >> 1) * 8);
-  }
 
   bf16* mine = reinterpret_cast<bf16*>(smem_raw) + warp * 4 * BUF;
   const int tiles = (end - begin + KT - 1) / KT;
@@ -74,13 +62,28 @@ __device__ __forceinline__ void paged_attention_mma(const bf16* __restrict__ q, 
     cp_async_commit();
   };
 
+  // The first K/V tile is on its way before the query: both latencies overlap.
+  if (warp < tiles) load_tile(warp, 0);
+  for (int i = tid; i < 16 * CHUNKS; i += NW * 32) {
+    const int r = i / CHUNKS, c = (i % CHUNKS) * 8;
+    uint4 v = make_uint4(0, 0, 0, 0);
+    if (r < group) v = *reinterpret_cast<const uint4*>(q + ((size_t)tok * num_heads + kvh * group + r) * D + c);
+    *reinterpret_cast<uint4*>(q_s + r * STRIDE + c) = v;
+  }
+  __syncthreads();
+  uint32_t qf[D / 16][4];
+#pragma unroll
+  for (int kk = 0; kk < D / 16; kk++) {
+    const int m = lane >> 3;
+    ldmatrix_x4(qf[kk][0], qf[kk][1], qf[kk][2], qf[kk][3], q_s + ((lane & 7) + (m & 1) * 8) * STRIDE + kk * 16 + (m >> 1) * 8);
+  }
+
   float o[D / 8][4];
 #pragma unroll
   for (int i = 0; i < D / 8; i++) o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.f;
   float row_max[2] = {-CUDART_INF_F, -CUDART_INF_F}, row_sum[2] = {0.f, 0.f};
   const int quad_row = lane >> 2, quad_col = 2 * (lane & 3);
 
-  if (warp < tiles) load_tile(warp, 0);
   for (int t = warp, it = 0; t < tiles; t += NW, it++) {
     const int cur = it & 1;
     if (t + NW < tiles) {
@@ -158,15 +161,20 @@ __device__ __forceinline__ void paged_attention_mma(const bf16* __restrict__ q, 
   __syncthreads();
   merge_warps_and_store<NW, D, true>(&red_m[0][0], &red_l[0][0], red_o, 16, group, kvh * group, tok, item, part,
                                      num_heads, out, part_out, part_ml);
+  if (gridDim.z > 1 && last_block_to_arrive(counters + (size_t)item * num_kv_heads + kvh, (ctx + part_size - 1) / part_size)) {
+    for (int g = warp; g < group; g += NW)
+      combine_partitions_warp(part_out, part_ml, out, item, tok, kvh * group + g, num_heads, D, gridDim.z,
+                              (ctx + part_size - 1) / part_size);
+  }
 }
 
 #define PAGED_ATTENTION_MMA(D)                                                                                        \
   extern "C" __global__ void __launch_bounds__(128) paged_attention_mma_d##D(                                        \
       const bf16* q, const bf16* k_cache, const bf16* v_cache, const int* block_tables, const int* tok_seq,           \
-      const int* positions, const int* token_list, bf16* out, float* part_out, float* part_ml, int num_heads,        \
-      int num_kv_heads, int group, int block_size, int max_blocks, int part_size, float scale) {                      \
+      const int* positions, const int* token_list, bf16* out, float* part_out, float* part_ml, int* counters,        \
+      int num_heads, int num_kv_heads, int group, int block_size, int max_blocks, int part_size, float scale) {       \
     paged_attention_mma<D>(q, k_cache, v_cache, block_tables, tok_seq, positions, token_list, out, part_out, part_ml, \
-                           num_heads, num_kv_heads, group, block_size, max_blocks, part_size, scale);                 \
+                           counters, num_heads, num_kv_heads, group, block_size, max_blocks, part_size, scale);                 \
   }
 PAGED_ATTENTION_MMA(64)
 PAGED_ATTENTION_MMA(128)

@@ -14,18 +14,59 @@ extern "C" __global__ void embed_rows(const int* __restrict__ tokens, const bf16
 
 // out[i, :] = bf16(x[r, :] * rsqrt(mean(x[r, :]^2) + eps) * w), r = rows[i] (or i when rows is null).
 // x: [*, H] fp32, w: [H] fp32, out: [gridDim.x, H] bf16. grid: rows, block: 256.
+// Each round issues all of its PER loads a thread before the sums (one memory round trip per round, not
+// one per 256 elements: at batch 1 this kernel is pure latency between two GEMVs); the sums still go in
+// thread order (j = tid, tid + 256, ...).
 extern "C" __global__ void rms_norm(const float* __restrict__ x, const int* __restrict__ rows,
                                     const float* __restrict__ w, bf16* __restrict__ out, int hidden, float eps) {
-  const int i = blockIdx.x;
-  const float* xr = x + (size_t)(rows ? rows[i] : i) * hidden;
+  constexpr int PER = 16;
+  const float* xr = x + (size_t)(rows ? rows[blockIdx.x] : blockIdx.x) * hidden;
+  bf16* o = out + (size_t)blockIdx.x * hidden;
+  const int tid = threadIdx.x, nt = blockDim.x;
   float ss = 0.f;
-  for (int j = threadIdx.x; j < hidden; j += blockDim.x) {
-    const float v = xr[j];
-    ss += v * v;
+  if (hidden <= PER * nt) {  // one round (hidden <= 4,096): x and w loaded together, kept in registers
+    float v[PER], g[PER];
+#pragma unroll
+    for (int i = 0; i < PER; i++) {
+      const int j = i * nt + tid;
+      v[i] = j < hidden ? xr[j] : 0.f;
+      g[i] = j < hidden ? w[j] : 0.f;
+    }
+#pragma unroll
+    for (int i = 0; i < PER; i++) ss += v[i] * v[i];  // + 0 past the end: the same sum
+    const float inv = rsqrtf(block_sum(ss) / hidden + eps);
+#pragma unroll
+    for (int i = 0; i < PER; i++) {
+      const int j = i * nt + tid;
+      if (j < hidden) o[j] = to_bf16(v[i] * inv * g[i]);
+    }
+    return;
+  }
+  for (int base = 0; base < hidden; base += PER * nt) {
+    float v[PER];
+#pragma unroll
+    for (int i = 0; i < PER; i++) {
+      const int j = base + i * nt + tid;
+      v[i] = j < hidden ? xr[j] : 0.f;
+    }
+#pragma unroll
+    for (int i = 0; i < PER; i++) ss += v[i] * v[i];
   }
   const float inv = rsqrtf(block_sum(ss) / hidden + eps);
-  bf16* o = out + (size_t)i * hidden;
-  for (int j = threadIdx.x; j < hidden; j += blockDim.x) o[j] = to_bf16(xr[j] * inv * w[j]);
+  for (int base = 0; base < hidden; base += PER * nt) {
+    float v[PER], g[PER];
+#pragma unroll
+    for (int i = 0; i < PER; i++) {
+      const int j = base + i * nt + tid;
+      v[i] = j < hidden ? xr[j] : 0.f;
+      g[i] = j < hidden ? w[j] : 0.f;
+    }
+#pragma unroll
+    for (int i = 0; i < PER; i++) {
+      const int j = base + i * nt + tid;
+      if (j < hidden) o[j] = to_bf16(v[i] * inv * g[i]);
+    }
+  }
 }
 
 // After the fused q/k/v projection: adds the bias (Qwen2), rotates q and k (rotate-half: pair
@@ -207,51 +248,28 @@ SKINNY(2)
 SKINNY(4)
 SKINNY(8)
 
-// Decode fusions for one token (batch 1: every kernel boundary is a drain of the GPU, and the small
-// kernels between the GEMVs cost more than their bytes). Both compute exactly what the unfused
-// sequence computes, in the same order, so the results are bit-identical:
-//  - NORM: the GEMV's input is rms_norm(x[row]) * norm_w (x fp32), computed by every block into shared
-//    memory with rms_norm's own loop and reduction (256 threads), instead of a separate rms_norm launch;
-//  - SILU: the weight is the fused [gate; up] matrix ([2 ffn, K]); a block's warps take gate row o and
-//    up row ffn + o together, and the epilogue writes act[o] = bf16(silu(bf16 g) * bf16 u) as silu_mul
-//    would, instead of writing gate/up and launching silu_mul.
-// Otherwise as skinny_gemm<1> (mode 0 bf16 / 1 fp32 / 2 fp32 += for the plain GEMV; the same split and
-// per-lane chunk order). grid: up to ceil(rows * split / 8) (SILU: ceil(ffn * 2 split / 8)) blocks,
-// which stride over the row groups; block: 256; dynamic shared memory: NORM ? 2 K bytes : 0.
-template <bool NORM, bool SILU>
-__device__ __forceinline__ void skinny_fused(const bf16* __restrict__ w, const void* __restrict__ xin,
-                                             const int* __restrict__ rows, const float* __restrict__ norm_w,
-                                             void* __restrict__ y, int out, int K, int mode, int split, float eps) {
-  extern __shared__ __align__(16) unsigned char fused_smem[];
+// Decode fusion for one token (batch 1: every kernel boundary is a drain of the GPU): the weight is the
+// fused [gate; up] matrix ([2 ffn, K]); a block's warps take gate row o and up row ffn + o together, and
+// the epilogue writes act[o] = bf16(silu(bf16 g) * bf16 u) as silu_mul would, instead of writing gate/up
+// and launching silu_mul; per (row, split share) the same chunk order as skinny_gemm<1>, so the same bits.
+// x: the normed bf16 input [K]. grid: up to ceil(ffn * 2 split / 8) blocks, which stride over the row
+// groups; block: 256.
+extern "C" __global__ void __launch_bounds__(256) skinny_gate_up_silu_n1(const bf16* __restrict__ w,
+                                                                         const bf16* __restrict__ x,
+                                                                         bf16* __restrict__ act, int ffn, int K,
+                                                                         int split) {
   __shared__ float partial[8];
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-  const bf16* x;
-  if (NORM) {
-    const float* xr = reinterpret_cast<const float*>(xin) + (size_t)(rows ? rows[0] : 0) * K;
-    float ss = 0.f;
-    for (int j = threadIdx.x; j < K; j += blockDim.x) {
-      const float v = xr[j];
-      ss += v * v;
-    }
-    const float inv = rsqrtf(block_sum(ss) / K + eps);
-    bf16* xs = reinterpret_cast<bf16*>(fused_smem);
-    for (int j = threadIdx.x; j < K; j += blockDim.x) xs[j] = to_bf16(xr[j] * inv * norm_w[j]);
-    __syncthreads();
-    x = xs;
-  } else {
-    x = reinterpret_cast<const bf16*>(xin);
-  }
-  // Plain: 8 / split rows per block, warp -> (row, share). SILU: 4 / split outputs, each 2 split warps.
-  // Blocks stride over the row groups, so a NORM block's prologue serves several of them.
-  const int group = SILU ? 2 * split : split;
+  // 4 / split outputs per block, each 2 split warps: the gate row's, then the up row's.
+  const int group = 2 * split;
   const int member = warp % group, share = member % split;
   const uint4* xv = reinterpret_cast<const uint4*>(x);
   const int chunks = K / 8;
-  const int groups = (out + 8 / group - 1) / (8 / group);
+  const int groups = (ffn + 8 / group - 1) / (8 / group);
   for (int g0 = blockIdx.x; g0 < groups; g0 += gridDim.x) {
     const int slot = g0 * (8 / group) + warp / group;
-    const int o = SILU ? (member < split ? slot : out + slot) : slot;  // SILU: out = ffn
-    const bool live = slot < out;
+    const int o = member < split ? slot : ffn + slot;
+    const bool live = slot < ffn;
     const uint4* wr = reinterpret_cast<const uint4*>(w + (size_t)(live ? o : 0) * K);
     float acc = 0.f;
     if (live) {
@@ -259,7 +277,7 @@ __device__ __forceinline__ void skinny_fused(const bf16* __restrict__ w, const v
       for (int c = share * 32 + lane; c < chunks; c += 32 * split) {
         float wf[8], xf[8];
         unpack8(__ldg(wr + c), wf);
-        unpack8(NORM ? xv[c] : __ldg(xv + c), xf);
+        unpack8(__ldg(xv + c), xf);
 #pragma unroll
         for (int e = 0; e < 8; e++) acc += wf[e] * xf[e];
       }
@@ -268,38 +286,12 @@ __device__ __forceinline__ void skinny_fused(const bf16* __restrict__ w, const v
     if (lane == 0) partial[warp] = sum;
     __syncthreads();
     if (member == 0 && lane == 0 && live) {
-      float a = 0.f;
+      float a = 0.f, u = 0.f;
       for (int i = 0; i < split; i++) a += partial[warp + i];
-      if (SILU) {
-        float u = 0.f;
-        for (int i = 0; i < split; i++) u += partial[warp + split + i];
-        const float g = to_float(to_bf16(a)), up = to_float(to_bf16(u));
-        reinterpret_cast<bf16*>(y)[slot] = to_bf16(g / (1.f + expf(-g)) * up);
-      } else if (mode == 0) {
-        reinterpret_cast<bf16*>(y)[o] = to_bf16(a);
-      } else if (mode == 1) {
-        reinterpret_cast<float*>(y)[o] = a;
-      } else {
-        reinterpret_cast<float*>(y)[o] += a;
-      }
+      for (int i = 0; i < split; i++) u += partial[warp + split + i];
+      const float g = to_float(to_bf16(a)), up = to_float(to_bf16(u));
+      act[slot] = to_bf16(g / (1.f + expf(-g)) * up);
     }
     __syncthreads();  // partial is reused by the next group
   }
-}
-
-extern "C" __global__ void __launch_bounds__(256) skinny_norm_gemm_n1(const bf16* w, const float* x, const int* rows,
-                                                                      const float* norm_w, void* y, int out, int K,
-                                                                      int mode, int split, float eps) {
-  skinny_fused<true, false>(w, x, rows, norm_w, y, out, K, mode, split, eps);
-}
-
-extern "C" __global__ void __launch_bounds__(256) skinny_norm_gate_up_silu_n1(const bf16* w, const float* x,
-                                                                              const float* norm_w, bf16* act, int ffn,
-                                                                              int K, int split, float eps) {
-  skinny_fused<true, true>(w, x, nullptr, norm_w, act, ffn, K, 0, split, eps);
-}
-
-extern "C" __global__ void __launch_bounds__(256) skinny_gate_up_silu_n1(const bf16* w, const bf16* x, bf16* act,
-                                                                         int ffn, int K, int split) {
-  skinny_fused<false, true>(w, x, nullptr, nullptr, act, ffn, K, 0, split, 0.f);
 }

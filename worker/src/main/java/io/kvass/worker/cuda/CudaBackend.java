@@ -59,12 +59,14 @@ public final class CudaBackend implements Backend {
     private final float attentionScale;
     private final boolean prefillKernel;
     private int skinnyMaxTokens = 1;
+    private java.util.Set<String> skippedPhases = java.util.Set.of();
     /**
-     * Batch-1 decode fusions (bit-identical results): RMS norms into the next GEMV, SiLU into the gate/up
-     * GEMV. {@code -Dkvass.cuda.fuse=all|norm|silu|none} (default all).
+     * The batch-1 decode fusion (bit-identical results): SiLU into the gate/up GEMV.
+     * {@code -Dkvass.cuda.fuse=silu|none} (default silu). The RMS norms stay their own kernels: fused
+     * into the GEMV before them (every block normalizing) or after them (the last block normalizing)
+     * both measured slower (docs/benchmarks.md).
      */
-    private boolean fuseNorm = !System.getProperty("kvass.cuda.fuse", "all").matches("none|silu");
-    private boolean fuseSilu = !System.getProperty("kvass.cuda.fuse", "all").matches("none|norm");
+    private boolean fuseSilu = !System.getProperty("kvass.cuda.fuse", "silu").equals("none");
     private CudaKernels.AttentionVariant attentionVariant = CudaKernels.AttentionVariant.valueOf(
             System.getProperty("kvass.cuda.attention", "mma").toUpperCase(java.util.Locale.ROOT));
     private CudaProfile profile;
@@ -248,9 +250,17 @@ public final class CudaBackend implements Backend {
         graphs.clear();
     }
 
-    /** Turns the batch-1 fusions on or off (benchmarks, tests). */
-    synchronized void setFusion(boolean norm, boolean silu) {
-        this.fuseNorm = norm;
+    /**
+     * Benchmarks only (ablation): the named phases are left out of every step from now on, so a graph's
+     * time with and without them shows what they cost in place. The results are wrong while any is set.
+     */
+    synchronized void skipPhases(java.util.Set<String> names) {
+        this.skippedPhases = java.util.Set.copyOf(names);
+        graphs.clear();
+    }
+
+    /** Turns the batch-1 fusion on or off (benchmarks, tests). */
+    synchronized void setFusion(boolean silu) {
         this.fuseSilu = silu;
         graphs.clear();
     }
@@ -496,7 +506,7 @@ public final class CudaBackend implements Backend {
         int qkvDim = config.qDim() + 2 * config.kvDim();
         float eps = config.rmsNormEps();
         Scratch s = scratch;
-        boolean normIntoGemm = !adapted && normFused(n, h), siluIntoGemm = !adapted && siluFused(n, h, ffn);
+        boolean siluIntoGemm = !adapted && siluFused(n, h, ffn);
         CudaLora.Step loraInputs = new CudaLora.Step(section(StepInputs.ADAPTER_SLOTS), section(StepInputs.LORA_ORDER),
                 section(StepInputs.LORA_TILE_START), section(StepInputs.LORA_TILE_COUNT), inputs.numLoraTiles > 0,
                 List.copyOf(inputs.loraRuns));
@@ -504,15 +514,10 @@ public final class CudaBackend implements Backend {
         for (int l = 0; l < config.numLayers(); l++) {
             CudaWeights.Layer w = weights.layers().get(l);
             int layer = l;
-            if (normIntoGemm) {
-                phase("norm + qkv gemm", () -> kernels.skinnyNormGemm(w.qkv(), s.x, 0, w.attnNorm(), s.qkv, qkvDim, h,
-                        CuBlas.Out.F32.ordinal(), eps));
-            } else {
-                phase("norm", () -> kernels.rmsNorm(n, s.x, 0, w.attnNorm(), s.xn, h, eps));
-                phase("qkv gemm", () -> linear(w.qkv(), s.xn, s.qkv, n, qkvDim, h, CuBlas.Out.F32));
-                if (adapted) {
-                    phase("lora qkv", () -> lora.apply(CudaLora.Group.QKV, n, layer, loraInputs, s.xn, s.qkv, false));
-                }
+            phase("norm", () -> kernels.rmsNorm(n, s.x, 0, w.attnNorm(), s.xn, h, eps));
+            phase("qkv gemm", () -> linear(w.qkv(), s.xn, s.qkv, n, qkvDim, h, CuBlas.Out.F32));
+            if (adapted) {
+                phase("lora qkv", () -> lora.apply(CudaLora.Group.QKV, n, layer, loraInputs, s.xn, s.qkv, false));
             }
             phase("rope + kv store", () -> kernels.qkvRopeStore(n, s.qkv, w.qkvBias(), weights.invFreq(),
                     section(StepInputs.POSITIONS), section(StepInputs.SLOTS), s.q, cache.keys(layer), cache.values(layer),
@@ -522,16 +527,10 @@ public final class CudaBackend implements Backend {
             if (adapted) {
                 phase("lora o", () -> lora.apply(CudaLora.Group.O, n, layer, loraInputs, s.attn, s.x, false));
             }
+            phase("norm", () -> kernels.rmsNorm(n, s.x, 0, w.ffnNorm(), s.xn, h, eps));
             if (siluIntoGemm) {
-                if (normIntoGemm) {
-                    phase("norm + gate/up gemm + silu", () -> kernels.skinnyGateUpSilu(w.gateUp(), s.x, w.ffnNorm(), s.act,
-                            ffn, h, eps));
-                } else {
-                    phase("norm", () -> kernels.rmsNorm(n, s.x, 0, w.ffnNorm(), s.xn, h, eps));
-                    phase("gate/up gemm + silu", () -> kernels.skinnyGateUpSilu(w.gateUp(), s.xn, 0, s.act, ffn, h, eps));
-                }
+                phase("gate/up gemm + silu", () -> kernels.skinnyGateUpSilu(w.gateUp(), s.xn, s.act, ffn, h));
             } else {
-                phase("norm", () -> kernels.rmsNorm(n, s.x, 0, w.ffnNorm(), s.xn, h, eps));
                 phase("gate/up gemm", () -> linear(w.gateUp(), s.xn, s.gateUp, n, 2 * ffn, h, CuBlas.Out.BF16));
                 if (adapted) {
                     phase("lora gate/up", () -> lora.apply(CudaLora.Group.GATE_UP, n, layer, loraInputs, s.xn, s.gateUp,
@@ -547,6 +546,9 @@ public final class CudaBackend implements Backend {
     }
 
     private void phase(String name, Runnable op) {
+        if (skippedPhases.contains(name)) {
+            return;
+        }
         if (profile == null) {
             op.run();
         } else {
@@ -576,22 +578,17 @@ public final class CudaBackend implements Backend {
         if (plan.parts() > 1 && (long) count * heads * plan.parts() > scratch.partialRows) {
             throw new IllegalStateException("attention plan " + plan + " for " + count + " tokens exceeds the partial buffer");
         }
-        phase("attention (paged)", () -> {
-            kernels.pagedAttention(attentionVariant, count, config.numKvHeads(), plan.parts(), config.headDim(), group, scratch.q,
-                    cache.keys(layer), cache.values(layer), tables, tokSeq, positions, list, scratch.attn, scratch.partOut,
-                    scratch.partMl, heads, cache.blockSize, inputs.maxBlocks, plan.partSize(), attentionScale);
-            if (plan.parts() > 1) {
-                kernels.attentionReduce(count, heads, scratch.partOut, scratch.partMl, positions, list, scratch.attn,
-                        config.headDim(), plan.parts(), plan.partSize());
-            }
-        });
+        phase("attention (paged)", () -> kernels.pagedAttention(attentionVariant, count, config.numKvHeads(), plan.parts(),
+                config.headDim(), group, scratch.q, cache.keys(layer), cache.values(layer), tables, tokSeq, positions, list,
+                scratch.attn, scratch.partOut, scratch.partMl, scratch.attentionCounters, heads, cache.blockSize,
+                inputs.maxBlocks, plan.partSize(), attentionScale));
+        if (plan.parts() > 1 && !CudaKernels.combinesPartitions(attentionVariant, config.headDim())) {
+            phase("attention reduce", () -> kernels.attentionReduce(count, heads, scratch.partOut, scratch.partMl, positions,
+                    list, scratch.attn, config.headDim(), plan.parts(), plan.partSize()));
+        }
     }
 
-    /** One token on the skinny path: the RMS norm goes into the GEMV after it. */
-    private boolean normFused(int n, int hidden) {
-        return fuseNorm && n == 1 && n <= skinnyMaxTokens && CudaKernels.fusable(hidden);
-    }
-
+    /** One token on the skinny path: SiLU goes into the gate/up GEMV. */
     private boolean siluFused(int n, int hidden, int ffn) {
         return fuseSilu && n == 1 && n <= skinnyMaxTokens && kernels.canFuseGateUp(ffn, hidden);
     }
@@ -606,12 +603,6 @@ public final class CudaBackend implements Backend {
 
     /** Final norm and LM head for {@code count} rows (row indices at {@code rows}, or the first rows if 0). */
     private void computeLogits(long rows, int count) {
-        if (normFused(count, config.hiddenSize())) {
-            phase("norm + lm head gemm", () -> kernels.skinnyNormGemm(weights.lmHead(), scratch.x, rows, weights.finalNorm(),
-                    scratch.logits.address(), config.vocabSize(), config.hiddenSize(), CuBlas.Out.F32.ordinal(),
-                    config.rmsNormEps()));
-            return;
-        }
         phase("norm", () -> kernels.rmsNorm(count, scratch.x, rows, weights.finalNorm(), scratch.logitsNormed,
                 config.hiddenSize(), config.rmsNormEps()));
         phase("lm head gemm", () -> linear(weights.lmHead(), scratch.logitsNormed, scratch.logits.address(), count,

@@ -198,45 +198,19 @@ final class CudaKernels implements AutoCloseable {
         return (int) Math.max(1, Math.min(groups, 8L * device.multiprocessors));
     }
 
-    /** Whether the fused batch-1 kernels take an input of {@code k} (norm prologue in 48 KB of shared memory). */
-    static boolean fusable(int k) {
-        return k % 8 == 0 && 2L * k <= 48 * 1024;
-    }
-
-    /**
-     * y (+)= rms_norm(x[row]) w^T for one token, the norm computed in the GEMV's prologue (layers.cu
-     * skinny_fused; bit-identical to {@link #rmsNorm} then {@link #skinnyGemm}); row = rows[0], or 0 when rows is 0.
-     */
-    void skinnyNormGemm(long w, long x, long rows, long normWeight, long y, int out, int k, int mode, float eps) {
-        skinnyNormGemm(w, x, rows, normWeight, y, out, k, mode, eps, skinnySplit(out, k));
-    }
-
-    /** As above with {@code split} warps per row (probes compare them). */
-    void skinnyNormGemm(long w, long x, long rows, long normWeight, long y, int out, int k, int mode, float eps, int split) {
-        long groups = (out + 8 / split - 1) / (8 / split);
-        launchShared("layers", "skinny_norm_gemm_n1", fusedGrid(groups), 1, 1, 256, 2 * k, w, x, rows, normWeight, y, out,
-                k, mode, split, eps);
-    }
-
     /** Whether {@link #skinnyGateUpSilu} can run this shape (a gate row and its up row share a block of 8 warps). */
     boolean canFuseGateUp(int ffn, int k) {
-        return fusable(k) && skinnySplit(2 * ffn, k) <= 4;
+        return k % 8 == 0 && skinnySplit(2 * ffn, k) <= 4;
     }
 
     /**
-     * act = silu(gate) * up for one token straight from the fused [gate; up] weight (bit-identical to
-     * {@link #skinnyGemm} in bf16 then {@link #siluMul}); with {@code normWeight != 0}, x is the fp32
-     * residual and the RMS norm is fused in as well, else x is the normed bf16 input.
+     * act = silu(gate) * up for one token straight from the fused [gate; up] weight and the normed bf16
+     * input (bit-identical to {@link #skinnyGemm} in bf16 then {@link #siluMul}).
      */
-    void skinnyGateUpSilu(long w, long x, long normWeight, long act, int ffn, int k, float eps) {
+    void skinnyGateUpSilu(long w, long x, long act, int ffn, int k) {
         int split = skinnySplit(2 * ffn, k);
         long groups = (ffn + 4 / split - 1) / (4 / split);
-        if (normWeight != 0) {
-            launchShared("layers", "skinny_norm_gate_up_silu_n1", fusedGrid(groups), 1, 1, 256, 2 * k, w, x, normWeight,
-                    act, ffn, k, split, eps);
-        } else {
-            launch("layers", "skinny_gate_up_silu_n1", fusedGrid(groups), 1, 1, 256, w, x, act, ffn, k, split);
-        }
+        launch("layers", "skinny_gate_up_silu_n1", fusedGrid(groups), 1, 1, 256, w, x, act, ffn, k, split);
     }
 
     /** lora.cu's shrink ({@code ranksPerBlock} 1 or 4) over {@code tiles} tile slots (StepInputs' LoRA sections at {@code order}, {@code tileStart}, {@code tileCount}). */
@@ -299,13 +273,15 @@ final class CudaKernels implements AutoCloseable {
 
     void pagedAttention(AttentionVariant variant, int n, int kvHeads, int parts, int headDim, int group, long q,
                         long kCache, long vCache, long blockTables, long tokSeq, long positions, long tokenList, long out,
-                        long partOut, long partMl, int heads, int blockSize, int maxBlocks, int partSize, float scale) {
-        if (variant == AttentionVariant.MMA && hasPrefillKernel(headDim)) {
+                        long partOut, long partMl, long counters, int heads, int blockSize, int maxBlocks, int partSize,
+                        float scale) {
+        if (combinesPartitions(variant, headDim)) {
             String kernel = variant.prefix + "_d" + headDim;
             int shared = 4 * 4 * 16 * (headDim + 8) * 2;
             allowDynamicShared("decode", kernel, shared);
             launchShared("decode", kernel, kvHeads, n, parts, 128, shared, q, kCache, vCache, blockTables, tokSeq,
-                    positions, tokenList, out, partOut, partMl, heads, kvHeads, group, blockSize, maxBlocks, partSize, scale);
+                    positions, tokenList, out, partOut, partMl, counters, heads, kvHeads, group, blockSize, maxBlocks,
+                    partSize, scale);
             return;
         }
         if (variant == AttentionVariant.MMA) {
@@ -320,9 +296,17 @@ final class CudaKernels implements AutoCloseable {
                 out, partOut, partMl, heads, kvHeads, group, blockSize, maxBlocks, partSize, scale);
     }
 
+    /**
+     * Whether {@link #pagedAttention} combines split-K partitions itself (the tensor-core kernel: its last
+     * partition block per token and kv head does it); otherwise {@link #attentionReduce} must follow.
+     */
+    static boolean combinesPartitions(AttentionVariant variant, int headDim) {
+        return variant == AttentionVariant.MMA && hasPrefillKernel(headDim);
+    }
+
     void attentionReduce(int n, int heads, long partOut, long partMl, long positions, long tokenList, long out,
                          int headDim, int parts, int partSize) {
-        launch("attention", "attention_reduce", n, heads, 1, 128, partOut, partMl, positions, tokenList, out, heads,
+        launch("attention", "attention_reduce", n, (heads + 3) / 4, 1, 128, partOut, partMl, positions, tokenList, out, heads,
                 headDim, parts, partSize);
     }
 

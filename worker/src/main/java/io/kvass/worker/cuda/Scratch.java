@@ -19,6 +19,7 @@ final class Scratch {
     final DeviceBuffer ids;    // [logitRows] int
     final long partOut;      // [partialRows, headDim] fp32
     final long partMl;       // [partialRows, 2] fp32
+    final long attentionCounters; // [partialRows] ints: split-K arrivals per (token, kv head), 0 between launches
 
     Scratch(CudaDevice d, ModelConfig c, int tokens, int logitRows, long partialRows) {
         this.tokens = tokens;
@@ -37,11 +38,14 @@ final class Scratch {
         ids = d.allocate(4L * logitRows, "token ids");
         partOut = d.allocate(4 * partialRows * c.headDim(), "attention partials").address();
         partMl = d.allocate(8 * partialRows, "attention partials").address();
+        DeviceBuffer counters = d.allocate(4 * partialRows, "arrival counters");
+        d.zero(counters);
+        attentionCounters = counters.address();
     }
 
     static long bytes(ModelConfig c, int tokens, int logitRows, long partialRows) {
         long t = tokens, h = c.hiddenSize(), ffn = c.intermediateSize();
         return 4 * t * h + 2 * t * h + 4 * t * (c.qDim() + 2L * c.kvDim()) + 4 * t * c.qDim() + 6 * t * ffn
-                + 2L * logitRows * h + 4L * logitRows * (c.vocabSize() + 1) + partialRows * (4L * c.headDim() + 8);
+                + 2L * logitRows * h + 4L * logitRows * (c.vocabSize() + 1) + partialRows * (4L * c.headDim() + 12);
     }
 }

@@ -65,7 +65,7 @@ public final class CudaAttentionProbe {
                     Runnable launch = () -> kernels.pagedAttention(variant, seqs, kv, 1, headDim, group, q.address(),
                             k.address(), v.address(), inputs.address(in.tablesOffset()),
                             inputs.address(in.sectionOffset(StepInputs.TOKEN_SEQUENCE)),
-                            inputs.address(in.sectionOffset(StepInputs.POSITIONS)), 0L, out.address(), 0L, 0L, kv * group,
+                            inputs.address(in.sectionOffset(StepInputs.POSITIONS)), 0L, out.address(), 0L, 0L, 0L, kv * group,
                             blockSize, maxBlocks, 4096, 0.088f);
                     double ms = time(device, launch, 10);
                     System.out.printf(Locale.ROOT, "probe %s layout, %s: %.3f ms per layer, %.0f GB/s%n",

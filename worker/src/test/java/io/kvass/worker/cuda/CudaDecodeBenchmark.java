@@ -11,7 +11,7 @@ import java.util.List;
 import java.util.Locale;
 
 /**
- * Batch-1 decode with and without the fusions, and the cost of sampling on the GPU, on the
+ * Batch-1 decode with and without the SiLU fusion, and the cost of sampling on the GPU, on the
  * Llama-3-8B-shaped random model at context 1,024: medians of {@code forwardGreedy} and
  * {@code forwardAndSample} steps (graphs). Usage: {@code CudaDecodeBenchmark}.
  */
@@ -27,19 +27,19 @@ public final class CudaDecodeBenchmark {
         try (CudaBackend backend = CudaBackend.random(CudaBenchmark.LLAMA3_8B, options, 1234)) {
             backend.randomizeKvCache(99);
             backend.setSkinnyMaxTokens(1);
-            for (String fusion : new String[] {"none", "all", "silu", "norm", "all", "silu", "none"}) {
-                backend.setFusion(fusion.equals("norm") || fusion.equals("all"), fusion.equals("silu") || fusion.equals("all"));
+            for (String fusion : new String[] {"none", "silu", "none", "silu"}) {
+                backend.setFusion(fusion.equals("silu"));
                 double ms = CudaBenchmark.decodeStepMs(backend, 1, context, blocksPerSeq, warmup, measured, true);
                 System.out.printf(Locale.ROOT, "[decode] batch 1 ctx %d, fusion %s: %.3f ms/step (%.1f tok/s)%n", context,
                         fusion, ms, 1000 / ms);
             }
-            backend.setFusion(true, true);
+            backend.setFusion(true);
             double best = Double.MAX_VALUE, bestWaves = 0.5;
             for (double waves : new double[] {0.5, 2, 0.5}) {
                 for (int rope : new int[] {8}) {
                     backend.tune(waves, rope);
                     double ms = CudaBenchmark.decodeStepMs(backend, 1, context, blocksPerSeq, warmup, measured, true);
-                    System.out.printf(Locale.ROOT, "[decode] batch 1 ctx %d, fusion all, skinny waves %.2f, rope split %s: "
+                    System.out.printf(Locale.ROOT, "[decode] batch 1 ctx %d, fusion silu, skinny waves %.2f, rope split %s: "
                             + "%.3f ms/step%n", context, waves, rope > 0 ? "on" : "off", ms);
                     if (rope > 0 && ms < best) {
                         best = ms;

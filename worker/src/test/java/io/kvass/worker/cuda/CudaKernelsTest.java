@@ -122,6 +122,8 @@ class CudaKernelsTest {
         long partialRows = AttentionPlan.maxPartialRows(8, kvHeads, device.multiprocessors) + 64L * n * heads;
         DeviceBuffer partOut = device.allocate(4 * partialRows * headDim, "partials");
         DeviceBuffer partMl = device.allocate(8 * partialRows, "partials");
+        DeviceBuffer counters = device.allocate(4 * partialRows, "arrival counters");
+        device.zero(counters);
         AttentionPlan auto = AttentionPlan.of(n, in.maxContext, kvHeads, device.multiprocessors);
         List<AttentionPlan> plans = List.of(auto, new AttentionPlan(1, 2048, 2048), new AttentionPlan(32, 64, 2048));
         for (AttentionPlan plan : plans) {
@@ -130,8 +132,8 @@ class CudaKernelsTest {
             kernels.pagedAttention(variant, n, kvHeads, plan.parts(), headDim, group, qd.address(), kd.address(), vd.address(),
                     inputs.address(in.tablesOffset()), inputs.address(in.sectionOffset(StepInputs.TOKEN_SEQUENCE)),
                     inputs.address(in.sectionOffset(StepInputs.POSITIONS)), 0L, out.address(), partOut.address(),
-                    partMl.address(), heads, blockSize, maxBlocks, plan.partSize(), scale);
-            if (plan.parts() > 1) {
+                    partMl.address(), counters.address(), heads, blockSize, maxBlocks, plan.partSize(), scale);
+            if (plan.parts() > 1 && !CudaKernels.combinesPartitions(variant, headDim)) {
                 kernels.attentionReduce(n, heads, partOut.address(), partMl.address(),
                         inputs.address(in.sectionOffset(StepInputs.POSITIONS)), 0L, out.address(), headDim, plan.parts(),
                         plan.partSize());
@@ -146,6 +148,13 @@ class CudaKernelsTest {
             assertTrue(maxDiff < 1e-2, "attention " + variant + " " + plan + " differs by " + maxDiff);
           }
         }
+        // The kernels that combine their own partitions leave every arrival counter re-armed for the next launch.
+        ByteBuffer left = device.allocateHost(4 * partialRows);
+        device.download(left, counters, 0, 4 * partialRows);
+        device.synchronize();
+        int[] leftCounts = new int[(int) partialRows];
+        left.asIntBuffer().get(leftCounts);
+        assertTrue(java.util.Arrays.stream(leftCounts).allMatch(c -> c == 0), "arrival counters not re-armed");
     }
 
     /** Causal attention in double over the bf16 inputs, each token over its own sequence's blocks. */

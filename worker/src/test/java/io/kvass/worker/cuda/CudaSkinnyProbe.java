@@ -10,9 +10,8 @@ import java.util.function.IntConsumer;
 import jcuda.driver.CUevent;
 
 /**
- * Batch-1 GEMVs of a Llama-3-8B step, one shape at a time, on the plain skinny kernel and on the
- * fused norm + GEMV kernel: microseconds per launch and weight-read bandwidth for each split (warps per
- * row). The launches are replayed from a CUDA graph, as in a decode step (no host launch cost), over
+ * Batch-1 GEMVs of a Llama-3-8B step, one shape at a time, on the skinny kernel: microseconds per launch
+ * and weight-read bandwidth for each split (warps per row). The launches are replayed from a CUDA graph, as in a decode step (no host launch cost), over
  * copies of the weights that together exceed L2, so every launch reads from HBM.
  * Usage: {@code CudaSkinnyProbe}.
  */
@@ -28,11 +27,9 @@ public final class CudaSkinnyProbe {
              CudaGraphs graphs = new CudaGraphs(device)) {
             DeviceBuffer weights = device.allocate(budget + (2L * 128256 * 4096), "w");
             DeviceBuffer x = device.allocate(4L * 14336, "x");
-            DeviceBuffer norm = device.allocate(4L * 14336, "norm");
             DeviceBuffer y = device.allocate(4L * 128256, "y");
             kernels.fillUniformBf16(weights.address(), weights.bytes() / 2, 1, 0, 0.02f);
             kernels.fillUniformF32(x.address(), 14336, 2, 0, 1f);
-            kernels.fillUniformF32(norm.address(), 14336, 3, 1, 0.1f);
             CUevent start = new CUevent(), end = new CUevent();
             cuEventCreate(start, 0);
             cuEventCreate(end, 0);
@@ -42,20 +39,13 @@ public final class CudaSkinnyProbe {
                 long bytes = 2L * out * in;
                 int copies = (int) Math.max(1, Math.min(32, budget / bytes)); // all of them in 1 GB, or one > L2
                 int launches = Math.max(copies, 8);
-                for (boolean fused : new boolean[] {false, true}) {
-                    if (fused && !CudaKernels.fusable(in)) {
-                        continue;
-                    }
-                    StringBuilder line = new StringBuilder(String.format(Locale.ROOT, "[skinny] %-7s %-5s [%6d x %5d] "
-                            + "(backend split %d):", names[i], fused ? "norm+" : "plain", out, in, kernels.skinnySplit(out, in)));
+                {
+                    StringBuilder line = new StringBuilder(String.format(Locale.ROOT, "[skinny] %-7s [%6d x %5d] "
+                            + "(backend split %d):", names[i], out, in, kernels.skinnySplit(out, in)));
                     for (int split : new int[] {1, 2, 4, 8}) {
                         IntConsumer launch = r -> {
                             long w = weights.address((r % copies) * bytes);
-                            if (fused) {
-                                kernels.skinnyNormGemm(w, x.address(), 0, norm.address(), y.address(), out, in, 1, 1e-5f, split);
-                            } else {
-                                kernels.skinnyGemm(w, x.address(), y.address(), 1, out, in, 1, split);
-                            }
+                            kernels.skinnyGemm(w, x.address(), y.address(), 1, out, in, 1, split);
                         };
                         CudaGraphs.Key k = new CudaGraphs.Key(++key, 0, false);
                         Runnable all = () -> {
