@@ -158,13 +158,22 @@ extern "C" __global__ void fill_uniform_f32(float* __restrict__ p, long long n, 
     p[i] = offset + scale * uniform_pm1(seed, i);
 }
 
-// ids[r] = argmax(logits[r, :]) (lowest index among equal maxima). grid: rows, block: 1024.
-extern "C" __global__ void argmax_rows(const float* __restrict__ logits, int* __restrict__ ids, int vocab) {
-  const float* row = logits + (size_t)blockIdx.x * vocab;
+// ids[r] = argmax(logits[r, :]) (lowest index among equal maxima; 0 when no logit is above -inf).
+// grid: (rows, slices), block: 256. Each block scans one slice of its row (a single block per row is a
+// long chain of dependent compares on one SM: ~20 us for 128,256 logits at batch 1); with slices > 1 it
+// leaves (max, index) in part_v / part_i [rows, slices], and the row's last block to arrive combines the
+// slices (counters: one int per row, 0 between launches).
+extern "C" __global__ void argmax_rows(const float* __restrict__ logits, int* __restrict__ ids, int vocab,
+                                       float* __restrict__ part_v, int* __restrict__ part_i, int* __restrict__ counters) {
+  const int row = blockIdx.x, slices = gridDim.y, slice = blockIdx.y;
+  const int per = (vocab + slices - 1) / slices;
+  const int begin = slice * per, end = min(vocab, begin + per);
+  const float* r = logits + (size_t)row * vocab;
   float best = -CUDART_INF_F;
   int arg = 0x7fffffff;
-  for (int i = threadIdx.x; i < vocab; i += blockDim.x) {
-    const float v = row[i];
+#pragma unroll 8
+  for (int i = begin + threadIdx.x; i < end; i += blockDim.x) {
+    const float v = r[i];
     if (v > best) {
       best = v;
       arg = i;
@@ -184,7 +193,28 @@ extern "C" __global__ void argmax_rows(const float* __restrict__ logits, int* __
     best = lane < warps ? bv[lane] : -CUDART_INF_F;
     arg = lane < warps ? ba[lane] : 0x7fffffff;
     warp_argmax(best, arg);
-    if (lane == 0) ids[blockIdx.x] = arg == 0x7fffffff ? 0 : arg;
+    if (lane == 0) {
+      if (slices == 1) {
+        ids[row] = arg == 0x7fffffff ? 0 : arg;
+      } else {
+        part_v[row * slices + slice] = best;
+        part_i[row * slices + slice] = arg;
+      }
+    }
+  }
+  if (slices > 1 && last_block_to_arrive(counters + row, slices) && warp == 0) {
+    best = -CUDART_INF_F;
+    arg = 0x7fffffff;
+    for (int j = lane; j < slices; j += 32) {
+      const float v = __ldcg(part_v + row * slices + j);
+      const int a = __ldcg(part_i + row * slices + j);
+      if (v > best || (v == best && a < arg)) {
+        best = v;
+        arg = a;
+      }
+    }
+    warp_argmax(best, arg);
+    if (lane == 0) ids[row] = arg == 0x7fffffff ? 0 : arg;
   }
 }
 

@@ -305,7 +305,7 @@ public final class CudaBackend implements Backend {
                 computeLogits(rowsAddress(r0), count);
             }
             long src = logitsReady ? scratch.logits.address(4L * r0 * config.vocabSize()) : scratch.logits.address();
-            kernels.argmaxRows(count, src, scratch.ids.address(), config.vocabSize());
+            kernels.argmaxRows(count, src, scratch.ids.address(), config.vocabSize(), scratch.argmax);
             device.download(logitsHost, scratch.ids, 0, 4L * count);
             device.synchronize();
             ids.get(0, out, r0, count);

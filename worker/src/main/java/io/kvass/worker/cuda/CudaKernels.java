@@ -148,8 +148,13 @@ final class CudaKernels implements AutoCloseable {
         return (int) Math.max(1, Math.min((n + 255) / 256, (long) device.multiprocessors * 32));
     }
 
-    void argmaxRows(int rows, long logits, long ids, int vocab) {
-        launch("layers", "argmax_rows", rows, 1, 1, 1024, logits, ids, vocab);
+    void argmaxRows(int rows, long logits, long ids, int vocab, ArgmaxScratch scratch) {
+        int slices = (int) Math.max(1, Math.min(ArgmaxScratch.MAX_SLICES, (4L * device.multiprocessors + rows - 1) / rows));
+        if (rows > scratch.rows()) {
+            throw new IllegalArgumentException(rows + " rows, argmax scratch for " + scratch.rows());
+        }
+        launch("layers", "argmax_rows", rows, slices, 1, 256, logits, ids, vocab, scratch.values(), scratch.indices(),
+                scratch.counters());
     }
 
     /** Bytes of one row descriptor of {@link #sampleRows} ({@code SampleRow} in sample.cu). */
@@ -211,6 +216,25 @@ final class CudaKernels implements AutoCloseable {
         int split = skinnySplit(2 * ffn, k);
         long groups = (ffn + 4 / split - 1) / (4 / split);
         launch("layers", "skinny_gate_up_silu_n1", fusedGrid(groups), 1, 1, 256, w, x, act, ffn, k, split);
+    }
+
+    /**
+     * Where {@link #argmaxRows} leaves each row's slices and counts their arrivals: values [rows,
+     * MAX_SLICES] fp32, indices [rows, MAX_SLICES] int, counters [rows] int (zeroed once; 0 between launches).
+     */
+    record ArgmaxScratch(int rows, long values, long indices, long counters) {
+        static final int MAX_SLICES = 64;
+
+        static long bytes(int rows) {
+            return 8L * rows * MAX_SLICES + 4L * rows;
+        }
+
+        static ArgmaxScratch allocate(CudaDevice device, int rows) {
+            DeviceBuffer b = device.allocate(bytes(rows), "argmax slices");
+            device.zero(b);
+            long values = b.address();
+            return new ArgmaxScratch(rows, values, values + 4L * rows * MAX_SLICES, values + 8L * rows * MAX_SLICES);
+        }
     }
 
     /** lora.cu's shrink ({@code ranksPerBlock} 1 or 4) over {@code tiles} tile slots (StepInputs' LoRA sections at {@code order}, {@code tileStart}, {@code tileCount}). */

@@ -17,6 +17,7 @@ final class Scratch {
     final long logitsNormed; // [logitRows, hidden] bf16
     final DeviceBuffer logits; // [logitRows, vocab] fp32
     final DeviceBuffer ids;    // [logitRows] int
+    final CudaKernels.ArgmaxScratch argmax;
     final long partOut;      // [partialRows, headDim] fp32
     final long partMl;       // [partialRows, 2] fp32
     final long attentionCounters; // [partialRows] ints: split-K arrivals per (token, kv head), 0 between launches
@@ -36,6 +37,7 @@ final class Scratch {
         logitsNormed = d.allocate(2L * logitRows * h, "activations").address();
         logits = d.allocate(4L * logitRows * c.vocabSize(), "logits");
         ids = d.allocate(4L * logitRows, "token ids");
+        argmax = CudaKernels.ArgmaxScratch.allocate(d, logitRows);
         partOut = d.allocate(4 * partialRows * c.headDim(), "attention partials").address();
         partMl = d.allocate(8 * partialRows, "attention partials").address();
         DeviceBuffer counters = d.allocate(4 * partialRows, "arrival counters");
@@ -46,6 +48,6 @@ final class Scratch {
     static long bytes(ModelConfig c, int tokens, int logitRows, long partialRows) {
         long t = tokens, h = c.hiddenSize(), ffn = c.intermediateSize();
         return 4 * t * h + 2 * t * h + 4 * t * (c.qDim() + 2L * c.kvDim()) + 4 * t * c.qDim() + 6 * t * ffn
-                + 2L * logitRows * h + 4L * logitRows * (c.vocabSize() + 1) + partialRows * (4L * c.headDim() + 12);
+                + 2L * logitRows * h + 4L * logitRows * (c.vocabSize() + 1) + CudaKernels.ArgmaxScratch.bytes(logitRows) + partialRows * (4L * c.headDim() + 12);
     }
 }

@@ -56,5 +56,21 @@ public final class CudaAblationProbe {
             }
             backend.skipPhases(Set.of());
         }
+        // What a step costs outside the model: a one-layer model of width 256 (its GPU work is a few
+        // microseconds), with Llama 3's vocabulary (the LM head and argmax of 128,256 logits) and with 1,000.
+        for (int vocab : new int[] {128256, 1000}) {
+            io.kvass.worker.model.ModelConfig tiny = new io.kvass.worker.model.ModelConfig(
+                    io.kvass.worker.model.Architecture.LLAMA, 256, 512, 1, 2, 1, 128, vocab, 1e-5f,
+                    io.kvass.worker.model.RopeScaling.plain(500000), 8192, false, false, java.util.OptionalInt.empty(),
+                    Set.of());
+            try (CudaBackend backend = CudaBackend.random(tiny, options, 1234)) {
+                backend.randomizeKvCache(99);
+                for (int batch : new int[] {1, 128}) {
+                    double ms = CudaBenchmark.decodeStepMs(backend, batch, context, blocksPerSeq, warmup, 3 * measured, true);
+                    System.out.printf(Locale.ROOT, "[ablation] batch %d ctx %d one-layer model (width 256, vocab %d) %.3f ms/step%n",
+                            batch, context, vocab, ms);
+                }
+            }
+        }
     }
 }
