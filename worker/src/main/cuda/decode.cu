@@ -10,11 +10,36 @@
 // (log2 domain); the warps combine once at the end. With split-K the last partition block of a
 // (token, kv head) to finish combines the partitions itself (counters: one int per (item, kv head), 0
 // between launches), so there is no attention_reduce launch.
+//
+// ROPE (decode steps: every token is its sequence's only one) also does qkv_rope_store's work, so that
+// kernel is not launched: each block rotates its group's query heads straight from the fp32 qkv row
+// (+ bias) into shared memory, and the block whose partition ends at the new position rotates the
+// token's K and writes K and V into the cache before it loads its own tiles (the other partitions never
+// read that slot). The same arithmetic as qkv_rope_store, so the same bits.
 #include "mma.cuh"
 
+// The rotation of pair (i, i + D/2) of head `head` of a qkv row, as qkv_rope_store computes it.
 template <int D>
-__device__ __forceinline__ void paged_attention_mma(const bf16* __restrict__ q, const bf16* __restrict__ k_cache,
-                                                    const bf16* __restrict__ v_cache, const int* __restrict__ block_tables,
+__device__ __forceinline__ void rope_pair(const float* __restrict__ row, const float* __restrict__ bias,
+                                          const float* __restrict__ inv_freq, float pos, int head, int i, float& y1,
+                                          float& y2) {
+  const int a = head * D + i, b = a + D / 2;
+  float x1 = row[a], x2 = row[b];
+  if (bias) {
+    x1 += bias[a];
+    x2 += bias[b];
+  }
+  float s, c;
+  sincosf(pos * inv_freq[i], &s, &c);
+  y1 = x1 * c - x2 * s;
+  y2 = x2 * c + x1 * s;
+}
+
+template <int D, bool ROPE>
+__device__ __forceinline__ void paged_attention_mma(const bf16* __restrict__ q, const float* __restrict__ qkv,
+                                                    const float* __restrict__ bias, const float* __restrict__ inv_freq,
+                                                    const int* __restrict__ slots, bf16* __restrict__ k_cache,
+                                                    bf16* __restrict__ v_cache, const int* __restrict__ block_tables,
                                                     const int* __restrict__ tok_seq, const int* __restrict__ positions,
                                                     const int* __restrict__ token_list, bf16* __restrict__ out,
                                                     float* __restrict__ part_out, float* __restrict__ part_ml,
@@ -62,15 +87,45 @@ __device__ __forceinline__ void paged_attention_mma(const bf16* __restrict__ q, 
     cp_async_commit();
   };
 
-  // The first K/V tile is on its way before the query: both latencies overlap.
-  if (warp < tiles) load_tile(warp, 0);
-  for (int i = tid; i < 16 * CHUNKS; i += NW * 32) {
-    const int r = i / CHUNKS, c = (i % CHUNKS) * 8;
-    uint4 v = make_uint4(0, 0, 0, 0);
-    if (r < group) v = *reinterpret_cast<const uint4*>(q + ((size_t)tok * num_heads + kvh * group + r) * D + c);
-    *reinterpret_cast<uint4*>(q_s + r * STRIDE + c) = v;
+  // The first K/V tile is on its way before the query: both latencies overlap (with ROPE, not in the
+  // block that first writes the new position's K/V).
+  const bool writes_new_kv = ROPE && end == ctx && slots[tok] >= 0;
+  if (!writes_new_kv && warp < tiles) load_tile(warp, 0);
+  if (ROPE) {
+    const int q_dim = num_heads * D, kv_dim = num_kv_heads * D;
+    const float* row = qkv + (size_t)tok * (q_dim + 2 * kv_dim);
+    const float pos = (float)positions[tok];
+    for (int i = tid; i < 16 * (D / 2); i += NW * 32) {
+      const int r = i / (D / 2), j = i % (D / 2);
+      float y1 = 0.f, y2 = 0.f;
+      if (r < group) rope_pair<D>(row, bias, inv_freq, pos, kvh * group + r, j, y1, y2);
+      q_s[r * STRIDE + j] = to_bf16(y1);
+      q_s[r * STRIDE + j + D / 2] = to_bf16(y2);
+    }
+    if (writes_new_kv) {
+      const size_t off = ((size_t)slots[tok] * num_kv_heads + kvh) * D;
+      for (int j = tid; j < D / 2; j += NW * 32) {
+        float y1, y2;
+        rope_pair<D>(row, bias, inv_freq, pos, num_heads + kvh, j, y1, y2);
+        k_cache[off + j] = to_bf16(y1);
+        k_cache[off + j + D / 2] = to_bf16(y2);
+      }
+      for (int j = tid; j < D; j += NW * 32) {
+        const int col = q_dim + kv_dim + kvh * D + j;
+        v_cache[off + j] = to_bf16(row[col] + (bias ? bias[col] : 0.f));
+      }
+      __threadfence_block();
+    }
+  } else {
+    for (int i = tid; i < 16 * CHUNKS; i += NW * 32) {
+      const int r = i / CHUNKS, c = (i % CHUNKS) * 8;
+      uint4 v = make_uint4(0, 0, 0, 0);
+      if (r < group) v = *reinterpret_cast<const uint4*>(q + ((size_t)tok * num_heads + kvh * group + r) * D + c);
+      *reinterpret_cast<uint4*>(q_s + r * STRIDE + c) = v;
+    }
   }
   __syncthreads();
+  if (writes_new_kv && warp < tiles) load_tile(warp, 0);
   uint32_t qf[D / 16][4];
 #pragma unroll
   for (int kk = 0; kk < D / 16; kk++) {
@@ -170,11 +225,21 @@ __device__ __forceinline__ void paged_attention_mma(const bf16* __restrict__ q, 
 
 #define PAGED_ATTENTION_MMA(D)                                                                                        \
   extern "C" __global__ void __launch_bounds__(128) paged_attention_mma_d##D(                                        \
-      const bf16* q, const bf16* k_cache, const bf16* v_cache, const int* block_tables, const int* tok_seq,           \
-      const int* positions, const int* token_list, bf16* out, float* part_out, float* part_ml, int* counters,        \
-      int num_heads, int num_kv_heads, int group, int block_size, int max_blocks, int part_size, float scale) {       \
-    paged_attention_mma<D>(q, k_cache, v_cache, block_tables, tok_seq, positions, token_list, out, part_out, part_ml, \
-                           counters, num_heads, num_kv_heads, group, block_size, max_blocks, part_size, scale);                 \
+      const bf16* q, bf16* k_cache, bf16* v_cache, const int* block_tables, const int* tok_seq, const int* positions, \
+      const int* token_list, bf16* out, float* part_out, float* part_ml, int* counters, int num_heads,               \
+      int num_kv_heads, int group, int block_size, int max_blocks, int part_size, float scale) {                      \
+    paged_attention_mma<D, false>(q, nullptr, nullptr, nullptr, nullptr, k_cache, v_cache, block_tables, tok_seq,     \
+                                  positions, token_list, out, part_out, part_ml, counters, num_heads, num_kv_heads,   \
+                                  group, block_size, max_blocks, part_size, scale);                                   \
+  }                                                                                                                   \
+  extern "C" __global__ void __launch_bounds__(128) paged_attention_mma_rope_d##D(                                   \
+      const float* qkv, const float* bias, const float* inv_freq, const int* slots, bf16* k_cache, bf16* v_cache,     \
+      const int* block_tables, const int* tok_seq, const int* positions, bf16* out, float* part_out, float* part_ml, \
+      int* counters, int num_heads, int num_kv_heads, int group, int block_size, int max_blocks, int part_size,      \
+      float scale) {                                                                                                  \
+    paged_attention_mma<D, true>(nullptr, qkv, bias, inv_freq, slots, k_cache, v_cache, block_tables, tok_seq,        \
+                                 positions, nullptr, out, part_out, part_ml, counters, num_heads, num_kv_heads, group, \
+                                 block_size, max_blocks, part_size, scale);                                           \
   }
 PAGED_ATTENTION_MMA(64)
 PAGED_ATTENTION_MMA(128)

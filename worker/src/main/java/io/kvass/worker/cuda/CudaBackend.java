@@ -61,12 +61,13 @@ public final class CudaBackend implements Backend {
     private int skinnyMaxTokens = 1;
     private java.util.Set<String> skippedPhases = java.util.Set.of();
     /**
-     * The batch-1 decode fusion (bit-identical results): SiLU into the gate/up GEMV.
-     * {@code -Dkvass.cuda.fuse=silu|none} (default silu). The RMS norms stay their own kernels: fused
+     * Decode fusions (bit-identical results): SiLU into the gate/up GEMV at batch 1, RoPE and the K/V
+     * store into the tensor-core attention kernel in every decode step. {@code -Dkvass.cuda.fuse=all|none}. The RMS norms stay their own kernels: fused
      * into the GEMV before them (every block normalizing) or after them (the last block normalizing)
      * both measured slower (docs/benchmarks.md).
      */
-    private boolean fuseSilu = !System.getProperty("kvass.cuda.fuse", "silu").equals("none");
+    private boolean fuseSilu = !System.getProperty("kvass.cuda.fuse", "all").equals("none");
+    private boolean fuseRope = !System.getProperty("kvass.cuda.fuse", "all").equals("none");
     private CudaKernels.AttentionVariant attentionVariant = CudaKernels.AttentionVariant.valueOf(
             System.getProperty("kvass.cuda.attention", "mma").toUpperCase(java.util.Locale.ROOT));
     private CudaProfile profile;
@@ -259,9 +260,10 @@ public final class CudaBackend implements Backend {
         graphs.clear();
     }
 
-    /** Turns the batch-1 fusion on or off (benchmarks, tests). */
-    synchronized void setFusion(boolean silu) {
-        this.fuseSilu = silu;
+    /** Turns the decode fusions on or off (benchmarks, tests). */
+    synchronized void setFusion(boolean on) {
+        this.fuseSilu = on;
+        this.fuseRope = on;
         graphs.clear();
     }
 
@@ -507,6 +509,9 @@ public final class CudaBackend implements Backend {
         float eps = config.rmsNormEps();
         Scratch s = scratch;
         boolean siluIntoGemm = !adapted && siluFused(n, h, ffn);
+        // Decode steps (one token per sequence, no prompt tiles): RoPE and the K/V store go into attention.
+        boolean ropeInAttention = fuseRope && inputs.numTokens == inputs.numSequences && inputs.numTiles == 0
+                && CudaKernels.combinesPartitions(attentionVariant, config.headDim());
         CudaLora.Step loraInputs = new CudaLora.Step(section(StepInputs.ADAPTER_SLOTS), section(StepInputs.LORA_ORDER),
                 section(StepInputs.LORA_TILE_START), section(StepInputs.LORA_TILE_COUNT), inputs.numLoraTiles > 0,
                 List.copyOf(inputs.loraRuns));
@@ -519,10 +524,19 @@ public final class CudaBackend implements Backend {
             if (adapted) {
                 phase("lora qkv", () -> lora.apply(CudaLora.Group.QKV, n, layer, loraInputs, s.xn, s.qkv, false));
             }
-            phase("rope + kv store", () -> kernels.qkvRopeStore(n, s.qkv, w.qkvBias(), weights.invFreq(),
-                    section(StepInputs.POSITIONS), section(StepInputs.SLOTS), s.q, cache.keys(layer), cache.values(layer),
-                    config.numHeads(), config.numKvHeads(), config.headDim()));
-            attention(n, plan, l);
+            if (ropeInAttention) {
+                phase("attention (paged) + rope", () -> kernels.pagedAttentionRope(n, config.numKvHeads(), plan.parts(),
+                        config.headDim(), config.numHeads() / config.numKvHeads(), s.qkv, w.qkvBias(), weights.invFreq(),
+                        section(StepInputs.SLOTS), cache.keys(layer), cache.values(layer), inputsDevice.address(inputs.tablesOffset()),
+                        section(StepInputs.TOKEN_SEQUENCE), section(StepInputs.POSITIONS), s.attn, s.partOut, s.partMl,
+                        s.attentionCounters, config.numHeads(), cache.blockSize, inputs.maxBlocks, plan.partSize(),
+                        attentionScale));
+            } else {
+                phase("rope + kv store", () -> kernels.qkvRopeStore(n, s.qkv, w.qkvBias(), weights.invFreq(),
+                        section(StepInputs.POSITIONS), section(StepInputs.SLOTS), s.q, cache.keys(layer),
+                        cache.values(layer), config.numHeads(), config.numKvHeads(), config.headDim()));
+                attention(n, plan, l);
+            }
             phase("o gemm", () -> linear(w.o(), s.attn, s.x, n, h, config.qDim(), CuBlas.Out.F32_ADD));
             if (adapted) {
                 phase("lora o", () -> lora.apply(CudaLora.Group.O, n, layer, loraInputs, s.attn, s.x, false));

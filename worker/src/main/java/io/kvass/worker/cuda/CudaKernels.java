@@ -321,6 +321,23 @@ final class CudaKernels implements AutoCloseable {
     }
 
     /**
+     * Decode steps only (every token its sequence's only one): {@link #qkvRopeStore} and the tensor-core
+     * {@link #pagedAttention} in one kernel (decode.cu, ROPE): the queries rotated from the fp32 qkv rows,
+     * the new K/V written by the block that owns their position. Needs {@link #combinesPartitions}.
+     */
+    void pagedAttentionRope(int n, int kvHeads, int parts, int headDim, int group, long qkv, long bias, long invFreq,
+                            long slots, long kCache, long vCache, long blockTables, long tokSeq, long positions, long out,
+                            long partOut, long partMl, long counters, int heads, int blockSize, int maxBlocks, int partSize,
+                            float scale) {
+        String kernel = "paged_attention_mma_rope_d" + headDim;
+        int shared = 4 * 4 * 16 * (headDim + 8) * 2;
+        allowDynamicShared("decode", kernel, shared);
+        launchShared("decode", kernel, kvHeads, n, parts, 128, shared, qkv, bias, invFreq, slots, kCache, vCache,
+                blockTables, tokSeq, positions, out, partOut, partMl, counters, heads, kvHeads, group, blockSize, maxBlocks,
+                partSize, scale);
+    }
+
+    /**
      * Whether {@link #pagedAttention} combines split-K partitions itself (the tensor-core kernel: its last
      * partition block per token and kv head does it); otherwise {@link #attentionReduce} must follow.
      */

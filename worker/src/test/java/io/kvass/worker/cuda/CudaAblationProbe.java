@@ -22,27 +22,25 @@ public final class CudaAblationProbe {
                 io.kvass.worker.lora.LoraCapacity.NONE);
         Map<String, Set<String>> batch1 = new LinkedHashMap<>();
         batch1.put("whole step", Set.of());
-        batch1.put("- rope", Set.of("rope + kv store"));
-        batch1.put("- attention", Set.of("attention (paged)", "attention reduce"));
+        batch1.put("- attention (with rope)", Set.of("attention (paged) + rope"));
         batch1.put("- norms", Set.of("norm"));
         batch1.put("- qkv", Set.of("qkv gemm"));
         batch1.put("- o", Set.of("o gemm"));
         batch1.put("- gate/up", Set.of("gate/up gemm + silu"));
         batch1.put("- down", Set.of("down gemm"));
         batch1.put("- lm head", Set.of("lm head gemm"));
-        batch1.put("only the GEMVs", Set.of("rope + kv store", "attention (paged)", "attention reduce", "embed", "norm"));
+        batch1.put("only the GEMVs", Set.of("attention (paged) + rope", "embed", "norm"));
         Map<String, Set<String>> batch128 = new LinkedHashMap<>();
         batch128.put("whole step", Set.of());
-        batch128.put("- attention", Set.of("attention (paged)", "attention reduce"));
-        batch128.put("- rope", Set.of("rope + kv store"));
+        batch128.put("- attention (with rope)", Set.of("attention (paged) + rope"));
         batch128.put("- norms, silu", Set.of("norm", "silu*up"));
         batch128.put("- qkv", Set.of("qkv gemm"));
         batch128.put("- o", Set.of("o gemm"));
         batch128.put("- gate/up", Set.of("gate/up gemm"));
         batch128.put("- down", Set.of("down gemm"));
         batch128.put("- lm head", Set.of("lm head gemm"));
-        batch128.put("only attention", Set.of("qkv gemm", "o gemm", "gate/up gemm", "down gemm", "lm head gemm", "norm",
-                "silu*up", "rope + kv store", "embed"));
+        batch128.put("only attention (with rope)", Set.of("qkv gemm", "o gemm", "gate/up gemm", "down gemm", "lm head gemm", "norm",
+                "silu*up", "embed"));
         batch128.put("whole step, again", Set.of());
         try (CudaBackend backend = CudaBackend.random(CudaBenchmark.LLAMA3_8B, options, 1234)) {
             backend.randomizeKvCache(99);

@@ -17,7 +17,8 @@ import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 
 /**
- * The batch-1 decode fusion (SiLU into the gate/up GEMV) gives bit-identical logits to the unfused kernels, replayed as graphs and eager, at
+ * The decode fusions (SiLU into the gate/up GEMV at batch 1; RoPE and the K/V store into attention in
+ * every decode step, here at batch 1 and 3) give bit-identical logits to the unfused kernels, replayed as graphs and eager, at
  * shapes where the gate/up GEMV splits rows over 1 and 2 warps.
  */
 @Tag("gpu")
@@ -37,18 +38,46 @@ class CudaFusionTest {
                             .withCudaGraphs(graphs))) {
                         gpu.setFusion(true);
                         List<float[]> fused = run(gpu, c);
+                        fused.addAll(runThree(gpu, c));
                         gpu.setFusion(false);
                         List<float[]> plain = run(gpu, c);
+                        plain.addAll(runThree(gpu, c));
                         for (int i = 0; i < plain.size(); i++) {
                             assertArrayEquals(plain.get(i), fused.get(i), 0f, "hidden " + c.hiddenSize() + ", graphs "
                                     + graphs + ", logits row " + i);
                         }
                     }
                 }
-                System.out.printf("[cuda] batch-1 fusion bit-identical (hidden %d, ffn %d, graphs and eager)%n",
+                System.out.printf("[cuda] decode fusions bit-identical (hidden %d, ffn %d, batch 1 and 3, graphs and eager)%n",
                         c.hiddenSize(), c.intermediateSize());
             }
         }
+    }
+
+    /** Three sequences (prompts of 5, 19 and 40 tokens) prefilled together, then 5 decode steps of all three. */
+    private static List<float[]> runThree(CudaBackend gpu, ModelConfig c) {
+        Random rnd = new Random(11);
+        int[][] tables = {{0}, {1, 2}, {3, 4, 5, 6}};
+        int[] lengths = {5, 19, 40};
+        List<SequenceForward> prefill = new ArrayList<>();
+        for (int s = 0; s < 3; s++) {
+            prefill.add(new SequenceForward(rnd.ints(lengths[s], 0, c.vocabSize()).toArray(), 0, tables[s], LogitsMode.LAST));
+        }
+        List<float[]> rows = new ArrayList<>();
+        for (float[][] r : gpu.forward(prefill)) {
+            rows.add(r[0]);
+        }
+        for (int step = 0; step < 5; step++) {
+            List<SequenceForward> decode = new ArrayList<>();
+            for (int s = 0; s < 3; s++) {
+                int token = CudaBenchmark.argmax(rows.get(rows.size() - 3 + s));
+                decode.add(new SequenceForward(new int[] {token}, lengths[s] + step, tables[s], LogitsMode.LAST));
+            }
+            for (float[][] r : gpu.forward(decode)) {
+                rows.add(r[0]);
+            }
+        }
+        return rows;
     }
 
     /** A 21-token prompt, then 6 single-token steps: the logits of each step. */
