@@ -62,9 +62,9 @@ public final class CudaBackend implements Backend {
     private java.util.Set<String> skippedPhases = java.util.Set.of();
     /**
      * Decode fusions (bit-identical results): SiLU into the gate/up GEMV at batch 1, RoPE and the K/V
-     * store into the tensor-core attention kernel in every decode step. {@code -Dkvass.cuda.fuse=all|none}. The RMS norms stay their own kernels: fused
-     * into the GEMV before them (every block normalizing) or after them (the last block normalizing)
-     * both measured slower (docs/benchmarks.md).
+     * store into the tensor-core attention kernel in every decode step ({@code -Dkvass.cuda.fuse=all|none}).
+     * The RMS norms stay their own kernels: fused into the GEMV before them (every block normalizing) or
+     * after them (the last block normalizing) both measured slower (docs/benchmarks.md).
      */
     private boolean fuseSilu = !System.getProperty("kvass.cuda.fuse", "all").equals("none");
     private boolean fuseRope = !System.getProperty("kvass.cuda.fuse", "all").equals("none");
