@@ -5,6 +5,7 @@
 #   bench          CudaBenchmark (direct backend: decode batch 1..256, prefill), bench-quick: shorter
 #   lora-bench     CudaLoraBenchmark (multi-LoRA decode at batch 1/32/128, 0/1/16 adapters; prefill)
 #   skinny-probe   CudaSkinnyProbe (the batch-1 GEMVs alone, graph-replayed, each split)
+#   gemm-probe     CudaGemmProbe (decode GEMMs at 128/256 tokens: cublasGemmEx vs every cuBLASLt heuristic algo)
 #   ablation       CudaAblationProbe (a decode step's graph time with phases left out: what each costs in place)
 #   lora-e2e       `kvass generate --adapter` on cpu and cuda, `kvass serve --device cuda --lora-modules` + curl
 #   decode         CudaDecodeBenchmark (batch-1 fusions on/off, forwardAndSample vs forwardGreedy)
@@ -83,6 +84,8 @@ for what in "${@:-tests bench}"; do
         2>&1 | tee "$out/lora-bench.log" || status=1 ;;
     ablation)
       timeout 300 "$java" "${flags[@]}" -Xmx16g -cp "$cp" io.kvass.worker.cuda.CudaAblationProbe 2>&1 | grep -v WARN | tee "$out/ablation.log" || status=1 ;;
+    gemm-probe)
+      timeout 300 "$java" "${flags[@]}" -cp "$cp" io.kvass.worker.cuda.CudaGemmProbe 2>&1 | grep -v WARN | tee "$out/gemm-probe.log" || status=1 ;;
     skinny-probe)
       timeout 120 "$java" "${flags[@]}" -cp "$cp" io.kvass.worker.cuda.CudaSkinnyProbe 2>&1 | grep -v WARN | tee "$out/skinny-probe.log" || status=1 ;;
     lora-e2e)
@@ -119,11 +122,12 @@ for what in "${@:-tests bench}"; do
       "$java" "${flags[@]}" -cp "$cp" io.kvass.worker.cuda.CudaAttentionProbe 2>&1 | tee "$out/probe.log" || status=1 ;;
     ncu-attention)
       ncu="$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)"
-      "$ncu" --target-processes all -k regex:paged_attention_warps4 -c 1 --section SpeedOfLight \
+      # NCU_KERNEL: a kernel-name regex (default: the tensor-core decode kernel), NCU_VARIANT: the probe's variant.
+      "$ncu" --target-processes all -k "regex:${NCU_KERNEL:-paged_attention_mma_d}" -c 1 --section SpeedOfLight \
         --section MemoryWorkloadAnalysis --section MemoryWorkloadAnalysis_Tables --section WarpStateStats \
-        --section Occupancy --section LaunchStats "$java" "${flags[@]}" -cp "$cp" \
-        io.kvass.worker.cuda.CudaAttentionProbe 2>&1 | tee "$out/ncu-attention.log" || status=1 ;;
-    *) echo "unknown step '$what' (tests | bench | bench-quick | decode | serve | serve-cpu-sampling | probe | ncu-attention | ablation | skinny-probe | lora-bench | lora-e2e)"; status=1 ;;
+        --section SchedulerStats --section Occupancy --section LaunchStats "$java" "${flags[@]}" -cp "$cp" \
+        io.kvass.worker.cuda.CudaAttentionProbe "${NCU_VARIANT:-MMA}" 2>&1 | tee "$out/ncu-attention.log" || status=1 ;;
+    *) echo "unknown step '$what' (tests | bench | bench-quick | decode | serve | serve-cpu-sampling | probe | ncu-attention | ablation | gemm-probe | skinny-probe | lora-bench | lora-e2e)"; status=1 ;;
   esac
   echo "[run] $what done at +$(( $(date +%s) - t0 )) s"
 done
