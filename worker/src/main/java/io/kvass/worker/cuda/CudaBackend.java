@@ -524,19 +524,12 @@ public final class CudaBackend implements Backend {
             if (adapted) {
                 phase("lora qkv", () -> lora.apply(CudaLora.Group.QKV, n, layer, loraInputs, s.xn, s.qkv, false));
             }
-            if (ropeInAttention) {
-                phase("attention (paged) + rope", () -> kernels.pagedAttentionRope(n, config.numKvHeads(), plan.parts(),
-                        config.headDim(), config.numHeads() / config.numKvHeads(), s.qkv, w.qkvBias(), weights.invFreq(),
-                        section(StepInputs.SLOTS), cache.keys(layer), cache.values(layer), inputsDevice.address(inputs.tablesOffset()),
-                        section(StepInputs.TOKEN_SEQUENCE), section(StepInputs.POSITIONS), s.attn, s.partOut, s.partMl,
-                        s.attentionCounters, config.numHeads(), cache.blockSize, inputs.maxBlocks, plan.partSize(),
-                        attentionScale));
-            } else {
+            if (!ropeInAttention) {
                 phase("rope + kv store", () -> kernels.qkvRopeStore(n, s.qkv, w.qkvBias(), weights.invFreq(),
                         section(StepInputs.POSITIONS), section(StepInputs.SLOTS), s.q, cache.keys(layer),
                         cache.values(layer), config.numHeads(), config.numKvHeads(), config.headDim()));
-                attention(n, plan, l);
             }
+            attention(n, plan, l, ropeInAttention ? w : null);
             phase("o gemm", () -> linear(w.o(), s.attn, s.x, n, h, config.qDim(), CuBlas.Out.F32_ADD));
             if (adapted) {
                 phase("lora o", () -> lora.apply(CudaLora.Group.O, n, layer, loraInputs, s.attn, s.x, false));
@@ -572,9 +565,10 @@ public final class CudaBackend implements Backend {
 
     /**
      * Prompt tiles (if any) on the tensor-core prefill kernel; the other tokens, or all {@code n} when
-     * there are no tiles (decode steps, graphs, padding included), on the paged kernel.
+     * there are no tiles (decode steps, graphs, padding included), on the paged kernel. With {@code rope}
+     * (decode steps only) the paged kernel also rotates q and k and stores the new K/V (that layer's bias).
      */
-    private void attention(int n, AttentionPlan plan, int layer) {
+    private void attention(int n, AttentionPlan plan, int layer, CudaWeights.Layer rope) {
         int heads = config.numHeads(), group = heads / config.numKvHeads();
         long tables = inputsDevice.address(inputs.tablesOffset());
         long tokSeq = section(StepInputs.TOKEN_SEQUENCE), positions = section(StepInputs.POSITIONS);
@@ -591,6 +585,14 @@ public final class CudaBackend implements Backend {
         }
         if (plan.parts() > 1 && (long) count * heads * plan.parts() > scratch.partialRows) {
             throw new IllegalStateException("attention plan " + plan + " for " + count + " tokens exceeds the partial buffer");
+        }
+        if (rope != null) {
+            phase("attention (paged) + rope", () -> kernels.pagedAttentionRope(count, config.numKvHeads(), plan.parts(),
+                    config.headDim(), group, scratch.qkv, rope.qkvBias(), weights.invFreq(), section(StepInputs.SLOTS),
+                    cache.keys(layer), cache.values(layer), tables, tokSeq, positions, scratch.attn, scratch.partOut,
+                    scratch.partMl, scratch.attentionCounters, heads, cache.blockSize, inputs.maxBlocks, plan.partSize(),
+                    attentionScale));
+            return;
         }
         phase("attention (paged)", () -> kernels.pagedAttention(attentionVariant, count, config.numKvHeads(), plan.parts(),
                 config.headDim(), group, scratch.q, cache.keys(layer), cache.values(layer), tables, tokSeq, positions, list,
