@@ -1,0 +1,269 @@
+package io.kvass.scheduler.core;
+
+import io.kvass.kvpaging.KvCacheManager;
+import io.kvass.worker.step.ContinuingSequence;
+import java.util.Arrays;
+import java.util.Comparator;
+
+/**
+ * The running sequences in policy order, with what the scheduler's per-step loops read and write of each
+ * (token count and array, computed and scheduled counts, KV capacity and handle, stop rules, plan entry) in
+ * parallel arrays indexed by a slot the sequence keeps while it runs.
+ *
+ * <p>Why arrays and not the {@link SequenceState} fields: a step visits every running sequence twice
+ * ({@code schedule} and {@code update}), and a {@code SequenceState} spans two cache lines wherever it lies in
+ * the heap, so a thousand sequences were some four thousand scattered misses per step. Here a thousand
+ * sequences' counters are a few kilobytes per array, read in order or close to it.
+ *
+ * <p>NOTE: while a sequence is in the table its token count and array live here only ({@link SequenceState}
+ * asks the table for them); {@link #remove} and {@link #removeLast} hand them back. A slot is free again once
+ * its sequence leaves and may then be given to the next one added; {@link #sequence} is null for a free slot.
+ */
+final class RunningTable {
+    private static final int NOT_RUNNING = -1;
+
+    private final Comparator<SequenceState> order;
+    private int[] slotsInOrder; // the first size entries: the slots of the running sequences in policy order
+    private int size;
+    private int[] freeSlots; // a stack of the slots nobody holds; the first numFree entries
+    private int numFree;
+
+    private SequenceState[] sequences;
+    private KvCacheManager.Handle[] kvHandles;
+    private int[][] tokens;
+    private int[] numTokens;
+    private int[] numComputed;
+    private int[] numScheduled;
+    private int[] kvCapacity;
+    private ContinuingSequence[] decodeEntries;
+    private int[] minLength;
+    private int[] maxLength;
+    private boolean[] ignoreEos;
+    private int[][] stopTokenIds;
+
+    RunningTable(Comparator<SequenceState> order, int initialCapacity) {
+        this.order = order;
+        slotsInOrder = new int[0];
+        freeSlots = new int[0];
+        sequences = new SequenceState[0];
+        kvHandles = new KvCacheManager.Handle[0];
+        tokens = new int[0][];
+        numTokens = new int[0];
+        numComputed = new int[0];
+        numScheduled = new int[0];
+        kvCapacity = new int[0];
+        decodeEntries = new ContinuingSequence[0];
+        minLength = new int[0];
+        maxLength = new int[0];
+        ignoreEos = new boolean[0];
+        stopTokenIds = new int[0][];
+        grow(Math.max(1, initialCapacity));
+    }
+
+    int size() {
+        return size;
+    }
+
+    boolean isEmpty() {
+        return size == 0;
+    }
+
+    /** The slot of the running sequence at {@code position} in policy order. */
+    int slotAt(int position) {
+        return slotsInOrder[position];
+    }
+
+    /** The sequence holding {@code slot}, or null when the slot is free. */
+    SequenceState sequence(int slot) {
+        return sequences[slot];
+    }
+
+    /**
+     * Adds a sequence that was just given KV blocks holding its first {@code computed} tokens, in its place in
+     * policy order; it takes its tokens along. Returns its slot.
+     */
+    int add(SequenceState seq, KvCacheManager.Handle kvHandle, int computed) {
+        if (numFree == 0) {
+            grow(2 * sequences.length);
+        }
+        int slot = freeSlots[--numFree];
+        sequences[slot] = seq;
+        kvHandles[slot] = kvHandle;
+        tokens[slot] = seq.tokenArray();
+        numTokens[slot] = seq.numTokens();
+        numComputed[slot] = computed;
+        numScheduled[slot] = 0;
+        kvCapacity[slot] = 0; // NOTE: unknown until its first allocation as a running sequence
+        decodeEntries[slot] = null;
+        minLength[slot] = seq.minLength();
+        maxLength[slot] = seq.maxLength();
+        ignoreEos[slot] = seq.ignoresEos();
+        stopTokenIds[slot] = seq.stopTokenIds();
+        int at = insertionPoint(seq);
+        System.arraycopy(slotsInOrder, at, slotsInOrder, at + 1, size - at);
+        slotsInOrder[at] = slot;
+        size++;
+        seq.enterRunning(this, slot);
+        return slot;
+    }
+
+    /** Takes a running sequence out; it gets its tokens back. */
+    void remove(SequenceState seq) {
+        int slot = seq.runningSlot();
+        if (slot == NOT_RUNNING || sequences[slot] != seq) {
+            throw new IllegalArgumentException(seq.seqId() + " is not in the running table");
+        }
+        int at = 0;
+        while (slotsInOrder[at] != slot) {
+            at++;
+        }
+        System.arraycopy(slotsInOrder, at + 1, slotsInOrder, at, size - at - 1);
+        size--;
+        release(slot);
+    }
+
+    /** Takes out the last running sequence in policy order (the one to preempt), which gets its tokens back. */
+    SequenceState removeLast() {
+        if (size == 0) {
+            throw new IllegalStateException("no running sequence");
+        }
+        int slot = slotsInOrder[--size];
+        SequenceState seq = sequences[slot];
+        release(slot);
+        return seq;
+    }
+
+    KvCacheManager.Handle kvHandle(int slot) {
+        return kvHandles[slot];
+    }
+
+    /** Its token array: only the first {@link #numTokens} entries are tokens. */
+    int[] tokens(int slot) {
+        return tokens[slot];
+    }
+
+    int numTokens(int slot) {
+        return numTokens[slot];
+    }
+
+    void append(int slot, int token) {
+        int[] array = tokens[slot];
+        int n = numTokens[slot];
+        if (n == array.length) {
+            array = Arrays.copyOf(array, 2 * n);
+            tokens[slot] = array;
+        }
+        array[n] = token;
+        numTokens[slot] = n + 1;
+    }
+
+    int numComputed(int slot) {
+        return numComputed[slot];
+    }
+
+    void setComputed(int slot, int n) {
+        numComputed[slot] = n;
+    }
+
+    /** Tokens the last plan computes for the sequence, from {@link #numComputed} on. */
+    int numScheduled(int slot) {
+        return numScheduled[slot];
+    }
+
+    void setScheduled(int slot, int n) {
+        numScheduled[slot] = n;
+    }
+
+    /**
+     * Tokens its KV blocks hold. A step that stays within them needs no {@code KvCacheManager.allocateSlots}
+     * call, which would change nothing: it takes a block only for a token past them, and copies one only when a
+     * fork shares it (this scheduler never forks).
+     */
+    int kvCapacity(int slot) {
+        return kvCapacity[slot];
+    }
+
+    void setKvCapacity(int slot, int tokens) {
+        kvCapacity[slot] = tokens;
+        decodeEntries[slot] = null;
+    }
+
+    /**
+     * Its plan entry for one token within the blocks it holds: the same every step until it takes a block, so
+     * made once (null until needed, reset with the KV capacity) and shared by those plans, immutable as they are.
+     */
+    ContinuingSequence decodeEntry(int slot) {
+        return decodeEntries[slot];
+    }
+
+    void setDecodeEntry(int slot, ContinuingSequence entry) {
+        decodeEntries[slot] = entry;
+    }
+
+    /** Tokens from which EOS and stop tokens end it (min_tokens). */
+    int minLength(int slot) {
+        return minLength[slot];
+    }
+
+    /** Tokens at which it ends (max_tokens, or the model's context length). */
+    int maxLength(int slot) {
+        return maxLength[slot];
+    }
+
+    boolean ignoresEos(int slot) {
+        return ignoreEos[slot];
+    }
+
+    /** Its stop token ids besides EOS; empty when none. */
+    int[] stopTokenIds(int slot) {
+        return stopTokenIds[slot];
+    }
+
+    private void release(int slot) {
+        SequenceState seq = sequences[slot];
+        seq.leaveRunning(tokens[slot], numTokens[slot]);
+        sequences[slot] = null;
+        kvHandles[slot] = null;
+        tokens[slot] = null;
+        decodeEntries[slot] = null;
+        stopTokenIds[slot] = null;
+        freeSlots[numFree++] = slot;
+    }
+
+    /** Where {@code seq} goes in policy order: after every sequence that comes before it. */
+    private int insertionPoint(SequenceState seq) {
+        int low = 0;
+        int high = size;
+        while (low < high) {
+            int mid = (low + high) >>> 1;
+            if (order.compare(sequences[slotsInOrder[mid]], seq) < 0) {
+                low = mid + 1;
+            } else {
+                high = mid;
+            }
+        }
+        return low;
+    }
+
+    private void grow(int capacity) {
+        int old = sequences.length;
+        slotsInOrder = Arrays.copyOf(slotsInOrder, capacity);
+        freeSlots = Arrays.copyOf(freeSlots, capacity);
+        // NOTE: the new slots are handed out lowest first
+        for (int slot = capacity - 1; slot >= old; slot--) {
+            freeSlots[numFree++] = slot;
+        }
+        sequences = Arrays.copyOf(sequences, capacity);
+        kvHandles = Arrays.copyOf(kvHandles, capacity);
+        tokens = Arrays.copyOf(tokens, capacity);
+        numTokens = Arrays.copyOf(numTokens, capacity);
+        numComputed = Arrays.copyOf(numComputed, capacity);
+        numScheduled = Arrays.copyOf(numScheduled, capacity);
+        kvCapacity = Arrays.copyOf(kvCapacity, capacity);
+        decodeEntries = Arrays.copyOf(decodeEntries, capacity);
+        minLength = Arrays.copyOf(minLength, capacity);
+        maxLength = Arrays.copyOf(maxLength, capacity);
+        ignoreEos = Arrays.copyOf(ignoreEos, capacity);
+        stopTokenIds = Arrays.copyOf(stopTokenIds, capacity);
+    }
+}
