@@ -3,6 +3,7 @@ package io.kvass.scheduler.core;
 import io.kvass.kvpaging.Allocation;
 import io.kvass.kvpaging.BlockCopy;
 import io.kvass.kvpaging.ComputedPrefix;
+import io.kvass.kvpaging.FullBlockBatch;
 import io.kvass.kvpaging.KvCacheManager;
 import io.kvass.worker.lora.SlotGrant;
 import io.kvass.worker.step.ContinuingSequence;
@@ -44,8 +45,6 @@ public final class BatchScheduler {
     private final List<String> dropped = new ArrayList<>();
     private final AdapterGate adapters;
     private final List<FailedRequest> failed = new ArrayList<>();
-    // NOTE: the running slots whose blocks update hashed, to be cached after its loop; reused, only ints stored
-    private int[] filledSlots = new int[16];
     // NOTE: the last plan's step, whose sequences update walks (new, then continuing, as the plan orders them)
     // so that it needs no lookups; each sequence knows its own numScheduled. Empty once updated.
     private StepBuilder lastStep = StepBuilder.NOTHING;
@@ -303,9 +302,9 @@ public final class BatchScheduler {
         int[] sampledAt = result.sampledAt();
         StepBuilder step = lastStep;
         lastStep = StepBuilder.NOTHING;
-        // NOTE: the blocks the step filled are hashed as the loop goes and cached after it, all together (see
-        // KvCacheManager.hashFullBlocks)
-        int numFilled = 0;
+        // NOTE: the blocks the step filled go into the prefix cache after the loop, all together (see
+        // KvCacheManager.cacheFullBlocks(FullBlockBatch)); null until a block is filled
+        FullBlockBatch filled = null;
         int cursor = 0;
         for (int i = 0; i < step.numSequences(); i++) {
             int slot = step.slot(i);
@@ -316,54 +315,47 @@ public final class BatchScheduler {
             if (seq == null) {
                 continue;
             }
-            if (advance(slot)) {
-                numFilled = addFilled(numFilled, slot);
+            boolean filledBlock = advance(slot);
+            Optional<Finish> finish = sampled < 0 ? Optional.empty() : append(slot, updates.token(sampled).tokenId());
+            if (filledBlock) {
+                if (finish.isPresent()) { // NOTE: now, while it still holds its blocks
+                    kv.cacheFullBlocks(running.kvHandle(slot), running.tokens(slot), running.numComputed(slot));
+                } else {
+                    if (filled == null) {
+                        filled = new FullBlockBatch();
+                    }
+                    filled.add(running.kvHandle(slot), running.tokens(slot), running.numComputed(slot));
+                }
             }
             if (sampled >= 0) {
-                updates.set(sampled, seq, append(seq, slot, updates.token(sampled).tokenId()));
+                updates.set(sampled, seq, finish);
+            }
+            if (finish.isPresent()) {
+                finish(seq);
             }
         }
-        for (int i = 0; i < numFilled; i++) {
-            // NOTE: one that finished cached its blocks as it freed them, and left its slot free
-            if (running.sequence(filledSlots[i]) != null) {
-                kv.cacheHashedBlocks(running.kvHandle(filledSlots[i]));
-            }
+        if (filled != null) {
+            kv.cacheFullBlocks(filled);
         }
         return updates;
     }
 
-    private int addFilled(int numFilled, int slot) {
-        if (numFilled == filledSlots.length) {
-            filledSlots = Arrays.copyOf(filledSlots, 2 * numFilled);
-        }
-        filledSlots[numFilled] = slot;
-        return numFilled + 1;
-    }
-
     /**
-     * The tokens the plan scheduled for a running sequence are computed: count them, hash the blocks they
-     * filled. Returns whether they filled any, whose hashes are still to be cached.
+     * The tokens the plan scheduled for a running sequence are computed: count them. Returns whether they filled
+     * a block that goes into the prefix cache.
      */
     private boolean advance(int slot) {
         int before = running.numComputed(slot);
         int after = before + running.numScheduled(slot);
         running.setComputed(slot, after);
         // NOTE: only a step that fills a block has anything to cache (a decode step, one time in blockSize).
-        if (config.enablePrefixCaching() && before / blockSize != after / blockSize) {
-            kv.hashFullBlocks(running.kvHandle(slot), running.tokens(slot), after);
-            return true;
-        }
-        return false;
+        return config.enablePrefixCaching() && before / blockSize != after / blockSize;
     }
 
-    /** Appends a sampled token and finishes the sequence when the token ends it; returns that finish. */
-    private Optional<Finish> append(SequenceState seq, int slot, int token) {
+    /** Appends a sampled token; returns the finish it causes, if any. */
+    private Optional<Finish> append(int slot, int token) {
         running.append(slot, token);
-        Optional<Finish> finish = StopConditions.check(running, slot, token, eosTokenIds);
-        if (finish.isPresent()) {
-            finish(seq);
-        }
-        return finish;
+        return StopConditions.check(running, slot, token, eosTokenIds);
     }
 
     private void finish(SequenceState s) {
