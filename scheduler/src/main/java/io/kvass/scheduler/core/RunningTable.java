@@ -21,6 +21,11 @@ import java.util.Comparator;
  */
 final class RunningTable {
     private static final int NOT_RUNNING = -1;
+    // NOTE: tokens appended to a slot are buffered here, that many at most, and written to its token array when the
+    // buffer is full or the array is read (for a block's hash, once per block). An append into the token array
+    // itself touched two scattered cache lines per sequence per step (its header and its tail): 10-15 µs of a
+    // thousand-sequence step. Block-sized, so a decoding sequence writes its array about once per block.
+    static final int PENDING_TOKENS = 16;
 
     private final Comparator<SequenceState> order;
     private int[] slotsInOrder; // the first size entries: the slots of the running sequences in policy order
@@ -31,7 +36,9 @@ final class RunningTable {
     private SequenceState[] sequences;
     private KvCacheManager.Handle[] kvHandles;
     private int[][] tokens;
-    private int[] numTokens;
+    private int[] numTokens; // with the pending ones
+    private int[] pendingTokens; // slot s: entries [s * PENDING_TOKENS, s * PENDING_TOKENS + numPending[s])
+    private int[] numPending;
     private int[] numComputed;
     private int[] numScheduled;
     private int[] kvCapacity;
@@ -49,6 +56,8 @@ final class RunningTable {
         kvHandles = new KvCacheManager.Handle[0];
         tokens = new int[0][];
         numTokens = new int[0];
+        pendingTokens = new int[0];
+        numPending = new int[0];
         numComputed = new int[0];
         numScheduled = new int[0];
         kvCapacity = new int[0];
@@ -91,6 +100,7 @@ final class RunningTable {
         kvHandles[slot] = kvHandle;
         tokens[slot] = seq.tokenArray();
         numTokens[slot] = seq.numTokens();
+        numPending[slot] = 0;
         numComputed[slot] = computed;
         numScheduled[slot] = 0;
         kvCapacity[slot] = 0; // NOTE: unknown until its first allocation as a running sequence
@@ -137,8 +147,9 @@ final class RunningTable {
         return kvHandles[slot];
     }
 
-    /** Its token array: only the first {@link #numTokens} entries are tokens. */
+    /** Its token array, with every token appended so far: only the first {@link #numTokens} entries are tokens. */
     int[] tokens(int slot) {
+        writePending(slot);
         return tokens[slot];
     }
 
@@ -147,14 +158,30 @@ final class RunningTable {
     }
 
     void append(int slot, int token) {
+        int pending = numPending[slot];
+        if (pending == PENDING_TOKENS) {
+            writePending(slot);
+            pending = 0;
+        }
+        pendingTokens[slot * PENDING_TOKENS + pending] = token;
+        numPending[slot] = pending + 1;
+        numTokens[slot]++;
+    }
+
+    /** Writes the slot's pending tokens to its token array, which grows by doubling when they do not fit. */
+    private void writePending(int slot) {
+        int pending = numPending[slot];
+        if (pending == 0) {
+            return;
+        }
         int[] array = tokens[slot];
         int n = numTokens[slot];
-        if (n == array.length) {
-            array = Arrays.copyOf(array, 2 * n);
+        if (n > array.length) {
+            array = Arrays.copyOf(array, Math.max(n, 2 * array.length));
             tokens[slot] = array;
         }
-        array[n] = token;
-        numTokens[slot] = n + 1;
+        System.arraycopy(pendingTokens, slot * PENDING_TOKENS, array, n - pending, pending);
+        numPending[slot] = 0;
     }
 
     int numComputed(int slot) {
@@ -221,7 +248,7 @@ final class RunningTable {
 
     private void release(int slot) {
         SequenceState seq = sequences[slot];
-        seq.leaveRunning(tokens[slot], numTokens[slot]);
+        seq.leaveRunning(tokens(slot), numTokens[slot]);
         sequences[slot] = null;
         kvHandles[slot] = null;
         tokens[slot] = null;
@@ -257,6 +284,8 @@ final class RunningTable {
         kvHandles = Arrays.copyOf(kvHandles, capacity);
         tokens = Arrays.copyOf(tokens, capacity);
         numTokens = Arrays.copyOf(numTokens, capacity);
+        pendingTokens = Arrays.copyOf(pendingTokens, capacity * PENDING_TOKENS);
+        numPending = Arrays.copyOf(numPending, capacity);
         numComputed = Arrays.copyOf(numComputed, capacity);
         numScheduled = Arrays.copyOf(numScheduled, capacity);
         kvCapacity = Arrays.copyOf(kvCapacity, capacity);

@@ -11,6 +11,7 @@ import io.kvass.kvpaging.CacheScope;
 import io.kvass.worker.sampling.SamplingParams;
 import io.kvass.worker.step.ContinuingSequence;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
@@ -94,6 +95,32 @@ class RunningTableTest {
         assertArrayEquals(expected, seq.tokens());
         table.remove(seq);
         assertArrayEquals(expected, seq.tokens());
+    }
+
+    /** Appended tokens are buffered: reads at every count around the buffer's size see all of them, in order. */
+    @Test
+    void everyReadSeesEveryTokenAppendedSoFar() {
+        for (int readEvery = 1; readEvery <= 2 * RunningTable.PENDING_TOKENS + 1; readEvery++) {
+            SequenceState seq = sequence("r", 1, new int[] {1, 2}, SamplingParams.builder().maxTokens(5000).build());
+            RunningTable table = table(2);
+            table.add(sequence("other", 0), null, 0); // so that its buffer is not the first one
+            int slot = table.add(seq, null, 0);
+            List<Integer> expected = new ArrayList<>(List.of(1, 2));
+            for (int t = 0; t < 3 * RunningTable.PENDING_TOKENS + 5; t++) {
+                table.append(slot, 100 + t);
+                expected.add(100 + t);
+                assertEquals(expected.size(), table.numTokens(slot));
+                if (t % readEvery == 0) {
+                    int[] array = table.tokens(slot);
+                    assertArrayEquals(expected.stream().mapToInt(Integer::intValue).toArray(),
+                            Arrays.copyOf(array, table.numTokens(slot)), "read every " + readEvery + " after " + t);
+                }
+            }
+            table.remove(seq);
+            assertArrayEquals(expected.stream().mapToInt(Integer::intValue).toArray(), seq.tokens(),
+                    "handed back with the pending ones, read every " + readEvery);
+            assertArrayEquals(new int[] {5, 6, 7}, Arrays.copyOf(table.tokens(table.slotAt(0)), 3), "the other slot's tokens");
+        }
     }
 
     @Test
