@@ -1,7 +1,7 @@
 package io.kvass.scheduler.core;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 
 import io.kvass.kvpaging.CacheScope;
 import io.kvass.kvpaging.KvCacheConfig;
@@ -15,16 +15,23 @@ import java.util.Collections;
 import java.util.List;
 import java.util.Set;
 import java.util.stream.IntStream;
-import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 
-/** Which blocks the scheduler's steps leave in the prefix cache, whether their sequences go on or finish. */
+/**
+ * Which blocks the scheduler's steps leave in the prefix cache, whether their sequences go on or finish; with a
+ * block size that is a power of two and one that is not (the scheduler finds filled blocks either way).
+ */
 class BatchSchedulerPrefixCacheTest {
-    private static final int BLOCK_SIZE = 4;
     private static final int SAMPLED = 42;
 
-    private final KvCacheManager kv = new KvCacheManager(new KvCacheConfig(64, BLOCK_SIZE, true));
-    private final BatchScheduler scheduler = new BatchScheduler(
-            new SchedulerConfig(8, 256, 128, SchedulingPolicy.FCFS, true), kv, Set.of(2));
+    private KvCacheManager kv;
+    private BatchScheduler scheduler;
+
+    private void start(int blockSize) {
+        kv = new KvCacheManager(new KvCacheConfig(64, blockSize, true));
+        scheduler = new BatchScheduler(new SchedulerConfig(8, 256, 128, SchedulingPolicy.FCFS, true), kv, Set.of(2));
+    }
 
     /** One step in which every sequence of the plan samples {@link #SAMPLED}. */
     private void step() {
@@ -34,36 +41,54 @@ class BatchSchedulerPrefixCacheTest {
                 Collections.nCopies(n, new SampledToken(SAMPLED, Float.NaN, List.of()))));
     }
 
-    /** Tokens of {@code tokens} a new request would find cached. */
-    private int cachedTokens(int... tokens) {
+    /** How many leading tokens of (prompt, SAMPLED, 9) a new request would find cached. */
+    private int cachedTokens(int[] prompt) {
+        int[] tokens = IntStream.concat(IntStream.of(prompt), IntStream.of(SAMPLED, 9)).toArray();
         return kv.findCachedPrefix(new RequestKey("probe", CacheScope.BASE), tokens).numTokens();
     }
 
-    private void submit(String id, int maxTokens, int... prompt) {
+    /** A prompt one token short of a block: its first sampled token completes the block. */
+    private static int[] promptOneShortOfABlock(int first, int blockSize) {
+        return IntStream.range(first, first + blockSize - 1).toArray();
+    }
+
+    private void submit(String id, int maxTokens, int[] prompt) {
         scheduler.submit(Request.of(id, prompt, SamplingParams.builder().temperature(0).maxTokens(maxTokens)
                 .ignoreEos(true).build()));
     }
 
-    @Test
-    void aBlockFilledByRunningSequencesIsCachedByTheEndOfTheStep() {
-        submit("a", 10, 1, 2, 3);
-        submit("b", 10, 5, 6, 7);
-        step(); // prefill: 3 tokens computed each, one sampled
-        assertEquals(0, cachedTokens(1, 2, 3, SAMPLED, 9));
-        step(); // the sampled token computed: each fills its first block
-        assertEquals(4, cachedTokens(1, 2, 3, SAMPLED, 9));
-        assertEquals(4, cachedTokens(5, 6, 7, SAMPLED, 9));
+    @ParameterizedTest(name = "block size {0}")
+    @ValueSource(ints = {4, 3})
+    void aBlockFilledByRunningSequencesIsCachedByTheEndOfTheStep(int blockSize) {
+        start(blockSize);
+        int[] a = promptOneShortOfABlock(100, blockSize);
+        int[] b = promptOneShortOfABlock(200, blockSize);
+        submit("a", 10, a);
+        submit("b", 10, b);
+        step(); // prefill: the prompts computed, a token sampled each
+        assertEquals(0, cachedTokens(a));
+        step(); // the sampled tokens computed: each fills its first block
+        assertEquals(blockSize, cachedTokens(a));
+        assertEquals(blockSize, cachedTokens(b));
+        for (int s = 1; s < blockSize; s++) {
+            step();
+            assertEquals(blockSize, cachedTokens(a), "nothing more until the next block is full");
+        }
         assertEquals(2, scheduler.numRunning());
     }
 
-    @Test
-    void aSequenceThatFinishesInTheStepThatFillsABlockLeavesThatBlockCached() {
-        submit("a", 2, 1, 2, 3); // ends at 5 tokens: its second step computes the 4th and samples the 5th
-        submit("b", 10, 5, 6, 7);
+    @ParameterizedTest(name = "block size {0}")
+    @ValueSource(ints = {4, 3})
+    void aSequenceThatFinishesInTheStepThatFillsABlockLeavesThatBlockCached(int blockSize) {
+        start(blockSize);
+        int[] a = promptOneShortOfABlock(100, blockSize);
+        int[] b = promptOneShortOfABlock(200, blockSize);
+        submit("a", 2, a); // its second step computes its first sampled token and samples its last
+        submit("b", 10, b);
         step();
         step();
-        assertTrue(!kv.hasRequest("a"), "a finished and freed its blocks");
-        assertEquals(4, cachedTokens(1, 2, 3, SAMPLED, 9));
-        assertEquals(4, cachedTokens(5, 6, 7, SAMPLED, 9));
+        assertFalse(kv.hasRequest("a"), "a finished and freed its blocks");
+        assertEquals(blockSize, cachedTokens(a));
+        assertEquals(blockSize, cachedTokens(b));
     }
 }
