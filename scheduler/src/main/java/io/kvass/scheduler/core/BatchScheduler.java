@@ -226,7 +226,7 @@ public final class BatchScheduler {
             int[] changed = kv.blockTable(running.kvHandle(slot), granted.firstChangedIndex());
             running.setKvCapacity(slot, (granted.firstChangedIndex() + changed.length) * blockSize);
             addContinuing(step, slot, numNew,
-                    new ContinuingSequence(running.sequence(slot).seqId(), numNew, granted.firstChangedIndex(), changed));
+                    new ContinuingSequence(running.seqId(slot), numNew, granted.firstChangedIndex(), changed));
         }
         return preempted;
     }
@@ -240,12 +240,12 @@ public final class BatchScheduler {
     /** The plan entry of a running sequence for a step within the blocks it holds: its table does not change. */
     private ContinuingSequence entryWithinBlocks(int slot, int numNew) {
         if (numNew != 1) { // a chunked prefill's rest
-            return new ContinuingSequence(running.sequence(slot).seqId(), numNew, running.kvCapacity(slot) / blockSize,
+            return new ContinuingSequence(running.seqId(slot), numNew, running.kvCapacity(slot) / blockSize,
                     NO_BLOCKS);
         }
         ContinuingSequence entry = running.decodeEntry(slot);
         if (entry == null) {
-            entry = new ContinuingSequence(running.sequence(slot).seqId(), 1, running.kvCapacity(slot) / blockSize,
+            entry = new ContinuingSequence(running.seqId(slot), 1, running.kvCapacity(slot) / blockSize,
                     NO_BLOCKS);
             running.setDecodeEntry(slot, entry);
         }

@@ -7,7 +7,7 @@ import java.util.Comparator;
 
 /**
  * The running sequences in policy order, with what the scheduler's per-step loops read and write of each
- * (token count and array, computed and scheduled counts, KV capacity and handle, stop rules, plan entry) in
+ * (id, token count and array, computed and scheduled counts, KV capacity and handle, stop rules, plan entry) in
  * parallel arrays indexed by a slot the sequence keeps while it runs.
  *
  * <p>Why arrays and not the {@link SequenceState} fields: a step visits every running sequence twice
@@ -34,6 +34,7 @@ final class RunningTable {
     private int numFree;
 
     private SequenceState[] sequences;
+    private String[] seqIds;
     private KvCacheManager.Handle[] kvHandles;
     private int[][] tokens;
     private int[] numTokens; // with the pending ones
@@ -53,6 +54,7 @@ final class RunningTable {
         slotsInOrder = new int[0];
         freeSlots = new int[0];
         sequences = new SequenceState[0];
+        seqIds = new String[0];
         kvHandles = new KvCacheManager.Handle[0];
         tokens = new int[0][];
         numTokens = new int[0];
@@ -97,6 +99,7 @@ final class RunningTable {
         }
         int slot = freeSlots[--numFree];
         sequences[slot] = seq;
+        seqIds[slot] = seq.seqId();
         kvHandles[slot] = kvHandle;
         tokens[slot] = seq.tokenArray();
         numTokens[slot] = seq.numTokens();
@@ -141,6 +144,11 @@ final class RunningTable {
         SequenceState seq = sequences[slot];
         release(slot);
         return seq;
+    }
+
+    /** The sequence's id, which its plan entries carry: read here, as its {@link SequenceState} is a cache miss. */
+    String seqId(int slot) {
+        return seqIds[slot];
     }
 
     KvCacheManager.Handle kvHandle(int slot) {
@@ -250,6 +258,7 @@ final class RunningTable {
         SequenceState seq = sequences[slot];
         seq.leaveRunning(tokens(slot), numTokens[slot]);
         sequences[slot] = null;
+        seqIds[slot] = null;
         kvHandles[slot] = null;
         tokens[slot] = null;
         decodeEntries[slot] = null;
@@ -281,6 +290,7 @@ final class RunningTable {
             freeSlots[numFree++] = slot;
         }
         sequences = Arrays.copyOf(sequences, capacity);
+        seqIds = Arrays.copyOf(seqIds, capacity);
         kvHandles = Arrays.copyOf(kvHandles, capacity);
         tokens = Arrays.copyOf(tokens, capacity);
         numTokens = Arrays.copyOf(numTokens, capacity);

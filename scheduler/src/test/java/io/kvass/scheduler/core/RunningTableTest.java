@@ -196,6 +196,7 @@ class RunningTableTest {
                 SequenceState seq = model.get(i);
                 int slot = table.slotAt(i);
                 assertSame(seq, table.sequence(slot), "position " + i);
+                assertEquals(seq.seqId(), table.seqId(slot));
                 assertEquals(slot, seq.runningSlot());
                 assertEquals(3 + appended.get(seq).size(), table.numTokens(slot));
             }
