@@ -11,14 +11,25 @@ import java.util.Arrays;
  * without G1's card-marking fence (a batch kept across steps would be old).
  */
 public final class FullBlockBatch {
-    RequestBlocks[] requests = new RequestBlocks[8];
-    int[][] tokenIds = new int[8][];
-    int[] numComputedTokens = new int[8];
+    RequestBlocks[] requests;
+    int[][] tokenIds;
+    int[] numComputedTokens;
     // NOTE: filled by KvCacheManager's first pass: what each request's hashing starts from
-    int[] firstToHash = new int[8];
-    long[] parentHi = new long[8];
-    long[] parentLo = new long[8];
+    int[] firstToHash;
+    long[] parentHi;
+    long[] parentLo;
     int size;
+
+    /** A batch for about {@code capacity} requests (it grows past them). */
+    public FullBlockBatch(int capacity) {
+        int n = Math.max(1, capacity);
+        requests = new RequestBlocks[n];
+        tokenIds = new int[n][];
+        numComputedTokens = new int[n];
+        firstToHash = new int[n];
+        parentHi = new long[n];
+        parentLo = new long[n];
+    }
 
     /** The request's blocks are filled up to {@code numComputedTokens} of {@code tokenIds}. */
     public void add(KvCacheManager.Handle handle, int[] tokenIds, int numComputedTokens) {

@@ -152,7 +152,7 @@ class KvCacheManagerTest {
             }
             m.cacheFullBlocks("c", other, 4); // c's first block is cached already: the batch hashes on from it
         }
-        FullBlockBatch batch = new FullBlockBatch();
+        FullBlockBatch batch = new FullBlockBatch(3);
         batch.add(kv.handle("b"), shared, 8);
         batch.add(kv.handle("a"), shared, 8);
         batch.add(kv.handle("c"), other, 9);
@@ -178,7 +178,7 @@ class KvCacheManagerTest {
     @Test
     void refusesARequestTwiceInOneBatch() {
         assertTrue(kv.allocateSlots(key("a", CacheScope.BASE), ComputedPrefix.none(CacheScope.BASE), 9).isGranted());
-        FullBlockBatch batch = new FullBlockBatch();
+        FullBlockBatch batch = new FullBlockBatch(2);
         batch.add(kv.handle("a"), tokens(0, 9), 4);
         batch.add(kv.handle("a"), tokens(0, 9), 8);
         assertThrows(IllegalArgumentException.class, () -> kv.cacheFullBlocks(batch));
@@ -187,7 +187,7 @@ class KvCacheManagerTest {
     @Test
     void aBatchGrowsPastItsFirstCapacity() {
         kv = manager(40, true);
-        FullBlockBatch batch = new FullBlockBatch();
+        FullBlockBatch batch = new FullBlockBatch(1);
         for (int r = 0; r < 20; r++) {
             RequestKey key = key("r" + r, CacheScope.BASE);
             assertTrue(kv.allocateSlots(key, ComputedPrefix.none(CacheScope.BASE), 5).isGranted());

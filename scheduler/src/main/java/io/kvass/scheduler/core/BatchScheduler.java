@@ -358,7 +358,7 @@ public final class BatchScheduler {
      * the sixty-odd sequences overlap, where in update's loop of a thousand each came alone.
      */
     private void cacheFilledBlocks(int numFilled) {
-        FullBlockBatch batch = new FullBlockBatch();
+        FullBlockBatch batch = new FullBlockBatch(numFilled);
         for (int i = 0; i < numFilled; i++) {
             int slot = filledSlots[i];
             batch.add(running.kvHandle(slot), running.tokens(slot), running.numComputed(slot));
