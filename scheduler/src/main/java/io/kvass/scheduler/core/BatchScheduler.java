@@ -50,8 +50,8 @@ public final class BatchScheduler {
     private final List<FailedRequest> failed = new ArrayList<>();
     // NOTE: the running slots whose blocks update's loop filled; reused across steps, as it stores only ints
     private int[] filledSlots = new int[16];
-    // NOTE: the last plan's step, whose sequences update walks (new, then continuing, as the plan orders them)
-    // so that it needs no lookups; each sequence knows its own numScheduled. Empty once updated.
+    // NOTE: the last plan's step, whose running slots update walks (new, then continuing, as the plan orders them)
+    // so that it needs no lookups; the running table holds each one's numScheduled. Empty once updated.
     private StepBuilder lastStep = StepBuilder.NOTHING;
     private long lastPlanId = -1;
     private long nextStepId;
