@@ -160,7 +160,6 @@ public final class KvCacheManager {
             seq.add(hit.blockId());
             seq.addHash(hit.hash());
         }
-        seq.markAllCached(); // NOTE: the hits are cached blocks already
         for (int i = 0; i < fresh; i++) {
             seq.add(pool.allocate());
         }
@@ -251,46 +250,63 @@ public final class KvCacheManager {
 
     /** As {@link #cacheFullBlocks(String, int[], int)}, without the lookup. */
     public void cacheFullBlocks(Handle handle, int[] tokenIds, int numComputedTokens) {
-        hashFullBlocks(handle, tokenIds, numComputedTokens);
-        cacheHashedBlocks(handle);
-    }
-
-    /**
-     * The first half of {@link #cacheFullBlocks(Handle, int[], int)}: hashes the newly filled full blocks and
-     * leaves putting them into the prefix cache to {@link #cacheHashedBlocks}. A scheduler that fills blocks of
-     * many requests in one step (some sixty with a thousand running) hashes them all, then caches them all:
-     * that second pass is a short loop of independent cache misses (block table, reference count, index slot),
-     * which the CPU overlaps, where one by one each waited behind the next SHA-256.
-     *
-     * <p>NOTE: until then the blocks cannot be found; {@link #free} and {@link #fork} cache them first, so none
-     * is lost.
-     */
-    public void hashFullBlocks(Handle handle, int[] tokenIds, int numComputedTokens) {
         RequestBlocks seq = live(handle);
         if (!config.enablePrefixCaching()) {
             return;
         }
+        int first = seq.numHashed();
+        hashFullBlocks(seq, tokenIds, numComputedTokens, first == 0 ? BlockHash.ROOT : seq.hash(first - 1));
+        cacheHashed(seq, first);
+    }
+
+    /**
+     * {@link #cacheFullBlocks(Handle, int[], int)} for every request of the batch, in its order, in three passes
+     * over all of them: each request's state (the parent hash of its first block to hash), then the hashes, then
+     * the prefix cache. A scheduler step with a thousand running sequences fills blocks of some sixty; one request
+     * at a time, the cache misses of each (its table, its last hash, the pool's reference count and index slot)
+     * waited behind the previous request's SHA-256, while in a pass of short iterations the CPU overlaps them.
+     */
+    public void cacheFullBlocks(FullBlockBatch batch) {
+        for (int b = 0; b < batch.size; b++) {
+            RequestBlocks seq = live(batch.requests[b]);
+            int first = seq.numHashed();
+            batch.firstToHash[b] = first;
+            BlockHash parent = first == 0 ? BlockHash.ROOT : seq.hash(first - 1);
+            batch.parentHi[b] = parent.hi();
+            batch.parentLo[b] = parent.lo();
+        }
+        if (!config.enablePrefixCaching()) {
+            return;
+        }
+        for (int b = 0; b < batch.size; b++) {
+            if (batch.requests[b].numHashed() != batch.firstToHash[b]) {
+                throw new IllegalArgumentException("a request is in the batch twice");
+            }
+            hashFullBlocks(batch.requests[b], batch.tokenIds[b], batch.numComputedTokens[b],
+                    new BlockHash(batch.parentHi[b], batch.parentLo[b]));
+        }
+        for (int b = 0; b < batch.size; b++) {
+            cacheHashed(batch.requests[b], batch.firstToHash[b]);
+        }
+    }
+
+    /** Hashes the request's newly filled full blocks; {@code parent} is the hash of the block before the first. */
+    private void hashFullBlocks(RequestBlocks seq, int[] tokenIds, int numComputedTokens, BlockHash parent) {
         int blockSize = blockSize();
         require(numComputedTokens <= tokenIds.length && numComputedTokens <= seq.size() * blockSize,
                 "numComputedTokens=%d, but %d tokens and %d blocks", numComputedTokens, tokenIds.length, seq.size());
         int numFull = numComputedTokens / blockSize;
         for (int i = seq.numHashed(); i < numFull; i++) {
-            BlockHash parent = i == 0 ? BlockHash.ROOT : seq.hash(i - 1);
-            BlockHash hash = hasher.hash(parent, seq.scope(), tokenIds, i * blockSize, blockSize);
-            seq.addHash(hash);
+            parent = hasher.hash(parent, seq.scope(), tokenIds, i * blockSize, blockSize);
+            seq.addHash(parent);
         }
     }
 
-    /** Puts the request's blocks hashed by {@link #hashFullBlocks} into the prefix cache. */
-    public void cacheHashedBlocks(Handle handle) {
-        cacheHashed(live(handle));
-    }
-
-    private void cacheHashed(RequestBlocks seq) {
-        for (int i = seq.numCached(); i < seq.numHashed(); i++) {
+    /** Puts the request's blocks from {@code first} to its last hashed one into the prefix cache. */
+    private void cacheHashed(RequestBlocks seq, int first) {
+        for (int i = first; i < seq.numHashed(); i++) {
             pool.cache(seq.get(i), seq.hash(i));
         }
-        seq.markAllCached();
     }
 
     /**
@@ -303,7 +319,6 @@ public final class KvCacheManager {
     public void fork(String parentId, String childId) {
         RequestBlocks parent = sequence(parentId);
         require(!sequences.containsKey(childId), "request %s already has blocks", childId);
-        cacheHashed(parent); // NOTE: the child starts with every hash cached
         RequestBlocks child = parent.fork();
         for (int i = 0; i < child.size(); i++) {
             pool.touch(child.get(i));
@@ -322,7 +337,6 @@ public final class KvCacheManager {
         if (seq == null) {
             return false;
         }
-        cacheHashed(seq); // NOTE: before its blocks are released, so they stay findable as cached blocks
         seq.markFreed();
         // NOTE: last block first, as vLLM does: freed blocks queue up in this order, so a
         // sequence's tail is evicted before its head, which is the part other requests share.

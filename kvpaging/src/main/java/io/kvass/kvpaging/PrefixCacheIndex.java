@@ -14,6 +14,12 @@ import java.util.Arrays;
  * <p>NOTE: slot s is {@code slots[3s] = hi, slots[3s + 1] = lo, slots[3s + 2] = blockId + 1}, 0 when empty.
  * Removal shifts the rest of the probe run back instead of leaving a tombstone, so a lookup ends at the
  * first empty slot. The table doubles when half full; it never holds more entries than there are blocks.
+ *
+ * <p>NOTE: removals are queued and applied together just before the next other call. A scheduler step takes some
+ * sixty blocks from the free queue, each evicting its hash: one at a time, each removal's cache misses (the block's
+ * slot, then its probe run, in a table of megabytes) came alone between the step's other work, while in one short
+ * loop those of successive removals overlap. Applied in the order queued, with nothing in between, they leave the
+ * table as removing each at once would have.
  */
 final class PrefixCacheIndex {
     private static final int STRIDE = 3;
@@ -23,7 +29,9 @@ final class PrefixCacheIndex {
     private final int[] slotOfBlock; // NONE: the block is not cached
     private long[] slots;
     private int mask; // capacity - 1, capacity a power of two
-    private int size;
+    private int size; // once the queued removals are applied
+    private int[] queuedRemovals = new int[64];
+    private int numQueuedRemovals;
 
     PrefixCacheIndex(int numBlocks) {
         slotOfBlock = new int[numBlocks];
@@ -31,10 +39,12 @@ final class PrefixCacheIndex {
     }
 
     int size() {
+        applyQueuedRemovals();
         return size;
     }
 
     void clear() {
+        numQueuedRemovals = 0; // NOTE: nothing is left to remove them from
         Arrays.fill(slotOfBlock, NONE);
         slots = new long[STRIDE * MIN_CAPACITY];
         mask = MIN_CAPACITY - 1;
@@ -43,6 +53,7 @@ final class PrefixCacheIndex {
 
     /** The block cached under {@code hash}, or -1. */
     int blockOf(BlockHash hash) {
+        applyQueuedRemovals();
         for (int s = home(hash.hi(), hash.lo()); ; s = (s + 1) & mask) {
             long entry = slots[STRIDE * s + 2];
             if (entry == 0) {
@@ -55,11 +66,13 @@ final class PrefixCacheIndex {
     }
 
     boolean isCached(int block) {
+        applyQueuedRemovals();
         return slotOfBlock[block] != NONE;
     }
 
     /** The hash the block is cached under, or null. */
     BlockHash hashOf(int block) {
+        applyQueuedRemovals();
         int s = slotOfBlock[block];
         return s == NONE ? null : new BlockHash(slots[STRIDE * s], slots[STRIDE * s + 1]);
     }
@@ -70,6 +83,7 @@ final class PrefixCacheIndex {
      * @return whether the block is now cached
      */
     boolean add(int block, BlockHash hash) {
+        applyQueuedRemovals();
         if (2 * (size + 1) > mask + 1) {
             grow();
         }
@@ -84,8 +98,22 @@ final class PrefixCacheIndex {
         return true;
     }
 
-    /** Forgets the block's hash, if it has one (the block is evicted from the cache). */
+    /** Forgets the block's hash, if it has one (the block is evicted from the cache); see the class note. */
     void remove(int block) {
+        if (numQueuedRemovals == queuedRemovals.length) {
+            queuedRemovals = Arrays.copyOf(queuedRemovals, 2 * numQueuedRemovals);
+        }
+        queuedRemovals[numQueuedRemovals++] = block;
+    }
+
+    private void applyQueuedRemovals() {
+        for (int i = 0; i < numQueuedRemovals; i++) {
+            removeNow(queuedRemovals[i]);
+        }
+        numQueuedRemovals = 0;
+    }
+
+    private void removeNow(int block) {
         int hole = slotOfBlock[block];
         if (hole == NONE) {
             return;

@@ -22,9 +22,6 @@ final class RequestBlocks implements KvCacheManager.Handle {
     // next block to hash is then no extra cache miss, and storing a hash is no reference store (a G1 fence).
     private long[] hashes;
     private int numHashed;
-    // NOTE: hashes below this were handed to the prefix cache; those from here to numHashed are waiting to be
-    // (see KvCacheManager.hashFullBlocks)
-    private int numCached;
     // NOTE: only a fork shares blocks that will still be written (a prefix hit shares full blocks, which
     // are never written again), so entries from here on are this request's own and need no copy-on-write
     // check: a decode step reads neither the table nor the reference counts.
@@ -41,7 +38,6 @@ final class RequestBlocks implements KvCacheManager.Handle {
         this.size = size;
         this.hashes = hashes;
         this.numHashed = numHashed;
-        this.numCached = numHashed;
     }
 
     CacheScope scope() {
@@ -93,15 +89,6 @@ final class RequestBlocks implements KvCacheManager.Handle {
         hashes[2 * numHashed] = hash.hi();
         hashes[2 * numHashed + 1] = hash.lo();
         numHashed++;
-    }
-
-    int numCached() {
-        return numCached;
-    }
-
-    /** Every hash so far has been handed to the prefix cache. */
-    void markAllCached() {
-        numCached = numHashed;
     }
 
     /** Entries from here on need no copy-on-write check (see the field). */

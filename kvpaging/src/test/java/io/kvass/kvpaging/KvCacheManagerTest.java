@@ -136,22 +136,67 @@ class KvCacheManagerTest {
         assertEquals(12, kv.findCachedPrefix(key("b", CacheScope.BASE), tokens(100, 13)).numTokens());
     }
 
+    /**
+     * A batch caches what one call per request would, in the same order: here two requests fill blocks of the same
+     * content, and the first one added keeps the cached copy, as it would if cached first.
+     */
     @Test
-    void hashedBlocksAreFoundOnlyOnceCachedOrFreed() {
-        RequestKey a = key("a", CacheScope.BASE);
-        int[] prompt = tokens(0, 9);
-        assertTrue(kv.allocateSlots(a, ComputedPrefix.none(CacheScope.BASE), 9).isGranted());
-        kv.hashFullBlocks(kv.handle("a"), prompt, 9);
-        assertEquals(0, kv.findCachedPrefix(key("b", CacheScope.BASE), prompt).numTokens());
-        kv.cacheHashedBlocks(kv.handle("a"));
-        assertEquals(8, kv.findCachedPrefix(key("b", CacheScope.BASE), prompt).numTokens());
-
-        RequestKey c = key("c", CacheScope.BASE);
+    void aBatchCachesWhatOneCallPerRequestWould() {
+        int[] shared = tokens(0, 9);
         int[] other = tokens(50, 9);
-        assertTrue(kv.allocateSlots(c, ComputedPrefix.none(CacheScope.BASE), 9).isGranted());
-        kv.hashFullBlocks(kv.handle("c"), other, 9);
-        kv.free("c"); // caches them before releasing them
-        assertEquals(8, kv.findCachedPrefix(key("d", CacheScope.BASE), other).numTokens());
+        kv = manager(9, true);
+        KvCacheManager oneByOne = manager(9, true);
+        for (KvCacheManager m : List.of(kv, oneByOne)) {
+            for (String id : List.of("a", "b", "c")) {
+                assertTrue(m.allocateSlots(key(id, CacheScope.BASE), ComputedPrefix.none(CacheScope.BASE), 9).isGranted());
+            }
+            m.cacheFullBlocks("c", other, 4); // c's first block is cached already: the batch hashes on from it
+        }
+        FullBlockBatch batch = new FullBlockBatch(3);
+        batch.add(kv.handle("b"), shared, 8);
+        batch.add(kv.handle("a"), shared, 8);
+        batch.add(kv.handle("c"), other, 9);
+        assertEquals(0, kv.findCachedPrefix(key("x", CacheScope.BASE), shared).numTokens(), "nothing before the call");
+        kv.cacheFullBlocks(batch);
+        oneByOne.cacheFullBlocks("b", shared, 8);
+        oneByOne.cacheFullBlocks("a", shared, 8);
+        oneByOne.cacheFullBlocks("c", other, 9);
+        for (KvCacheManager m : List.of(kv, oneByOne)) {
+            assertEquals(8, m.findCachedPrefix(key("x", CacheScope.BASE), shared).numTokens());
+            assertEquals(8, m.findCachedPrefix(key("x", CacheScope.BASE), other).numTokens());
+            assertEquals(m.blockTable("b")[0], m.pool().cachedBlock(
+                    m.findCachedPrefix(key("x", CacheScope.BASE), shared).blocks().getFirst().hash()).getAsInt(),
+                    "the first request added keeps the cached copy");
+            assertEquals(4, m.pool().numCachedBlocks());
+        }
+        for (int b = 0; b < 9; b++) {
+            assertEquals(oneByOne.pool().hashOf(b), kv.pool().hashOf(b), "block " + b);
+        }
+        oneByOne.checkInvariants();
+    }
+
+    @Test
+    void refusesARequestTwiceInOneBatch() {
+        assertTrue(kv.allocateSlots(key("a", CacheScope.BASE), ComputedPrefix.none(CacheScope.BASE), 9).isGranted());
+        FullBlockBatch batch = new FullBlockBatch(2);
+        batch.add(kv.handle("a"), tokens(0, 9), 4);
+        batch.add(kv.handle("a"), tokens(0, 9), 8);
+        assertThrows(IllegalArgumentException.class, () -> kv.cacheFullBlocks(batch));
+    }
+
+    @Test
+    void aBatchGrowsPastItsFirstCapacity() {
+        kv = manager(40, true);
+        FullBlockBatch batch = new FullBlockBatch(1);
+        for (int r = 0; r < 20; r++) {
+            RequestKey key = key("r" + r, CacheScope.BASE);
+            assertTrue(kv.allocateSlots(key, ComputedPrefix.none(CacheScope.BASE), 5).isGranted());
+            batch.add(kv.handle(key.requestId()), tokens(100 * r, 5), 5);
+        }
+        assertEquals(20, batch.size());
+        kv.cacheFullBlocks(batch);
+        assertEquals(20, kv.pool().numCachedBlocks());
+        assertEquals(4, kv.findCachedPrefix(key("x", CacheScope.BASE), tokens(1900, 5)).numTokens());
     }
 
     @Test

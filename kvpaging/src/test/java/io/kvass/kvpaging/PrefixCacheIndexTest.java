@@ -27,9 +27,38 @@ class PrefixCacheIndexTest {
         assertEquals(0, index.size());
     }
 
+    /** Removals are queued: whichever call comes next sees all of them. */
+    @Test
+    void everyCallSeesTheRemovalsBeforeIt() {
+        PrefixCacheIndex index = new PrefixCacheIndex(8);
+        for (int b = 0; b < 8; b++) {
+            assertTrue(index.add(b, new BlockHash(b % 2, b / 2))); // two probe runs that interleave
+        }
+        index.remove(1);
+        index.remove(4);
+        assertFalse(index.isCached(1));
+        index.remove(6);
+        assertNull(index.hashOf(6));
+        index.remove(3);
+        assertEquals(-1, index.blockOf(new BlockHash(1, 1)));
+        assertEquals(7, index.blockOf(new BlockHash(1, 3)), "an entry behind removed ones is still found");
+        index.remove(0);
+        index.remove(0); // NOTE: a block whose hash is already gone: nothing to do
+        assertEquals(3, index.size());
+        index.remove(2);
+        assertTrue(index.add(2, new BlockHash(0, 0)), "its hash is free again: block 0 was removed");
+        assertEquals(3, index.size());
+        index.remove(5);
+        index.clear();
+        assertEquals(0, index.size());
+        assertTrue(index.add(5, new BlockHash(9, 9)), "clear drops what was queued with the rest");
+        assertEquals(5, index.blockOf(new BlockHash(9, 9)));
+    }
+
     /**
      * Random adds and removes against a HashMap, with few distinct hashes and a small table, so probe runs
-     * collide, wrap around the end and are shifted back by removals; the table also grows on the way.
+     * collide, wrap around the end and are shifted back by removals; the table also grows on the way. Removals
+     * come in runs and the size is checked now and then, so queued removals pile up before they are applied.
      */
     @Test
     void agreesWithAHashMapUnderRandomAddsAndRemoves() {
@@ -41,7 +70,7 @@ class PrefixCacheIndexTest {
             Map<Integer, BlockHash> byBlock = new HashMap<>();
             for (int op = 0; op < 2_000; op++) {
                 int block = random.nextInt(numBlocks);
-                if (random.nextInt(3) == 0) {
+                if (random.nextInt(3) == 0 || (op % 50 < 10)) {
                     index.remove(block);
                     BlockHash gone = byBlock.remove(block);
                     if (gone != null) {
@@ -56,8 +85,11 @@ class PrefixCacheIndexTest {
                         byBlock.put(block, hash);
                     }
                 }
-                assertEquals(byHash.size(), index.size());
+                if (random.nextInt(8) == 0) {
+                    assertEquals(byHash.size(), index.size());
+                }
             }
+            assertEquals(byHash.size(), index.size());
             for (int b = 0; b < numBlocks; b++) {
                 assertEquals(byBlock.get(b), index.hashOf(b));
             }

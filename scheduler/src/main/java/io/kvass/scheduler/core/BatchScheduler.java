@@ -3,6 +3,7 @@ package io.kvass.scheduler.core;
 import io.kvass.kvpaging.Allocation;
 import io.kvass.kvpaging.BlockCopy;
 import io.kvass.kvpaging.ComputedPrefix;
+import io.kvass.kvpaging.FullBlockBatch;
 import io.kvass.kvpaging.KvCacheManager;
 import io.kvass.worker.lora.SlotGrant;
 import io.kvass.worker.step.ContinuingSequence;
@@ -32,18 +33,25 @@ import java.util.concurrent.ThreadLocalRandom;
  * <p>NOTE: {@link #schedule()} and {@link #update} alternate strictly; single owner, not thread-safe.
  */
 public final class BatchScheduler {
+    private static final int[] NO_BLOCKS = new int[0];
     private final SchedulerConfig config;
     private final KvCacheManager kv;
     private final int[] eosTokenIds;
+    private final int blockSize;
+    // NOTE: log2(blockSize) when it is a power of two (as vLLM's are), else -1: advance tests every running sequence
+    // every step for a filled block, and two integer divisions there were some 3 µs of a thousand-sequence step
+    private final int blockShift;
     private final TreeSet<SequenceState> waiting;
-    private final List<SequenceState> running = new ArrayList<>();
+    private final RunningTable running;
     private final Map<String, List<SequenceState>> byRequest = new HashMap<>();
     private final Map<String, SequenceState> bySeqId = new HashMap<>();
     private final List<String> dropped = new ArrayList<>();
     private final AdapterGate adapters;
     private final List<FailedRequest> failed = new ArrayList<>();
-    // NOTE: the last plan's step, whose sequences update walks (new, then continuing, as the plan orders them)
-    // so that it needs no lookups; each sequence knows its own numScheduled. Empty once updated.
+    // NOTE: the running slots whose blocks update's loop filled; reused across steps, as it stores only ints
+    private int[] filledSlots = new int[16];
+    // NOTE: the last plan's step, whose running slots update walks (new, then continuing, as the plan orders them)
+    // so that it needs no lookups; the running table holds each one's numScheduled. Empty once updated.
     private StepBuilder lastStep = StepBuilder.NOTHING;
     private long lastPlanId = -1;
     private long nextStepId;
@@ -57,8 +65,11 @@ public final class BatchScheduler {
         this.adapters = adapters;
         this.config = config;
         this.kv = kv;
+        this.blockSize = kv.blockSize();
+        this.blockShift = Integer.bitCount(blockSize) == 1 ? Integer.numberOfTrailingZeros(blockSize) : -1;
         this.eosTokenIds = eosTokenIds.stream().mapToInt(Integer::intValue).sorted().toArray();
         this.waiting = new TreeSet<>(config.policy().order());
+        this.running = new RunningTable(config.policy().order(), Math.min(config.maxNumSeqs(), 1024));
     }
 
     /**
@@ -135,6 +146,7 @@ public final class BatchScheduler {
     /** What one step is collecting, and the token budget it has left. */
     private static final class StepBuilder {
         private static final int[] NO_COPIES = new int[0];
+        private static final int[] NO_SLOTS = new int[0];
         // NOTE: before the first plan and once a plan is updated: no sequences; only read, never filled
         static final StepBuilder NOTHING = new StepBuilder(0, 0);
 
@@ -142,25 +154,36 @@ public final class BatchScheduler {
         final List<NewSequence> fresh = new ArrayList<>();
         final List<ContinuingSequence> continuing;
         final List<BlockCopy> copies = new ArrayList<>();
-        // NOTE: the sequences behind fresh and continuing, in the same order. New arrays every step rather than
-        // lists kept across steps: G1 fences every reference stored into an old array (its card-marking barrier),
-        // a thousand per step, while a store into a young one is filtered out before the fence.
-        final List<SequenceState> freshSeqs = new ArrayList<>();
-        final SequenceState[] continuingSeqs;
+        // NOTE: the running slots of the sequences behind fresh and continuing, in the same order
+        int[] freshSlots = NO_SLOTS;
+        final int[] continuingSlots;
 
         StepBuilder(int budget, int numRunning) {
             this.budget = budget;
             this.continuing = new ArrayList<>(numRunning);
-            this.continuingSeqs = new SequenceState[numRunning];
+            this.continuingSlots = new int[numRunning];
         }
 
-        /** The i-th sequence of the plan: its new ones, then its continuing ones. */
-        SequenceState sequence(int i) {
-            return i < freshSeqs.size() ? freshSeqs.get(i) : continuingSeqs[i - freshSeqs.size()];
+        void addFresh(NewSequence entry, int slot) {
+            if (fresh.size() == freshSlots.length) {
+                freshSlots = Arrays.copyOf(freshSlots, Math.max(8, 2 * freshSlots.length));
+            }
+            freshSlots[fresh.size()] = slot;
+            fresh.add(entry);
+        }
+
+        void addContinuing(ContinuingSequence entry, int slot) {
+            continuingSlots[continuing.size()] = slot;
+            continuing.add(entry);
+        }
+
+        /** The running slot of the i-th sequence of the plan: its new ones, then its continuing ones. */
+        int slot(int i) {
+            return i < fresh.size() ? freshSlots[i] : continuingSlots[i - fresh.size()];
         }
 
         int numSequences() {
-            return freshSeqs.size() + continuing.size();
+            return fresh.size() + continuing.size();
         }
 
         int[] copySources() {
@@ -179,38 +202,54 @@ public final class BatchScheduler {
     private boolean scheduleRunning(StepBuilder step) {
         boolean preempted = false;
         for (int i = 0; i < running.size() && step.budget > 0; i++) {
-            SequenceState seq = running.get(i);
-            int numNew = Math.min(seq.numTokens() - seq.numComputed(), step.budget);
-            if (seq.numComputed() + numNew <= seq.kvCapacity()) {
+            int slot = running.slotAt(i);
+            int numComputed = running.numComputed(slot);
+            int numNew = Math.min(running.numTokens(slot) - numComputed, step.budget);
+            if (numComputed + numNew <= running.kvCapacity(slot)) {
                 // NOTE: fits in the blocks it holds, where allocateSlots would change nothing (see kvCapacity)
-                addContinuing(step, seq, numNew, seq.entryWithinBlocks(numNew, seq.kvCapacity() / kv.blockSize()));
+                addContinuing(step, slot, numNew, entryWithinBlocks(slot, numNew));
                 continue;
             }
-            Allocation alloc = kv.allocateSlots(seq.kvHandle(), seq.numComputed(), numNew);
-            while (alloc instanceof Allocation.NoSpace && running.getLast() != seq) {
+            Allocation alloc = kv.allocateSlots(running.kvHandle(slot), numComputed, numNew);
+            while (alloc instanceof Allocation.NoSpace && running.slotAt(running.size() - 1) != slot) {
                 preemptLast();
                 preempted = true;
-                alloc = kv.allocateSlots(seq.kvHandle(), seq.numComputed(), numNew);
+                alloc = kv.allocateSlots(running.kvHandle(slot), numComputed, numNew);
             }
             if (!(alloc instanceof Allocation.Granted granted)) {
-                preemptLast(); // seq itself is the last: nothing else left to take blocks from
+                preemptLast(); // this sequence itself is the last: nothing else left to take blocks from
                 return true;
             }
             if (!granted.copies().isEmpty()) { // NOTE: addAll copies even an empty list into a new array
                 step.copies.addAll(granted.copies());
             }
-            int[] changed = kv.blockTable(seq.kvHandle(), granted.firstChangedIndex());
-            seq.setKvCapacity((granted.firstChangedIndex() + changed.length) * kv.blockSize());
-            addContinuing(step, seq, numNew, new ContinuingSequence(seq.seqId(), numNew, granted.firstChangedIndex(), changed));
+            int[] changed = kv.blockTable(running.kvHandle(slot), granted.firstChangedIndex());
+            running.setKvCapacity(slot, (granted.firstChangedIndex() + changed.length) * blockSize);
+            addContinuing(step, slot, numNew,
+                    new ContinuingSequence(running.seqId(slot), numNew, granted.firstChangedIndex(), changed));
         }
         return preempted;
     }
 
-    private void addContinuing(StepBuilder step, SequenceState seq, int numNew, ContinuingSequence entry) {
-        step.continuingSeqs[step.continuing.size()] = seq;
-        step.continuing.add(entry);
-        seq.setScheduled(numNew);
+    private void addContinuing(StepBuilder step, int slot, int numNew, ContinuingSequence entry) {
+        step.addContinuing(entry, slot);
+        running.setScheduled(slot, numNew);
         step.budget -= numNew;
+    }
+
+    /** The plan entry of a running sequence for a step within the blocks it holds: its table does not change. */
+    private ContinuingSequence entryWithinBlocks(int slot, int numNew) {
+        if (numNew != 1) { // a chunked prefill's rest
+            return new ContinuingSequence(running.seqId(slot), numNew, running.kvCapacity(slot) / blockSize,
+                    NO_BLOCKS);
+        }
+        ContinuingSequence entry = running.decodeEntry(slot);
+        if (entry == null) {
+            entry = new ContinuingSequence(running.seqId(slot), 1, running.kvCapacity(slot) / blockSize,
+                    NO_BLOCKS);
+            running.setDecodeEntry(slot, entry);
+        }
+        return entry;
     }
 
     /**
@@ -246,14 +285,12 @@ public final class BatchScheduler {
                 break;
             }
             it.remove();
-            seq.setKvHandle(kv.handle(seq.seqId()));
-            seq.setComputed(prefix.numTokens());
+            NewSequence entry = new NewSequence(seq.seqId(), seq.tokens(), seq.promptLength(), prefix.numTokens(),
+                    numNew, kv.blockTable(seq.seqId()), seq.params(), seq.seed(), slot);
             seq.setStatus(SequenceStatus.RUNNING);
-            insertRunning(seq);
-            step.fresh.add(new NewSequence(seq.seqId(), seq.tokens(), seq.promptLength(), prefix.numTokens(), numNew,
-                    kv.blockTable(seq.seqId()), seq.params(), seq.seed(), slot));
-            seq.setScheduled(numNew);
-            step.freshSeqs.add(seq);
+            int runningSlot = running.add(seq, kv.handle(seq.seqId()), prefix.numTokens());
+            running.setScheduled(runningSlot, numNew);
+            step.addFresh(entry, runningSlot);
             step.budget -= numNew;
         }
         for (FailedRequest f : failing.values()) {
@@ -271,54 +308,85 @@ public final class BatchScheduler {
         int[] sampledAt = result.sampledAt();
         StepBuilder step = lastStep;
         lastStep = StepBuilder.NOTHING;
-        // NOTE: the blocks the step filled are hashed as the loop goes and cached after it, all together (see
-        // KvCacheManager.hashFullBlocks)
-        List<SequenceState> filled = new ArrayList<>();
+        // NOTE: the blocks the step filled go into the prefix cache after the loop, all together (see
+        // KvCacheManager.cacheFullBlocks(FullBlockBatch))
+        int numFilled = 0;
         int cursor = 0;
         for (int i = 0; i < step.numSequences(); i++) {
-            SequenceState seq = step.sequence(i);
+            int slot = step.slot(i);
             int sampled = cursor < sampledAt.length && sampledAt[cursor] == i ? cursor++ : -1; // -1: mid-prefill
-            if (seq.status() != SequenceStatus.RUNNING) {
-                continue; // aborted (or finished by a stop string) while the step ran: its token is dropped
+            // NOTE: a slot is only freed between a plan and its update (none is taken), so a free one is a sequence
+            // aborted (or finished by a stop string) while the step ran: its token is dropped
+            SequenceState seq = running.sequence(slot);
+            if (seq == null) {
+                continue;
             }
-            if (advance(seq)) {
-                filled.add(seq);
+            boolean filledBlock = advance(slot);
+            Optional<Finish> finish = sampled < 0 ? Optional.empty() : append(slot, updates.token(sampled).tokenId());
+            if (filledBlock) {
+                if (finish.isPresent()) { // NOTE: now, while it still holds its blocks
+                    kv.cacheFullBlocks(running.kvHandle(slot), running.tokens(slot), running.numComputed(slot));
+                } else {
+                    numFilled = addFilled(numFilled, slot);
+                }
             }
             if (sampled >= 0) {
-                updates.set(sampled, seq, append(seq, updates.token(sampled).tokenId()));
+                updates.set(sampled, seq, finish);
+            }
+            if (finish.isPresent()) {
+                finish(seq);
             }
         }
-        for (SequenceState seq : filled) {
-            if (seq.status() == SequenceStatus.RUNNING) { // NOTE: one that finished cached its blocks as it freed them
-                kv.cacheHashedBlocks(seq.kvHandle());
-            }
+        if (numFilled > 0) {
+            cacheFilledBlocks(numFilled);
         }
         return updates;
     }
 
-    /**
-     * The tokens the plan scheduled for a running sequence are computed: count them, hash the blocks they
-     * filled. Returns whether they filled any, whose hashes are still to be cached.
-     */
-    private boolean advance(SequenceState seq) {
-        int before = seq.numComputed();
-        seq.setComputed(before + seq.numScheduled());
-        // NOTE: only a step that fills a block has anything to cache (a decode step, one time in blockSize).
-        if (config.enablePrefixCaching() && before / kv.blockSize() != seq.numComputed() / kv.blockSize()) {
-            kv.hashFullBlocks(seq.kvHandle(), seq.tokenArray(), seq.numComputed());
-            return true;
+    private int addFilled(int numFilled, int slot) {
+        if (numFilled == filledSlots.length) {
+            filledSlots = Arrays.copyOf(filledSlots, 2 * numFilled);
         }
-        return false;
+        filledSlots[numFilled] = slot;
+        return numFilled + 1;
     }
 
-    /** Appends a sampled token and finishes the sequence when the token ends it; returns that finish. */
-    private Optional<Finish> append(SequenceState seq, int token) {
-        seq.append(token);
-        Optional<Finish> finish = StopConditions.check(seq, token, eosTokenIds);
-        if (finish.isPresent()) {
-            finish(seq);
+    /**
+     * Puts the blocks that the running sequences in the first {@code numFilled} of {@link #filledSlots} filled into
+     * the prefix cache. NOTE: in a loop of its own, not update's: reading a sequence's token array (its pending tokens
+     * written first) is a cache miss, as the array is touched once per block, and in this short loop the misses of
+     * the sixty-odd sequences overlap, where in update's loop of a thousand each came alone.
+     */
+    private void cacheFilledBlocks(int numFilled) {
+        FullBlockBatch batch = new FullBlockBatch(numFilled);
+        for (int i = 0; i < numFilled; i++) {
+            int slot = filledSlots[i];
+            batch.add(running.kvHandle(slot), running.tokens(slot), running.numComputed(slot));
         }
-        return finish;
+        kv.cacheFullBlocks(batch);
+    }
+
+    /**
+     * The tokens the plan scheduled for a running sequence are computed: count them. Returns whether they filled
+     * a block that goes into the prefix cache.
+     */
+    private boolean advance(int slot) {
+        int before = running.numComputed(slot);
+        int after = before + running.numScheduled(slot);
+        running.setComputed(slot, after);
+        // NOTE: only a step that fills a block has anything to cache (a decode step, one time in blockSize).
+        return config.enablePrefixCaching() && blockIndex(before) != blockIndex(after);
+    }
+
+    /** The block holding token {@code position} of a sequence. */
+    private int blockIndex(int position) {
+        return blockShift >= 0 ? position >>> blockShift : position / blockSize;
+    }
+
+    /** Appends a sampled token; returns the finish it causes, if any. */
+    private Optional<Finish> append(int slot, int token) {
+        running.append(slot, token);
+        return StopConditions.check(running, slot, token, eosTokenIds);
     }
 
     private void finish(SequenceState s) {
@@ -330,7 +398,6 @@ public final class BatchScheduler {
             waiting.remove(s);
         }
         s.setStatus(SequenceStatus.FINISHED);
-        s.setKvHandle(null);
         kv.free(s.seqId());
         bySeqId.remove(s.seqId());
         List<SequenceState> siblings = byRequest.get(s.request().requestId());
@@ -348,11 +415,6 @@ public final class BatchScheduler {
         waiting.add(victim);
         dropped.add(victim.seqId());
         numPreemptions++;
-    }
-
-    private void insertRunning(SequenceState seq) {
-        int at = Collections.binarySearch(running, seq, config.policy().order());
-        running.add(at < 0 ? -at - 1 : at, seq);
     }
 
     /**

@@ -1,17 +1,15 @@
 package io.kvass.scheduler.core;
 
-import io.kvass.kvpaging.KvCacheManager;
 import io.kvass.kvpaging.RequestKey;
-import io.kvass.worker.step.ContinuingSequence;
 import io.kvass.worker.sampling.SamplingParams;
 import java.util.Arrays;
 
 /**
  * One sequence (one of a request's n completions) as the scheduler tracks it.
- * NOTE: {@code numComputed <= numTokens}; tokens {@code [numComputed, numTokens)} await compute.
+ * NOTE: {@code numComputed <= numTokens}; tokens {@code [numComputed, numTokens)} await compute. What the
+ * scheduler's per-step loops read and write of a running sequence is kept in its {@link RunningTable} slot.
  */
 public final class SequenceState {
-    private static final int[] NO_BLOCKS = new int[0];
     private static final int[] NO_TOKENS = new int[0];
     // NOTE: a sequence whose longest length is at most this many tokens past its prompt gets a token array of
     // that length at once (16 KB at most), so it never copies its tokens as it grows; a longer one grows by
@@ -24,29 +22,21 @@ public final class SequenceState {
     private final SamplingParams params;
     private final long seed;
     private final RequestKey key;
-    // NOTE: its stop rules as plain numbers, so the check after each token reads nothing but this object
-    // and the token: reading them from the params and the request's prompt was three or four more cache
-    // misses per sequence per step.
+    // NOTE: its stop rules as plain numbers, which the running table copies, so the check after each token reads
+    // nothing but the table and the token: reading them from the params and the request's prompt was three or
+    // four more cache misses per sequence per step.
     private final int promptLength;
     private final int minLength; // from this many tokens on, EOS and stop tokens end it (min_tokens)
     private final int maxLength; // at this many tokens it ends: max_tokens or the model's context length
     private final boolean ignoreEos;
     private final int[] stopTokenIds;
+    // NOTE: while it runs, its token array and count live in the running table (see RunningTable), not here
     private int[] tokens;
     private int numTokens;
-    private int numComputed;
-    private int numScheduled;
+    private RunningTable running;
+    private int runningSlot = -1;
     private SequenceStatus status = SequenceStatus.WAITING;
     private int numPreemptions;
-    private KvCacheManager.Handle kvHandle;
-    // NOTE: tokens its KV blocks hold. A step that stays within them needs no KvCacheManager.allocateSlots call,
-    // which would change nothing: it takes a block only for a token past them, and copies one only when a fork
-    // shares it (this scheduler never forks). Skipping the call saves a cache miss per sequence per step.
-    private int kvCapacity;
-    // NOTE: its plan entry for one token within those blocks: the same every step until it takes a block, so
-    // made once (null until needed, reset with kvCapacity) and shared by those plans, immutable as they are.
-    // A decode step that takes no block (15 in 16) then allocates nothing and reads no other object.
-    private ContinuingSequence decodeEntry;
 
     SequenceState(Request request, int index, long seed, int maxModelLen) {
         this.request = request;
@@ -96,11 +86,12 @@ public final class SequenceState {
     }
 
     public int numTokens() {
-        return numTokens;
+        return isInRunningTable() ? running.numTokens(runningSlot) : numTokens;
     }
 
+    /** Tokens whose K/V its blocks hold; none unless it runs (a preempted sequence recomputes them all). */
     public int numComputed() {
-        return numComputed;
+        return isInRunningTable() ? running.numComputed(runningSlot) : 0;
     }
 
     public int promptLength() {
@@ -140,76 +131,51 @@ public final class SequenceState {
 
     /** The backing array; only the first {@link #numTokens()} entries are tokens. */
     int[] tokenArray() {
-        return tokens;
+        return isInRunningTable() ? running.tokens(runningSlot) : tokens;
     }
 
     public int[] tokens() {
-        return Arrays.copyOf(tokens, numTokens);
+        return Arrays.copyOf(tokenArray(), numTokens());
     }
 
     public int[] outputTokens() {
-        return Arrays.copyOfRange(tokens, promptLength(), numTokens);
+        return Arrays.copyOfRange(tokenArray(), promptLength(), numTokens());
     }
 
-    void append(int token) {
-        if (numTokens == tokens.length) {
-            tokens = Arrays.copyOf(tokens, tokens.length * 2);
-        }
-        tokens[numTokens++] = token;
+    /** Its slot in the running table, -1 when it is not in one. */
+    int runningSlot() {
+        return runningSlot;
     }
 
-    void setComputed(int n) {
-        numComputed = n;
+    private boolean isInRunningTable() {
+        return runningSlot >= 0;
     }
 
-    /** Tokens the last plan computes for this sequence, from {@link #numComputed()} on. */
-    int numScheduled() {
-        return numScheduled;
+    /** Called by the running table as it takes the sequence in, with its tokens. */
+    void enterRunning(RunningTable table, int slot) {
+        running = table;
+        runningSlot = slot;
+        tokens = null;
     }
 
-    void setScheduled(int n) {
-        numScheduled = n;
-    }
-
-    /** Its plan entry for a step within the {@code numBlocks} blocks it holds: its table does not change. */
-    ContinuingSequence entryWithinBlocks(int numScheduledTokens, int numBlocks) {
-        if (numScheduledTokens != 1) {
-            return new ContinuingSequence(seqId, numScheduledTokens, numBlocks, NO_BLOCKS); // a chunked prefill's rest
-        }
-        if (decodeEntry == null) {
-            decodeEntry = new ContinuingSequence(seqId, 1, numBlocks, NO_BLOCKS);
-        }
-        return decodeEntry;
-    }
-
-    /** The KV manager's handle while the sequence holds blocks (running). */
-    KvCacheManager.Handle kvHandle() {
-        return kvHandle;
-    }
-
-    void setKvHandle(KvCacheManager.Handle handle) {
-        kvHandle = handle;
-        setKvCapacity(0); // NOTE: unknown until the first allocation of a running step
-    }
-
-    int kvCapacity() {
-        return kvCapacity;
-    }
-
-    void setKvCapacity(int tokens) {
-        kvCapacity = tokens;
-        decodeEntry = null;
+    /** Called by the running table as the sequence leaves it: its tokens come back. */
+    void leaveRunning(int[] tokenArray, int count) {
+        tokens = tokenArray;
+        numTokens = count;
+        running = null;
+        runningSlot = -1;
     }
 
     void setStatus(SequenceStatus s) {
         status = s;
     }
 
-    /** Preemption by recompute: the K/V is gone, every known token will be computed again. */
+    /**
+     * Preemption by recompute, once it has left the running table: the K/V is gone, every known token will be
+     * computed again.
+     */
     void preempt() {
-        numComputed = 0;
         numPreemptions++;
-        setKvHandle(null);
         status = SequenceStatus.WAITING;
     }
 }

@@ -7,18 +7,21 @@ final class StopConditions {
     private StopConditions() {
     }
 
-    /** Reads only the sequence's own fields (see {@link SequenceState}'s stop rules) and the model's EOS ids. */
-    static Optional<Finish> check(SequenceState seq, int token, int[] eosTokenIds) {
-        int numTokens = seq.numTokens();
-        if (numTokens >= seq.minLength()) {
-            if (!seq.ignoresEos() && contains(eosTokenIds, token)) {
+    /**
+     * Checks the running sequence in {@code slot}, whose last token is {@code token}. Reads only its running table
+     * entries (see {@link SequenceState}'s stop rules) and the model's EOS ids.
+     */
+    static Optional<Finish> check(RunningTable running, int slot, int token, int[] eosTokenIds) {
+        int numTokens = running.numTokens(slot);
+        if (numTokens >= running.minLength(slot)) {
+            if (!running.ignoresEos(slot) && contains(eosTokenIds, token)) {
                 return Optional.of(Finish.of(FinishReason.STOP));
             }
-            if (contains(seq.stopTokenIds(), token)) {
+            if (contains(running.stopTokenIds(slot), token)) {
                 return Optional.of(new Finish(FinishReason.STOP, Optional.of(token)));
             }
         }
-        if (numTokens >= seq.maxLength()) {
+        if (numTokens >= running.maxLength(slot)) {
             return Optional.of(Finish.of(FinishReason.LENGTH));
         }
         return Optional.empty();
