@@ -4,12 +4,14 @@ import io.kvass.worker.backend.LogitsMode;
 import io.kvass.worker.backend.SequenceForward;
 import io.kvass.worker.cpu.CpuBackend;
 import io.kvass.worker.cpu.CpuThreads;
-import io.kvass.worker.model.LlamaTensors;
+import io.kvass.worker.cpu.CpuWeightMemory;
+import io.kvass.worker.lora.LoraCapacity;
 import io.kvass.worker.model.LoadedModel;
-import io.kvass.worker.model.Tensor;
 import java.lang.foreign.MemorySegment;
 import java.lang.management.ManagementFactory;
 import java.nio.ByteOrder;
+import java.io.IOException;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -17,7 +19,6 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Random;
 import java.util.function.DoubleSupplier;
-import java.util.stream.Stream;
 import jdk.incubator.vector.LongVector;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
@@ -27,7 +28,7 @@ import jdk.incubator.vector.VectorSpecies;
  * measured in the same run: a decode step must stream every weight it multiplies once, so
  * {@code decodeBytes / bandwidth} is the fastest a step can be.
  *
- * <pre>CpuDecodeBenchmark MODEL_DIR [batch=1,16] [steps=32] [warmup=4] [prompt=32] [threads=N]</pre>
+ * <pre>CpuDecodeBenchmark MODEL_DIR [batch=1,16] [steps=32] [warmup=4] [prompt=32] [threads=N] [weights=mmap|hugepages]</pre>
  */
 public final class CpuDecodeBenchmark {
     private static final VectorSpecies<Long> L = LongVector.SPECIES_PREFERRED;
@@ -35,11 +36,12 @@ public final class CpuDecodeBenchmark {
     /** Bytes per floor loop iteration; every decode matrix is a multiple of it. */
     private static final int UNIT = 2 * L.vectorByteSize();
 
-    record Options(int[] batches, int steps, int warmup, int prompt, int threads) {
+    record Options(int[] batches, int steps, int warmup, int prompt, int threads, CpuWeightMemory weights) {
         static Options parse(String[] args) {
             int[] batches = {1, 16};
             int steps = 32, warmup = 4, prompt = 32;
             int threads = Runtime.getRuntime().availableProcessors();
+            CpuWeightMemory weights = CpuWeightMemory.MMAP;
             for (int i = 1; i < args.length; i++) {
                 String[] kv = args[i].split("=", 2);
                 if (kv.length != 2) {
@@ -51,10 +53,11 @@ public final class CpuDecodeBenchmark {
                     case "warmup" -> warmup = Integer.parseInt(kv[1]);
                     case "prompt" -> prompt = Integer.parseInt(kv[1]);
                     case "threads" -> threads = Integer.parseInt(kv[1]);
+                    case "weights" -> weights = CpuWeightMemory.parse(kv[1]);
                     default -> throw new IllegalArgumentException("unknown option '" + kv[0] + "'");
                 }
             }
-            return new Options(batches, steps, warmup, prompt, threads);
+            return new Options(batches, steps, warmup, prompt, threads, weights);
         }
     }
 
@@ -96,23 +99,29 @@ public final class CpuDecodeBenchmark {
 
     public static void main(String[] args) {
         if (args.length < 1) {
-            System.err.println("usage: CpuDecodeBenchmark MODEL_DIR [batch=1,16] [steps=32] [warmup=4] [prompt=32] [threads=N]");
+            System.err.println("usage: CpuDecodeBenchmark MODEL_DIR [batch=1,16] [steps=32] [warmup=4] [prompt=32] [threads=N] [weights=mmap|hugepages]");
             System.exit(2);
         }
         Options o = Options.parse(args);
         Path dir = Path.of(args[0]);
         int maxBatch = Arrays.stream(o.batches()).max().orElse(1);
         int blocksPerSeq = Math.ceilDiv(o.prompt() + o.warmup() + o.steps(), BLOCK_SIZE);
+        long loadStart = System.nanoTime();
         try (LoadedModel model = LoadedModel.load(dir);
-             CpuBackend backend = new CpuBackend(model, maxBatch * blocksPerSeq, BLOCK_SIZE, o.threads());
+             CpuBackend backend = new CpuBackend(model, maxBatch * blocksPerSeq, BLOCK_SIZE, o.threads(),
+                     LoraCapacity.NONE, o.weights());
              CpuThreads threads = new CpuThreads(o.threads())) {
-            List<MemorySegment> weights = decodeSegments(model.tensors());
+            // NOTE: the floor reads the very pages the kernels read (the tiled copies, or the huge-page
+            // copy of every matrix), so it moves with the weight memory under test.
+            List<MemorySegment> weights = backend.decodeSegments();
             long bytes = weights.stream().mapToLong(MemorySegment::byteSize).sum();
             if (bytes != backend.decodeBytes()) {
                 throw new IllegalStateException("floor streams " + bytes + " bytes, the backend " + backend.decodeBytes());
             }
             System.out.printf(Locale.ROOT, "model %s: %s, %d threads, %.3f GB of weights per decode step, %s, load average %.2f%n",
                     dir, model.config().architecture(), o.threads(), bytes / 1e9, Runtime.version(), loadAverage());
+            System.out.printf(Locale.ROOT, "weights in %s, loaded in %.1f s; AnonHugePages of this process %.0f MB%n",
+                    o.weights(), (System.nanoTime() - loadStart) / 1e9, anonHugePages() / 1e6);
             long[] sink = new long[1];
             warmUp(weights, threads, sink);
             List<DecodeResult> results = new ArrayList<>();
@@ -172,16 +181,6 @@ public final class CpuDecodeBenchmark {
                 batch, r.steps().median(), r.steps().mean(), r.steps().min(), r.tokensPerSecond(), r.floor().median(),
                 r.floor().min(), r.bandwidthGbps(), r.prefillTokens(), prefillMs);
         return r;
-    }
-
-    /** The weights a decode step multiplies, as the backend counts them: layer matrices and the LM head. */
-    private static List<MemorySegment> decodeSegments(LlamaTensors t) {
-        List<MemorySegment> list = new ArrayList<>();
-        for (LlamaTensors.Layer l : t.layers()) {
-            Stream.of(l.q(), l.k(), l.v(), l.o(), l.gate(), l.up(), l.down()).map(Tensor::data).forEach(list::add);
-        }
-        list.add(t.lmHead().data());
-        return list;
     }
 
     /**
@@ -249,6 +248,20 @@ public final class CpuDecodeBenchmark {
         if (sink == 42) {
             System.out.println(); // keeps the floor's sums observable
         }
+    }
+
+    /** AnonHugePages of /proc/self/smaps_rollup: proof that the huge-page weights got huge pages. */
+    private static long anonHugePages() {
+        try {
+            for (String line : Files.readAllLines(Path.of("/proc/self/smaps_rollup"))) {
+                if (line.startsWith("AnonHugePages:")) {
+                    return Long.parseLong(line.replaceAll("\\D", "")) * 1024;
+                }
+            }
+        } catch (IOException | NumberFormatException e) {
+            return -1;
+        }
+        return -1;
     }
 
     private static double loadAverage() {

@@ -9,6 +9,7 @@ import io.kvass.worker.lora.LoraWeights;
 import io.kvass.worker.model.LoadedModel;
 import io.kvass.worker.model.ModelConfig;
 import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
 import java.util.ArrayList;
 import java.util.List;
 
@@ -35,10 +36,16 @@ public final class CpuBackend implements Backend {
 
     /** With {@code lora.maxLoras()} adapter slots of rank up to {@code lora.maxRank()}. */
     public CpuBackend(LoadedModel model, int numKvBlocks, int blockSize, int threads, LoraCapacity lora) {
+        this(model, numKvBlocks, blockSize, threads, lora, CpuWeightMemory.DEFAULT);
+    }
+
+    /** With the weight matrices kept in {@code memory}. */
+    public CpuBackend(LoadedModel model, int numKvBlocks, int blockSize, int threads, LoraCapacity lora,
+                      CpuWeightMemory memory) {
         this.config = model.config();
         this.loraCapacity = lora;
         this.lora = new CpuLora(config, lora);
-        this.weights = CpuWeights.of(model.tensors(), arena);
+        this.weights = CpuWeights.of(model.tensors(), memory, arena);
         this.cache = new CpuKvCache(config.numLayers(), numKvBlocks, blockSize, config.kvDim());
         this.threads = new CpuThreads(threads);
         this.ropeFreqs = new float[][] {config.rope().inverseFrequencies(config.headDim())};
@@ -67,6 +74,14 @@ public final class CpuBackend implements Backend {
     /** Bytes of weights one decode step streams from memory. */
     public long decodeBytes() {
         return weights.decodeBytes();
+    }
+
+    /**
+     * The memory a decode step streams, matrix by matrix, as the kernels read it (tiled, copied or mapped):
+     * a benchmark's floor must read these same pages.
+     */
+    public List<MemorySegment> decodeSegments() {
+        return weights.decodeMatrices().stream().map(Matrix::data).toList();
     }
 
     @Override
