@@ -9,14 +9,18 @@ public enum CpuWeightMemory {
     /** The memory-mapped weight files themselves: no copy, loads at once, page cache shared with other processes. */
     MMAP,
     /**
-     * A private copy in anonymous memory on 2 MB transparent huge pages. NOTE: on the 2-core benchmark VM
-     * this memory streamed faster than the file mapping in the same minutes (see docs/benchmarks.md); the
-     * copy costs a second or two at load, and the file's pages are dropped from the page cache once copied.
+     * A private copy in anonymous memory on 2 MB transparent huge pages; the file's pages are dropped from
+     * the page cache as each matrix is copied, so the weights are held once. Costs a few seconds at load
+     * and the sharing of one page cache between processes serving the same files.
      */
     HUGEPAGES;
 
-    /** What {@code --cpu-weights} is when not given. */
-    public static final CpuWeightMemory DEFAULT = MMAP;
+    /**
+     * What {@code --cpu-weights} is when not given. NOTE: decode at batch 1 streams every weight once per
+     * token and is bound by memory bandwidth; on the 2-core benchmark VM the huge-page copy made decode
+     * steps ~12% faster than the file mapping, step by step in one process (docs/benchmarks.md, CPU decode).
+     */
+    public static final CpuWeightMemory DEFAULT = HUGEPAGES;
 
     /** {@code mmap} or {@code hugepages}, as {@code --cpu-weights} takes it. */
     public static CpuWeightMemory parse(String name) {
@@ -27,12 +31,13 @@ public enum CpuWeightMemory {
         };
     }
 
-    /** Zeroed memory for weights the backend derives at load (tiles, widened f16), owned by {@code arena}. */
+    /**
+     * Zeroed memory for weights owned by {@code arena}. NOTE: below one huge page (2 MB) the weights go to
+     * the ordinary heap outside Java's: a mostly empty huge page per small matrix would waste memory, and
+     * such matrices take too little of a step for their TLB misses to matter.
+     */
     MemorySegment allocate(long bytes, Arena arena) {
-        return switch (this) {
-            case MMAP -> arena.allocate(bytes, 64);
-            case HUGEPAGES -> HugePages.allocate(bytes, arena);
-        };
+        return this == HUGEPAGES && bytes >= HugePages.SIZE ? HugePages.allocate(bytes, arena) : arena.allocate(bytes, 64);
     }
 
     /** A tensor's bytes where the kernels will read them: the tensor itself, or a copy owned by {@code arena}. */

@@ -25,22 +25,34 @@ import java.util.Random;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
-/** Weights copied to huge-page memory give the very logits of the mapped file. */
+/** Weights copied to huge-page memory are the mapped file's, and decode as it does. */
 class CpuWeightMemoryTest {
-    private static final int HIDDEN = 64;
-    /** Wider than two tiles plus a tail, so down_proj is tiled (copied in either memory). */
+    private static final int HIDDEN = 256;
+    /** Wider than two tiles plus a tail, so down_proj is tiled (copied in either memory); gate, up and down are over 2 MB. */
     private static final int FFN = 2 * Bf16Matrix.TILE + 64;
     private static final int LAYERS = 2;
     private static final int VOCAB = 320;
 
+    /**
+     * NOTE: logits are compared within 1e-5, not bit for bit: the Vector API's lane reduction adds in another
+     * order before C2 compiles it, so the first backend to run can differ from the second in the last bits
+     * whatever its memory. That the kernels read identical bytes is checked exactly.
+     */
     @Test
-    void hugePageWeightsGiveBitIdenticalLogits(@TempDir Path dir) throws IOException {
+    void hugePageWeightsAreTheMappedBytesAndGiveTheSameLogits(@TempDir Path dir) throws IOException {
         writeTiedBf16Llama(dir);
-        List<float[]> mapped = logits(dir, CpuWeightMemory.MMAP);
-        List<float[]> huge = logits(dir, CpuWeightMemory.HUGEPAGES);
-        assertEquals(mapped.size(), huge.size());
-        for (int i = 0; i < mapped.size(); i++) {
-            assertArrayEquals(mapped.get(i), huge.get(i), "step " + i);
+        try (LoadedModel model = LoadedModel.load(dir);
+             CpuBackend mapped = new CpuBackend(model, 4, 16, 2, LoraCapacity.NONE, CpuWeightMemory.MMAP);
+             CpuBackend huge = new CpuBackend(model, 4, 16, 2, LoraCapacity.NONE, CpuWeightMemory.HUGEPAGES)) {
+            List<MemorySegment> a = mapped.decodeSegments(), b = huge.decodeSegments();
+            assertEquals(a.size(), b.size());
+            for (int i = 0; i < a.size(); i++) {
+                assertEquals(-1, a.get(i).mismatch(b.get(i)), "matrix " + i);
+            }
+            List<float[]> fromMapped = logits(mapped), fromHuge = logits(huge);
+            for (int i = 0; i < fromMapped.size(); i++) {
+                assertArrayEquals(fromMapped.get(i), fromHuge.get(i), 1e-5f, "step " + i);
+            }
         }
     }
 
@@ -52,10 +64,15 @@ class CpuWeightMemoryTest {
              CpuBackend huge = new CpuBackend(model, 4, 16, 2, LoraCapacity.NONE, CpuWeightMemory.HUGEPAGES)) {
             // q_proj of layer 0 is read where it lies in the file, unless copied.
             assertTrue(mapped.decodeSegments().getFirst().isMapped());
+            int large = 0;
             for (MemorySegment s : huge.decodeSegments()) {
                 assertFalse(s.isMapped());
-                assertEquals(0, s.address() % HugePages.SIZE, "a copy starts on a 2 MB boundary");
+                if (s.byteSize() >= HugePages.SIZE) {
+                    assertEquals(0, s.address() % HugePages.SIZE, "a copy of 2 MB or more starts on a huge page");
+                    large++;
+                }
             }
+            assertEquals(3 * LAYERS, large, "gate, up and the tiled down of every layer");
         }
     }
 
@@ -66,20 +83,17 @@ class CpuWeightMemoryTest {
     }
 
     /** A 32-token prefill, then 8 greedy decode steps; every step's logits. */
-    private static List<float[]> logits(Path dir, CpuWeightMemory memory) {
+    private static List<float[]> logits(CpuBackend backend) {
         List<float[]> all = new ArrayList<>();
-        try (LoadedModel model = LoadedModel.load(dir);
-             CpuBackend backend = new CpuBackend(model, 4, 16, 2, LoraCapacity.NONE, memory)) {
-            int[] table = {0, 1, 2};
-            int[] prompt = new Random(5).ints(32, 0, VOCAB).toArray();
-            float[] last = backend.forward(List.of(new SequenceForward(prompt, 0, table, LogitsMode.LAST))).getFirst()[0];
+        int[] table = {0, 1, 2};
+        int[] prompt = new Random(5).ints(32, 0, VOCAB).toArray();
+        float[] last = backend.forward(List.of(new SequenceForward(prompt, 0, table, LogitsMode.LAST))).getFirst()[0];
+        all.add(last.clone());
+        for (int step = 0; step < 8; step++) {
+            int next = argmax(last);
+            last = backend.forward(List.of(new SequenceForward(new int[] {next}, 32 + step, table, LogitsMode.LAST)))
+                    .getFirst()[0];
             all.add(last.clone());
-            for (int step = 0; step < 8; step++) {
-                int next = argmax(last);
-                last = backend.forward(List.of(new SequenceForward(new int[] {next}, 32 + step, table, LogitsMode.LAST)))
-                        .getFirst()[0];
-                all.add(last.clone());
-            }
         }
         return all;
     }
