@@ -16,11 +16,11 @@ public enum CpuWeightMemory {
     HUGEPAGES;
 
     /**
-     * What {@code --cpu-weights} is when not given. NOTE: decode at batch 1 streams every weight once per
+     * What {@code --cpu-weights} is when not given ({@code mmap} off Linux). NOTE: decode at batch 1 streams every weight once per
      * token and is bound by memory bandwidth; on the 2-core benchmark VM the huge-page copy made decode
      * steps ~13% shorter than the file mapping, step by step in one process (docs/benchmarks.md, CPU decode).
      */
-    public static final CpuWeightMemory DEFAULT = HUGEPAGES;
+    public static final CpuWeightMemory DEFAULT = HugePages.LINUX ? HUGEPAGES : MMAP;
 
     /** {@code mmap} or {@code hugepages}, as {@code --cpu-weights} takes it. */
     public static CpuWeightMemory parse(String name) {
@@ -53,7 +53,7 @@ public enum CpuWeightMemory {
 
     /** The source of a copy will not be read again: a mapped file's pages need not wait for memory pressure to go. */
     static void released(MemorySegment source) {
-        if (source.isMapped()) {
+        if (source.isMapped() && HugePages.LINUX) {
             HugePages.pageOut(source);
         }
     }
