@@ -73,7 +73,8 @@ class ServeCommandTest {
         assertEquals(CpuWeightMemory.DEFAULT, settings("--model", MODEL).replica().cpuWeights());
         assertEquals(CpuWeightMemory.HUGEPAGES, settings("--model", MODEL, "--cpu-weights", "hugepages").replica().cpuWeights());
         assertEquals(CpuWeightMemory.MMAP, settings("--model", MODEL, "--cpu-weights", "mmap").replica().cpuWeights());
-        assertTrue(refusal("--model", MODEL, "--cpu-weights", "tmpfs").contains("use mmap or hugepages"));
+        assertEquals(CpuWeightMemory.DEFAULT, settings("--model", MODEL, "--cpu-weights", "auto").replica().cpuWeights());
+        assertTrue(refusal("--model", MODEL, "--cpu-weights", "tmpfs").contains("use auto, hugepages or mmap"));
     }
 
     @Test

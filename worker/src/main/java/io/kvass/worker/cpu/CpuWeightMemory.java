@@ -22,12 +22,14 @@ public enum CpuWeightMemory {
      */
     public static final CpuWeightMemory DEFAULT = HugePages.LINUX ? HUGEPAGES : MMAP;
 
-    /** {@code mmap} or {@code hugepages}, as {@code --cpu-weights} takes it. */
+    /** {@code mmap}, {@code hugepages} or {@code auto} (the {@link #DEFAULT}), as {@code --cpu-weights} takes it. */
     public static CpuWeightMemory parse(String name) {
         return switch (name.toLowerCase(Locale.ROOT)) {
             case "mmap" -> MMAP;
             case "hugepages" -> HUGEPAGES;
-            default -> throw new IllegalArgumentException("unknown CPU weight memory '" + name + "'; use mmap or hugepages");
+            case "auto" -> DEFAULT;
+            default -> throw new IllegalArgumentException("unknown CPU weight memory '" + name
+                    + "'; use auto, hugepages or mmap");
         };
     }
 

@@ -80,6 +80,7 @@ class CpuWeightMemoryTest {
     void namesParseAsTheFlagWritesThem() {
         assertEquals(CpuWeightMemory.HUGEPAGES, CpuWeightMemory.parse("HugePages"));
         assertEquals(CpuWeightMemory.MMAP, CpuWeightMemory.parse("mmap"));
+        assertEquals(CpuWeightMemory.DEFAULT, CpuWeightMemory.parse("auto"));
     }
 
     /** A 32-token prefill, then 8 greedy decode steps; every step's logits. */
