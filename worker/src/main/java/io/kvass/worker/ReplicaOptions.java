@@ -67,11 +67,6 @@ public record ReplicaOptions(Path modelDir, Device device, int blockSize, long k
                 cpuWeights);
     }
 
-    public ReplicaOptions withCpuWeights(CpuWeightMemory memory) {
-        return new ReplicaOptions(modelDir, device, blockSize, kvCacheBytes, maxModelLen, maxNumSeqs, threads,
-                gpuMemoryUtilization, memory);
-    }
-
     public static ReplicaOptions cpu(Path modelDir) {
         return new ReplicaOptions(modelDir, Device.CPU, 16, 512L << 20, 0, 256,
                 Runtime.getRuntime().availableProcessors());

@@ -16,9 +16,10 @@ public enum CpuWeightMemory {
     HUGEPAGES;
 
     /**
-     * What {@code --cpu-weights} is when not given ({@code mmap} off Linux). NOTE: decode at batch 1 streams every weight once per
-     * token and is bound by memory bandwidth; on the 2-core benchmark VM the huge-page copy made decode
-     * steps ~13% shorter than the file mapping, step by step in one process (docs/benchmarks.md, CPU decode).
+     * What {@code --cpu-weights} is when not given ({@code mmap} off Linux). NOTE: decode at batch 1 streams
+     * every weight once per token and is bound by memory bandwidth; on the 2-core benchmark VM the huge-page
+     * copy made decode steps ~13% shorter than the file mapping, step by step in one process
+     * (docs/benchmarks.md, CPU decode).
      */
     public static final CpuWeightMemory DEFAULT = HugePages.LINUX ? HUGEPAGES : MMAP;
 
