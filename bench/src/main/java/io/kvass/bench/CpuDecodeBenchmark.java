@@ -4,20 +4,21 @@ import io.kvass.worker.backend.LogitsMode;
 import io.kvass.worker.backend.SequenceForward;
 import io.kvass.worker.cpu.CpuBackend;
 import io.kvass.worker.cpu.CpuThreads;
-import io.kvass.worker.model.LlamaTensors;
+import io.kvass.worker.cpu.CpuWeightMemory;
+import io.kvass.worker.lora.LoraCapacity;
 import io.kvass.worker.model.LoadedModel;
-import io.kvass.worker.model.Tensor;
 import java.lang.foreign.MemorySegment;
 import java.lang.management.ManagementFactory;
 import java.nio.ByteOrder;
+import java.io.IOException;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Locale;
 import java.util.Random;
-import java.util.function.DoubleSupplier;
-import java.util.stream.Stream;
+import java.util.function.ToDoubleFunction;
 import jdk.incubator.vector.LongVector;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
@@ -27,7 +28,10 @@ import jdk.incubator.vector.VectorSpecies;
  * measured in the same run: a decode step must stream every weight it multiplies once, so
  * {@code decodeBytes / bandwidth} is the fastest a step can be.
  *
- * <pre>CpuDecodeBenchmark MODEL_DIR [batch=1,16] [steps=32] [warmup=4] [prompt=32] [threads=N]</pre>
+ * <pre>CpuDecodeBenchmark MODEL_DIR [batch=1,16] [steps=32] [warmup=4] [prompt=32] [threads=N] [weights=mmap,hugepages]</pre>
+ *
+ * <p>With several {@code weights}, one backend per kind of weight memory decodes the same prompts and the
+ * backends take turns step by step, each step followed by the floor pass over its own pages.
  */
 public final class CpuDecodeBenchmark {
     private static final VectorSpecies<Long> L = LongVector.SPECIES_PREFERRED;
@@ -35,11 +39,12 @@ public final class CpuDecodeBenchmark {
     /** Bytes per floor loop iteration; every decode matrix is a multiple of it. */
     private static final int UNIT = 2 * L.vectorByteSize();
 
-    record Options(int[] batches, int steps, int warmup, int prompt, int threads) {
+    record Options(int[] batches, int steps, int warmup, int prompt, int threads, List<CpuWeightMemory> weights) {
         static Options parse(String[] args) {
             int[] batches = {1, 16};
             int steps = 32, warmup = 4, prompt = 32;
             int threads = Runtime.getRuntime().availableProcessors();
+            List<CpuWeightMemory> weights = List.of(CpuWeightMemory.DEFAULT);
             for (int i = 1; i < args.length; i++) {
                 String[] kv = args[i].split("=", 2);
                 if (kv.length != 2) {
@@ -51,10 +56,11 @@ public final class CpuDecodeBenchmark {
                     case "warmup" -> warmup = Integer.parseInt(kv[1]);
                     case "prompt" -> prompt = Integer.parseInt(kv[1]);
                     case "threads" -> threads = Integer.parseInt(kv[1]);
+                    case "weights" -> weights = Arrays.stream(kv[1].split(",")).map(CpuWeightMemory::parse).toList();
                     default -> throw new IllegalArgumentException("unknown option '" + kv[0] + "'");
                 }
             }
-            return new Options(batches, steps, warmup, prompt, threads);
+            return new Options(batches, steps, warmup, prompt, threads, weights);
         }
     }
 
@@ -81,7 +87,8 @@ public final class CpuDecodeBenchmark {
     }
 
     /** One batch size: its decode steps, and a floor pass run right after each step. */
-    record DecodeResult(int batch, double prefillMs, int prefillTokens, Times steps, Times floor, long bytes) {
+    record DecodeResult(int batch, CpuWeightMemory weights, double prefillMs, int prefillTokens, Times steps, Times floor,
+                        long bytes) {
         double tokensPerSecond() {
             return batch * 1000 / steps.median();
         }
@@ -96,92 +103,139 @@ public final class CpuDecodeBenchmark {
 
     public static void main(String[] args) {
         if (args.length < 1) {
-            System.err.println("usage: CpuDecodeBenchmark MODEL_DIR [batch=1,16] [steps=32] [warmup=4] [prompt=32] [threads=N]");
+            System.err.println("usage: CpuDecodeBenchmark MODEL_DIR [batch=1,16] [steps=32] [warmup=4] [prompt=32] [threads=N]"
+                    + " [weights=mmap|hugepages|mmap,hugepages]");
             System.exit(2);
         }
         Options o = Options.parse(args);
         Path dir = Path.of(args[0]);
         int maxBatch = Arrays.stream(o.batches()).max().orElse(1);
         int blocksPerSeq = Math.ceilDiv(o.prompt() + o.warmup() + o.steps(), BLOCK_SIZE);
+        List<Variant> variants = new ArrayList<>();
         try (LoadedModel model = LoadedModel.load(dir);
-             CpuBackend backend = new CpuBackend(model, maxBatch * blocksPerSeq, BLOCK_SIZE, o.threads());
              CpuThreads threads = new CpuThreads(o.threads())) {
-            List<MemorySegment> weights = decodeSegments(model.tensors());
-            long bytes = weights.stream().mapToLong(MemorySegment::byteSize).sum();
-            if (bytes != backend.decodeBytes()) {
-                throw new IllegalStateException("floor streams " + bytes + " bytes, the backend " + backend.decodeBytes());
+            for (CpuWeightMemory memory : o.weights()) {
+                long start = System.nanoTime();
+                CpuBackend backend = new CpuBackend(model, maxBatch * blocksPerSeq, BLOCK_SIZE, o.threads(),
+                        LoraCapacity.NONE, memory);
+                variants.add(new Variant(memory, backend));
+                System.out.printf(Locale.ROOT, "weights in %s: loaded in %.1f s; AnonHugePages of this process now %.0f MB%n",
+                        memory, (System.nanoTime() - start) / 1e9, anonHugePages() / 1e6);
             }
+            long bytes = variants.getFirst().bytes();
             System.out.printf(Locale.ROOT, "model %s: %s, %d threads, %.3f GB of weights per decode step, %s, load average %.2f%n",
                     dir, model.config().architecture(), o.threads(), bytes / 1e9, Runtime.version(), loadAverage());
             long[] sink = new long[1];
-            warmUp(weights, threads, sink);
+            for (Variant v : variants) {
+                warmUp(v.segments(), threads, sink);
+            }
             List<DecodeResult> results = new ArrayList<>();
             for (int batch : o.batches()) {
-                results.add(decode(backend, batch, blocksPerSeq, o, () -> floorPass(weights, threads, sink), bytes));
+                results.addAll(decode(variants, batch, blocksPerSeq, o, v -> floorPass(v.segments(), threads, sink)));
             }
             // Other processes on the machine take cores and bandwidth: printed so a reader can discard a noisy run.
             System.out.printf(Locale.ROOT, "load average at the end %.2f%n", loadAverage());
             report(o, results, sink[0]);
+        } finally {
+            variants.forEach(v -> v.backend().close());
+        }
+    }
+
+    /** A backend with its weights in one kind of memory, and the pages its floor pass reads. */
+    record Variant(CpuWeightMemory memory, CpuBackend backend, List<MemorySegment> segments) {
+        /**
+         * NOTE: the floor reads the very pages the kernels read (tiled copies, or the huge-page copy of
+         * every matrix), so it moves with the weight memory under test.
+         */
+        Variant(CpuWeightMemory memory, CpuBackend backend) {
+            this(memory, backend, backend.decodeSegments());
+            if (bytes() != backend.decodeBytes()) {
+                throw new IllegalStateException("floor streams " + bytes() + " bytes, the backend " + backend.decodeBytes());
+            }
+        }
+
+        long bytes() {
+            return segments.stream().mapToLong(MemorySegment::byteSize).sum();
+        }
+    }
+
+    /** One variant's sequences: their block tables and the logits they decode from next. */
+    private static final class Sequences {
+        final int[][] tables;
+        List<float[][]> logits;
+        final double[] steps;
+        final double[] floor;
+        double prefillMs;
+
+        Sequences(int batch, int blocksPerSeq, int steps) {
+            tables = new int[batch][blocksPerSeq];
+            for (int s = 0; s < batch; s++) {
+                for (int b = 0; b < blocksPerSeq; b++) {
+                    tables[s][b] = s * blocksPerSeq + b; // contiguous per sequence
+                }
+            }
+            this.steps = new double[steps];
+            this.floor = new double[steps];
         }
     }
 
     /**
-     * Prefills {@code batch} sequences, then times decode steps. NOTE: the memory bandwidth of a shared
-     * machine drifts by 2x within minutes, so a floor pass follows every step and each batch size is
-     * compared with the floor of its own minutes.
+     * Prefills {@code batch} sequences on every variant, then times decode steps, variant after variant
+     * within each step. NOTE: the memory bandwidth of a shared machine drifts by 2x within minutes, so a
+     * floor pass follows every step, and variants alternate step by step to see the same minutes.
      */
-    private static DecodeResult decode(CpuBackend backend, int batch, int blocksPerSeq, Options o,
-                                       DoubleSupplier floorPass, long bytes) {
-        int vocab = backend.config().vocabSize();
+    private static List<DecodeResult> decode(List<Variant> variants, int batch, int blocksPerSeq, Options o,
+                                             ToDoubleFunction<Variant> floorPass) {
+        int vocab = variants.getFirst().backend().config().vocabSize();
+        int[][] prompts = new int[batch][];
         Random random = new Random(batch);
-        int[][] tables = new int[batch][blocksPerSeq];
-        int[] next = new int[batch];
-        List<SequenceForward> prefill = new ArrayList<>(batch);
         for (int s = 0; s < batch; s++) {
-            for (int b = 0; b < blocksPerSeq; b++) {
-                tables[s][b] = s * blocksPerSeq + b; // contiguous per sequence
-            }
-            prefill.add(new SequenceForward(random.ints(o.prompt(), 0, vocab).toArray(), 0, tables[s], LogitsMode.LAST));
+            prompts[s] = random.ints(o.prompt(), 0, vocab).toArray();
         }
-        long t0 = System.nanoTime();
-        List<float[][]> logits = backend.forward(prefill);
-        double prefillMs = (System.nanoTime() - t0) / 1e6;
-        double[] steps = new double[o.steps()];
-        double[] floor = new double[o.steps()];
+        List<Sequences> runs = new ArrayList<>();
+        for (int i = 0; i < variants.size(); i++) {
+            Sequences seqs = new Sequences(batch, blocksPerSeq, o.steps());
+            List<SequenceForward> prefill = new ArrayList<>(batch);
+            for (int s = 0; s < batch; s++) {
+                prefill.add(new SequenceForward(prompts[s], 0, seqs.tables[s], LogitsMode.LAST));
+            }
+            long t0 = System.nanoTime();
+            seqs.logits = variants.get(i).backend().forward(prefill);
+            seqs.prefillMs = (System.nanoTime() - t0) / 1e6;
+            runs.add(seqs);
+        }
         for (int i = -o.warmup(); i < o.steps(); i++) {
-            for (int s = 0; s < batch; s++) {
-                next[s] = argmax(logits.get(s)[0]);
-            }
-            List<SequenceForward> step = new ArrayList<>(batch);
             int position = o.prompt() + o.warmup() + i;
-            for (int s = 0; s < batch; s++) {
-                step.add(new SequenceForward(new int[] {next[s]}, position, tables[s], LogitsMode.LAST));
-            }
-            long start = System.nanoTime();
-            logits = backend.forward(step);
-            double ms = (System.nanoTime() - start) / 1e6;
-            double floorMs = floorPass.getAsDouble();
-            if (i >= 0) {
-                steps[i] = ms;
-                floor[i] = floorMs;
+            for (int v = 0; v < variants.size(); v++) {
+                Sequences seqs = runs.get(v);
+                List<SequenceForward> step = new ArrayList<>(batch);
+                for (int s = 0; s < batch; s++) {
+                    step.add(new SequenceForward(new int[] {argmax(seqs.logits.get(s)[0])}, position, seqs.tables[s],
+                            LogitsMode.LAST));
+                }
+                long start = System.nanoTime();
+                seqs.logits = variants.get(v).backend().forward(step);
+                double ms = (System.nanoTime() - start) / 1e6;
+                double floorMs = floorPass.applyAsDouble(variants.get(v));
+                if (i >= 0) {
+                    seqs.steps[i] = ms;
+                    seqs.floor[i] = floorMs;
+                }
             }
         }
-        DecodeResult r = new DecodeResult(batch, prefillMs, batch * o.prompt(), Times.of(steps), Times.of(floor), bytes);
-        System.out.printf(Locale.ROOT, "batch %2d: %.1f ms/step median (mean %.1f, min %.1f) -> %.2f tok/s;"
-                        + " floor %.1f ms median (min %.1f), %.1f GB/s; prefill %d tokens in %.0f ms%n",
-                batch, r.steps().median(), r.steps().mean(), r.steps().min(), r.tokensPerSecond(), r.floor().median(),
-                r.floor().min(), r.bandwidthGbps(), r.prefillTokens(), prefillMs);
-        return r;
-    }
-
-    /** The weights a decode step multiplies, as the backend counts them: layer matrices and the LM head. */
-    private static List<MemorySegment> decodeSegments(LlamaTensors t) {
-        List<MemorySegment> list = new ArrayList<>();
-        for (LlamaTensors.Layer l : t.layers()) {
-            Stream.of(l.q(), l.k(), l.v(), l.o(), l.gate(), l.up(), l.down()).map(Tensor::data).forEach(list::add);
+        List<DecodeResult> results = new ArrayList<>();
+        for (int v = 0; v < variants.size(); v++) {
+            Sequences seqs = runs.get(v);
+            DecodeResult r = new DecodeResult(batch, variants.get(v).memory(), seqs.prefillMs, batch * o.prompt(),
+                    Times.of(seqs.steps), Times.of(seqs.floor), variants.get(v).bytes());
+            System.out.printf(Locale.ROOT, "batch %2d, %s: %.1f ms/step median (mean %.1f, min %.1f) -> %.2f tok/s;"
+                            + " floor %.1f ms median (min %.1f), %.1f GB/s; step/floor %.3f; prefill %d tokens in %.0f ms%n",
+                    batch, r.weights(), r.steps().median(), r.steps().mean(), r.steps().min(), r.tokensPerSecond(),
+                    r.floor().median(), r.floor().min(), r.bandwidthGbps(), r.steps().median() / r.floor().median(),
+                    r.prefillTokens(), r.prefillMs());
+            results.add(r);
         }
-        list.add(t.lmHead().data());
-        return list;
+        return results;
     }
 
     /**
@@ -226,10 +280,11 @@ public final class CpuDecodeBenchmark {
 
     private static void report(Options o, List<DecodeResult> results, long sink) {
         System.out.println();
-        System.out.println("| batch | ms/step median | ms/step mean | tok/s median | floor ms/step median | bandwidth GB/s | floor tok/s | step / floor |");
-        System.out.println("|------:|---------------:|-------------:|-------------:|---------------------:|---------------:|------------:|-------------:|");
+        System.out.println("| batch | weights | ms/step median | ms/step mean | tok/s median | floor ms/step median | bandwidth GB/s | floor tok/s | step / floor |");
+        System.out.println("|------:|---------|---------------:|-------------:|-------------:|---------------------:|---------------:|------------:|-------------:|");
         for (DecodeResult r : results) {
-            System.out.printf(Locale.ROOT, "| %d | %.1f | %.1f | %.2f | %.1f | %.1f | %.2f | %.2f |%n", r.batch(), r.steps().median(),
+            System.out.printf(Locale.ROOT, "| %d | %s | %.1f | %.1f | %.2f | %.1f | %.1f | %.2f | %.2f |%n", r.batch(),
+                    r.weights().name().toLowerCase(Locale.ROOT), r.steps().median(),
                     r.steps().mean(), r.tokensPerSecond(), r.floor().median(), r.bandwidthGbps(),
                     r.batch() * 1000 / r.floor().median(), r.steps().median() / r.floor().median());
         }
@@ -239,16 +294,30 @@ public final class CpuDecodeBenchmark {
         for (int i = 0; i < results.size(); i++) {
             DecodeResult r = results.get(i);
             json.append(i == 0 ? "" : ",").append(String.format(Locale.ROOT,
-                    "{\"batch\":%d,\"median_ms\":%.2f,\"mean_ms\":%.2f,\"min_ms\":%.2f,\"tok_s\":%.3f,"
+                    "{\"batch\":%d,\"weights\":\"%s\",\"median_ms\":%.2f,\"mean_ms\":%.2f,\"min_ms\":%.2f,\"tok_s\":%.3f,"
                             + "\"floor_median_ms\":%.2f,\"floor_min_ms\":%.2f,\"bandwidth_gbps\":%.2f,"
                             + "\"prefill_ms\":%.1f,\"prefill_tokens\":%d}",
-                    r.batch(), r.steps().median(), r.steps().mean(), r.steps().min(), r.tokensPerSecond(),
-                    r.floor().median(), r.floor().min(), r.bandwidthGbps(), r.prefillMs(), r.prefillTokens()));
+                    r.batch(), r.weights().name().toLowerCase(Locale.ROOT), r.steps().median(), r.steps().mean(),
+                    r.steps().min(), r.tokensPerSecond(), r.floor().median(), r.floor().min(), r.bandwidthGbps(), r.prefillMs(), r.prefillTokens()));
         }
         System.out.println(json.append("]}"));
         if (sink == 42) {
             System.out.println(); // keeps the floor's sums observable
         }
+    }
+
+    /** AnonHugePages of /proc/self/smaps_rollup: proof that the huge-page weights got huge pages. */
+    private static long anonHugePages() {
+        try {
+            for (String line : Files.readAllLines(Path.of("/proc/self/smaps_rollup"))) {
+                if (line.startsWith("AnonHugePages:")) {
+                    return Long.parseLong(line.replaceAll("\\D", "")) * 1024;
+                }
+            }
+        } catch (IOException | NumberFormatException e) {
+            return -1;
+        }
+        return -1;
     }
 
     private static double loadAverage() {

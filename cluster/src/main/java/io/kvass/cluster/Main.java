@@ -12,14 +12,15 @@ public final class Main {
               serve     --model DIR [--served-model-name NAME] [--host H] [--port 8000] [--api-key KEY]
                         [--device cpu|cuda] [--max-model-len N] [--max-num-seqs N] [--max-num-batched-tokens N]
                         [--block-size 16] [--kv-cache-memory BYTES | --gpu-memory-utilization F] [--threads N]
-                        [--max-waiting N] [--max-body-size BYTES] [--scheduling-policy fcfs|priority]
+                        [--cpu-weights auto|hugepages|mmap] [--max-waiting N] [--max-body-size BYTES]
+                        [--scheduling-policy fcfs|priority]
                         [--no-enable-prefix-caching] [--cluster-host H] [--cluster-port P] [--seed-node URI]...
                         [--enable-lora [--lora-modules NAME=DIR...] [--max-loras N] [--max-cpu-loras N]
                         [--max-lora-rank N] [--lora-allowed-roots DIR...]] [--config FILE.conf]
                         OpenAI-compatible server (a one-node cluster unless --seed-node is given)
               generate  --model DIR (--prompt TEXT | --prompt-ids 1,2,3)... [--max-tokens N] [--temperature T] [--json]
                         [--adapter DIR [--max-lora-rank N]]
-                        [--device cpu|cuda] [--gpu-memory-utilization F]
+                        [--device cpu|cuda] [--gpu-memory-utilization F] [--cpu-weights auto|hugepages|mmap]
             """;
 
     private Main() {

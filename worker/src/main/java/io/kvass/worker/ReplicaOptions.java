@@ -1,5 +1,6 @@
 package io.kvass.worker;
 
+import io.kvass.worker.cpu.CpuWeightMemory;
 import java.nio.file.Path;
 import java.util.Locale;
 
@@ -11,9 +12,10 @@ import java.util.Locale;
  * @param maxNumSeqs    with max_model_len, bounds the blocks worth allocating
  * @param gpuMemoryUtilization fraction of the GPU's memory the CUDA backend may use for weights,
  *                      activations and K/V blocks ({@code --gpu-memory-utilization}; ignored on the CPU)
+ * @param cpuWeights    where the CPU backend keeps the weight matrices ({@code --cpu-weights}; ignored on CUDA)
  */
 public record ReplicaOptions(Path modelDir, Device device, int blockSize, long kvCacheBytes, int maxModelLen,
-                             int maxNumSeqs, int threads, double gpuMemoryUtilization) {
+                             int maxNumSeqs, int threads, double gpuMemoryUtilization, CpuWeightMemory cpuWeights) {
 
     /** vLLM's default {@code --gpu-memory-utilization}. */
     public static final double DEFAULT_GPU_MEMORY_UTILIZATION = 0.9;
@@ -44,6 +46,14 @@ public record ReplicaOptions(Path modelDir, Device device, int blockSize, long k
         if (!(gpuMemoryUtilization > 0 && gpuMemoryUtilization <= 1)) {
             throw new IllegalArgumentException("--gpu-memory-utilization must be in (0, 1], got " + gpuMemoryUtilization);
         }
+        java.util.Objects.requireNonNull(cpuWeights, "cpuWeights");
+    }
+
+    /** With the CPU backend's default weight memory. */
+    public ReplicaOptions(Path modelDir, Device device, int blockSize, long kvCacheBytes, int maxModelLen,
+                          int maxNumSeqs, int threads, double gpuMemoryUtilization) {
+        this(modelDir, device, blockSize, kvCacheBytes, maxModelLen, maxNumSeqs, threads, gpuMemoryUtilization,
+                CpuWeightMemory.DEFAULT);
     }
 
     /** With the default GPU memory utilization (0.9). */
@@ -53,7 +63,8 @@ public record ReplicaOptions(Path modelDir, Device device, int blockSize, long k
     }
 
     public ReplicaOptions withGpuMemoryUtilization(double fraction) {
-        return new ReplicaOptions(modelDir, device, blockSize, kvCacheBytes, maxModelLen, maxNumSeqs, threads, fraction);
+        return new ReplicaOptions(modelDir, device, blockSize, kvCacheBytes, maxModelLen, maxNumSeqs, threads, fraction,
+                cpuWeights);
     }
 
     public static ReplicaOptions cpu(Path modelDir) {

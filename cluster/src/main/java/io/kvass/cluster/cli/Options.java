@@ -1,6 +1,7 @@
 package io.kvass.cluster.cli;
 
 import io.kvass.worker.ReplicaOptions;
+import io.kvass.worker.cpu.CpuWeightMemory;
 import java.nio.file.Path;
 
 /** Flags shared by {@code generate} and {@code serve} that shape the model replica. */
@@ -27,7 +28,8 @@ final class Options {
                     maxNumSeqs,
                     a.intValue("threads", Runtime.getRuntime().availableProcessors()),
                     a.has("gpu-memory-utilization") ? a.floatValue("gpu-memory-utilization", 0.9f)
-                            : ReplicaOptions.DEFAULT_GPU_MEMORY_UTILIZATION);
+                            : ReplicaOptions.DEFAULT_GPU_MEMORY_UTILIZATION,
+                    a.get("cpu-weights").map(CpuWeightMemory::parse).orElse(CpuWeightMemory.DEFAULT));
         } catch (IllegalArgumentException e) {
             throw new CliException(e.getMessage());
         }

@@ -37,6 +37,7 @@ public final class ServeCommand {
             new Flag("max-body-size", "http.max-body-size", Kind.BYTES),
             new Flag("device", "device", Kind.STRING),
             new Flag("threads", "threads", Kind.INT),
+            new Flag("cpu-weights", "cpu-weights", Kind.STRING),
             new Flag("max-model-len", "max-model-len", Kind.INT),
             new Flag("max-num-seqs", "max-num-seqs", Kind.INT),
             new Flag("max-num-batched-tokens", "max-num-batched-tokens", Kind.INT),

@@ -6,6 +6,7 @@ import com.typesafe.config.ConfigFactory;
 import io.kvass.http.HttpSettings;
 import io.kvass.scheduler.core.SchedulingPolicy;
 import io.kvass.worker.ReplicaOptions;
+import io.kvass.worker.cpu.CpuWeightMemory;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -93,13 +94,21 @@ public record ServeSettings(ReplicaOptions replica, String servedModelName, Engi
                         "applies to --device cuda only; the CPU backend sizes its KV cache with kv-cache-memory");
             }
         }
+        CpuWeightMemory cpuWeights = r.get("cpu-weights", k -> {
+            try {
+                return CpuWeightMemory.parse(r.c.getString(k));
+            } catch (IllegalArgumentException e) {
+                throw new SettingsException(k, e.getMessage());
+            }
+        });
         int maxNumSeqs = r.atLeast("max-num-seqs", 1);
         int threads = r.atLeast("threads", 0);
         ReplicaOptions replica;
         try {
             replica = new ReplicaOptions(modelDir, device, r.atLeast("block-size", 1),
                     r.get("kv-cache-memory", r.c::getBytes), r.atLeast("max-model-len", 0), maxNumSeqs,
-                    threads == 0 ? Runtime.getRuntime().availableProcessors() : threads, gpuMemoryUtilization);
+                    threads == 0 ? Runtime.getRuntime().availableProcessors() : threads, gpuMemoryUtilization,
+                    cpuWeights);
         } catch (IllegalArgumentException e) {
             throw new SettingsException(e.getMessage().startsWith("block size") ? "block-size" : "kv-cache-memory",
                     e.getMessage());

@@ -8,6 +8,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import io.kvass.cluster.node.LoraSettings;
 import io.kvass.cluster.node.ServeSettings;
 import io.kvass.scheduler.core.SchedulingPolicy;
+import io.kvass.worker.cpu.CpuWeightMemory;
 import io.kvass.worker.lora.LoraCapacity;
 import io.kvass.worker.testing.Fixtures;
 import java.io.IOException;
@@ -65,6 +66,15 @@ class ServeCommandTest {
         assertEquals(0.9, settings("--model", MODEL).replica().gpuMemoryUtilization(), 1e-9);
         assertEquals(0.55, settings("--model", MODEL, "--device", "cuda", "--gpu-memory-utilization", "0.55")
                 .replica().gpuMemoryUtilization(), 1e-9);
+    }
+
+    @Test
+    void cpuWeightsReachTheReplicaOptions() {
+        assertEquals(CpuWeightMemory.DEFAULT, settings("--model", MODEL).replica().cpuWeights());
+        assertEquals(CpuWeightMemory.HUGEPAGES, settings("--model", MODEL, "--cpu-weights", "hugepages").replica().cpuWeights());
+        assertEquals(CpuWeightMemory.MMAP, settings("--model", MODEL, "--cpu-weights", "mmap").replica().cpuWeights());
+        assertEquals(CpuWeightMemory.DEFAULT, settings("--model", MODEL, "--cpu-weights", "auto").replica().cpuWeights());
+        assertTrue(refusal("--model", MODEL, "--cpu-weights", "tmpfs").contains("use auto, hugepages or mmap"));
     }
 
     @Test

@@ -18,11 +18,33 @@ final class Attention {
 
     /** Stores the new tokens' K/V rows in their slots. k, v: [numTokens, kvDim]. */
     void write(int layer, Step step, float[] k, float[] v) {
-        int kvDim = config.kvDim();
+        write(layer, step, k, v, 0, config.numKvHeads());
+    }
+
+    /** Stores K/V heads {@code [kv0, kv1)} of the new tokens in their slots. */
+    private void write(int layer, Step step, float[] k, float[] v, int kv0, int kv1) {
+        int kvDim = config.kvDim(), hd = config.headDim();
         for (int t = 0; t < step.numTokens; t++) {
             int slot = cache.offset(step.blockTables[step.sequenceOf[t]], step.positions[t]);
-            System.arraycopy(k, t * kvDim, cache.keys[layer], slot, kvDim);
-            System.arraycopy(v, t * kvDim, cache.values[layer], slot, kvDim);
+            int from = t * kvDim + kv0 * hd, len = (kv1 - kv0) * hd;
+            System.arraycopy(k, from, cache.keys[layer], slot + kv0 * hd, len);
+            System.arraycopy(v, from, cache.values[layer], slot + kv0 * hd, len);
+        }
+    }
+
+    /**
+     * K/V heads {@code [kv0, kv1)} on the calling thread: stores the new tokens' K/V of those heads, then
+     * attends every token with the query heads that share them. Touches no other head's data, so threads
+     * that own disjoint K/V heads need no barrier between their projections and their attention.
+     */
+    void kvHeads(int layer, Step step, float[] q, float[] k, float[] v, float[] out, int kv0, int kv1) {
+        write(layer, step, k, v, kv0, kv1);
+        int group = config.numHeads() / config.numKvHeads();
+        float[] scores = new float[maxPosition(step) + 1];
+        for (int t = 0; t < step.numTokens; t++) {
+            for (int h = kv0 * group; h < kv1 * group; h++) {
+                head(layer, step, t, h, q, out, scores);
+            }
         }
     }
 

@@ -42,17 +42,20 @@ final class Bf16Matrix implements Matrix {
     /** Elements from one row of a tile to the next. */
     private final int stride;
 
-    /** {@code tensor}: the row-major {@code [rows, cols]} bf16 data; copied into {@code arena} when tiled. */
-    Bf16Matrix(MemorySegment tensor, int rows, int cols, Arena arena) {
+    /**
+     * {@code tensor}: the row-major {@code [rows, cols]} bf16 data, placed in {@code memory} (owned by
+     * {@code arena}); always copied when tiled.
+     */
+    Bf16Matrix(MemorySegment tensor, int rows, int cols, CpuWeightMemory memory, Arena arena) {
         this.rows = rows;
         this.cols = cols;
         this.stride = Math.min(cols, TILE);
-        this.data = cols <= TILE ? tensor : tile(tensor, rows, cols, arena);
+        this.data = cols <= TILE ? memory.place(tensor, arena) : tile(tensor, rows, cols, memory, arena);
     }
 
-    private static MemorySegment tile(MemorySegment tensor, int rows, int cols, Arena arena) {
+    private static MemorySegment tile(MemorySegment tensor, int rows, int cols, CpuWeightMemory memory, Arena arena) {
         long tiles = Math.ceilDiv(cols, TILE);
-        MemorySegment tiled = arena.allocate(tiles * rows * TILE * Short.BYTES, 64);
+        MemorySegment tiled = memory.allocate(tiles * rows * TILE * Short.BYTES, arena);
         for (int c0 = 0; c0 < cols; c0 += TILE) {
             int width = Math.min(TILE, cols - c0);
             for (int r = 0; r < rows; r++) {
@@ -60,6 +63,7 @@ final class Bf16Matrix implements Matrix {
                         tiled, ((long) rows * c0 + (long) r * TILE) * Short.BYTES, (long) width * Short.BYTES);
             }
         }
+        CpuWeightMemory.released(tensor);
         return tiled;
     }
 
@@ -85,6 +89,11 @@ final class Bf16Matrix implements Matrix {
     @Override
     public long byteSize() {
         return (long) rows * cols * Short.BYTES;
+    }
+
+    @Override
+    public MemorySegment data() {
+        return data;
     }
 
     @Override

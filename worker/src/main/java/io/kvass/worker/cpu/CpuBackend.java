@@ -9,6 +9,7 @@ import io.kvass.worker.lora.LoraWeights;
 import io.kvass.worker.model.LoadedModel;
 import io.kvass.worker.model.ModelConfig;
 import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
 import java.util.ArrayList;
 import java.util.List;
 
@@ -35,10 +36,16 @@ public final class CpuBackend implements Backend {
 
     /** With {@code lora.maxLoras()} adapter slots of rank up to {@code lora.maxRank()}. */
     public CpuBackend(LoadedModel model, int numKvBlocks, int blockSize, int threads, LoraCapacity lora) {
+        this(model, numKvBlocks, blockSize, threads, lora, CpuWeightMemory.DEFAULT);
+    }
+
+    /** With the weight matrices kept in {@code memory}. */
+    public CpuBackend(LoadedModel model, int numKvBlocks, int blockSize, int threads, LoraCapacity lora,
+                      CpuWeightMemory memory) {
         this.config = model.config();
         this.loraCapacity = lora;
         this.lora = new CpuLora(config, lora);
-        this.weights = CpuWeights.of(model.tensors(), arena);
+        this.weights = CpuWeights.of(model.tensors(), memory, arena);
         this.cache = new CpuKvCache(config.numLayers(), numKvBlocks, blockSize, config.kvDim());
         this.threads = new CpuThreads(threads);
         this.ropeFreqs = new float[][] {config.rope().inverseFrequencies(config.headDim())};
@@ -67,6 +74,14 @@ public final class CpuBackend implements Backend {
     /** Bytes of weights one decode step streams from memory. */
     public long decodeBytes() {
         return weights.decodeBytes();
+    }
+
+    /**
+     * The memory a decode step streams, matrix by matrix, as the kernels read it (tiled, copied or mapped):
+     * a benchmark's floor must read these same pages.
+     */
+    public List<MemorySegment> decodeSegments() {
+        return weights.decodeMatrices().stream().map(Matrix::data).toList();
     }
 
     @Override
@@ -115,17 +130,24 @@ public final class CpuBackend implements Backend {
         float[] gate = new float[n * config.intermediateSize()]; // [n, ffn]
         float[] up = new float[n * config.intermediateSize()];   // [n, ffn]
         Attention attention = new Attention(config, cache, threads);
+        Rope rope = new Rope(config.headDim(), step.positions, ropeFreqs[0]);
+        boolean byKvHeads = adapters.isEmpty() && config.numKvHeads() % threads.threads() == 0;
         for (int layer = 0; layer < config.numLayers(); layer++) {
             CpuWeights.Layer w = weights.layers().get(layer);
             Projector p = new Projector(layer, n, adapters);
             normRows(x, w.attnNorm(), xn, n);
-            threads.multiplyAll(new Matrix[] {w.q(), w.k(), w.v()}, xn, n, new float[][] {q, k, v});
-            p.finish(LoraTarget.Q_PROJ, xn, q, w.qBias());
-            p.finish(LoraTarget.K_PROJ, xn, k, w.kBias());
-            p.finish(LoraTarget.V_PROJ, xn, v, w.vBias());
-            Rope.apply(q, config.numHeads(), k, config.numKvHeads(), config.headDim(), step.positions, ropeFreqs[0]);
-            attention.write(layer, step, k, v);
-            attention.compute(layer, step, q, attn);
+            if (byKvHeads) {
+                attentionByKvHeads(layer, w, step, rope, attention, xn, q, k, v, attn);
+            } else {
+                threads.multiplyAll(new Matrix[] {w.q(), w.k(), w.v()}, xn, n, new float[][] {q, k, v});
+                p.finish(LoraTarget.Q_PROJ, xn, q, w.qBias());
+                p.finish(LoraTarget.K_PROJ, xn, k, w.kBias());
+                p.finish(LoraTarget.V_PROJ, xn, v, w.vBias());
+                rope.apply(q, config.numHeads(), 0, config.numHeads());
+                rope.apply(k, config.numKvHeads(), 0, config.numKvHeads());
+                attention.write(layer, step, k, v);
+                attention.compute(layer, step, q, attn);
+            }
             p.project(LoraTarget.O_PROJ, w.o(), attn, out, null);
             VectorMath.add(x, out, n * hidden);
 
@@ -169,6 +191,41 @@ public final class CpuBackend implements Backend {
                 }
             }
             lora.apply(adapters, layer, target, x, out, threads);
+        }
+    }
+
+    /**
+     * q/k/v projections, biases, RoPE, the K/V write and attention in one hand-off: each thread owns whole
+     * K/V heads and the query heads that read them, so nothing it computes is needed by another thread
+     * before o_proj. NOTE: this saves one hand-off per layer, and attention no longer waits for the slower
+     * thread's projections (a barrier costs most when another process holds one of the cores). Rows per
+     * thread are as balanced as the stacked split's when the threads divide the K/V heads; LoRA updates
+     * land between the projections and RoPE, so only without adapters.
+     */
+    private void attentionByKvHeads(int layer, CpuWeights.Layer w, Step step, Rope rope, Attention attention,
+                                    float[] xn, float[] q, float[] k, float[] v, float[] attn) {
+        int hd = config.headDim(), group = config.numHeads() / config.numKvHeads(), n = step.numTokens;
+        threads.forRange(config.numKvHeads(), (kv0, kv1) -> {
+            int h0 = kv0 * group, h1 = kv1 * group;
+            w.q().multiply(xn, n, q, h0 * hd, h1 * hd);
+            w.k().multiply(xn, n, k, kv0 * hd, kv1 * hd);
+            w.v().multiply(xn, n, v, kv0 * hd, kv1 * hd);
+            addBias(w.qBias(), q, n, h0 * hd, h1 * hd);
+            addBias(w.kBias(), k, n, kv0 * hd, kv1 * hd);
+            addBias(w.vBias(), v, n, kv0 * hd, kv1 * hd);
+            rope.apply(q, config.numHeads(), h0, h1);
+            rope.apply(k, config.numKvHeads(), kv0, kv1);
+            attention.kvHeads(layer, step, q, k, v, attn, kv0, kv1);
+            return 0;
+        });
+    }
+
+    /** {@code out[t, r] += bias[r]} for rows {@code [r0, r1)} of every token; nothing without a bias. */
+    private static void addBias(float[] bias, float[] out, int n, int r0, int r1) {
+        if (bias != null) {
+            for (int t = 0; t < n; t++) {
+                VectorMath.axpy(1f, bias, r0, out, t * bias.length + r0, r1 - r0);
+            }
         }
     }
 

@@ -1,11 +1,11 @@
 package io.kvass.worker.cpu;
 
 import io.kvass.worker.model.LlamaTensors;
-import io.kvass.worker.model.Tensor;
 import java.lang.foreign.Arena;
+import java.util.ArrayList;
 import java.util.List;
 
-/** The CPU's view of a model's weights: matrices over the mmapped tensors, small vectors on the heap. */
+/** The CPU's view of a model's weights: matrices in the chosen {@link CpuWeightMemory}, small vectors on the heap. */
 record CpuWeights(Matrix embedding, List<Layer> layers, float[] finalNorm, Matrix lmHead) {
 
     record Layer(float[] attnNorm, Matrix q, Matrix k, Matrix v, Matrix o, float[] qBias, float[] kBias, float[] vBias,
@@ -17,21 +17,35 @@ record CpuWeights(Matrix embedding, List<Layer> layers, float[] finalNorm, Matri
         }
     }
 
-    static CpuWeights of(LlamaTensors t, Arena arena) {
+    static CpuWeights of(LlamaTensors t, CpuWeightMemory memory, Arena arena) {
         List<Layer> layers = t.layers().stream().map(l -> new Layer(
                 Matrix.vector(l.attnNorm()),
-                Matrix.of(l.q(), arena), Matrix.of(l.k(), arena), Matrix.of(l.v(), arena), Matrix.of(l.o(), arena),
+                Matrix.of(l.q(), memory, arena), Matrix.of(l.k(), memory, arena), Matrix.of(l.v(), memory, arena),
+                Matrix.of(l.o(), memory, arena),
                 l.qBias().map(Matrix::vector).orElse(null),
                 l.kBias().map(Matrix::vector).orElse(null),
                 l.vBias().map(Matrix::vector).orElse(null),
                 Matrix.vector(l.ffnNorm()),
-                Matrix.of(l.gate(), arena), Matrix.of(l.up(), arena), Matrix.of(l.down(), arena))).toList();
-        Tensor head = t.lmHead();
-        return new CpuWeights(Matrix.of(t.embedding(), arena), layers, Matrix.vector(t.finalNorm()), Matrix.of(head, arena));
+                Matrix.of(l.gate(), memory, arena), Matrix.of(l.up(), memory, arena), Matrix.of(l.down(), memory, arena)))
+                .toList();
+        Matrix embedding = Matrix.of(t.embedding(), memory, arena);
+        // Tied embeddings are one tensor: one matrix, so a copy is made (and streamed) once.
+        Matrix head = t.lmHead() == t.embedding() ? embedding : Matrix.of(t.lmHead(), memory, arena);
+        return new CpuWeights(embedding, layers, Matrix.vector(t.finalNorm()), head);
     }
 
     /** Bytes a decode step must stream: every layer matrix and the LM head (the embedding is only gathered). */
     long decodeBytes() {
         return layers.stream().mapToLong(Layer::matrixBytes).sum() + lmHead.byteSize();
+    }
+
+    /** The matrices a decode step multiplies, in the order it multiplies them. */
+    List<Matrix> decodeMatrices() {
+        List<Matrix> all = new ArrayList<>();
+        for (Layer l : layers) {
+            all.addAll(List.of(l.q(), l.k(), l.v(), l.o(), l.gate(), l.up(), l.down()));
+        }
+        all.add(lmHead);
+        return all;
     }
 }

@@ -37,6 +37,11 @@ final class F32Matrix implements Matrix {
     }
 
     @Override
+    public MemorySegment data() {
+        return data;
+    }
+
+    @Override
     public void row(int r, float[] dst, int off) {
         MemorySegment.copy(data, FLOAT, (long) r * cols * Float.BYTES, dst, off, cols);
     }

@@ -29,20 +29,24 @@ public sealed interface Matrix permits F32Matrix, Bf16Matrix {
     /** Bytes streamed from memory by one full multiply: the decode step's floor is their sum / bandwidth. */
     long byteSize();
 
+    /** The memory the kernels read (a benchmark streams it to measure the floor on the same pages). */
+    MemorySegment data();
+
     /**
      * Wraps a 2-D tensor; f16 is widened to f32 once here (there is no fast f16 path in the Vector API),
-     * bf16 wider than {@link Bf16Matrix#TILE} columns is copied into tiles.
+     * bf16 wider than {@link Bf16Matrix#TILE} columns is copied into tiles; the result is placed in
+     * {@code memory}, owned by {@code arena}.
      */
-    static Matrix of(Tensor t, Arena arena) {
+    static Matrix of(Tensor t, CpuWeightMemory memory, Arena arena) {
         if (t.shape().length != 2) {
             throw new ModelLoadException("tensor '" + t.name() + "' should be 2-D, is " + t);
         }
         int rows = Math.toIntExact(t.shape()[0]);
         int cols = Math.toIntExact(t.shape()[1]);
         return switch (t.dtype()) {
-            case F32 -> new F32Matrix(t.data(), rows, cols);
-            case BF16 -> new Bf16Matrix(t.data(), rows, cols, arena);
-            case F16 -> new F32Matrix(Widening.toF32(t, arena), rows, cols);
+            case F32 -> new F32Matrix(memory.place(t.data(), arena), rows, cols);
+            case BF16 -> new Bf16Matrix(t.data(), rows, cols, memory, arena);
+            case F16 -> new F32Matrix(Widening.toF32(t, memory.allocate(t.numel() * Float.BYTES, arena)), rows, cols);
         };
     }
 
@@ -79,8 +83,7 @@ public sealed interface Matrix permits F32Matrix, Bf16Matrix {
             return Float.intBitsToFloat(bits << 16);
         }
 
-        static MemorySegment toF32(Tensor t, Arena arena) {
-            MemorySegment out = arena.allocate(t.numel() * Float.BYTES, 64);
+        static MemorySegment toF32(Tensor t, MemorySegment out) {
             for (long i = 0; i < t.numel(); i++) {
                 out.setAtIndex(FLOAT, i, element(t.dtype(), t.data(), i));
             }

@@ -23,7 +23,7 @@ class Bf16MatrixTest {
                 tensor.setAtIndex(ValueLayout.JAVA_SHORT_UNALIGNED, i,
                         (short) (Float.floatToRawIntBits((float) random.nextGaussian()) >>> 16));
             }
-            Bf16Matrix m = new Bf16Matrix(tensor, ROWS, COLS, arena);
+            Bf16Matrix m = new Bf16Matrix(tensor, ROWS, COLS, CpuWeightMemory.MMAP, arena);
             float[] row = new float[COLS];
             for (int r = 0; r < ROWS; r++) {
                 m.row(r, row, 0);

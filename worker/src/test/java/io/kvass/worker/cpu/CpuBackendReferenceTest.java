@@ -34,6 +34,25 @@ class CpuBackendReferenceTest {
         }
     }
 
+    /**
+     * Two threads own one K/V head each (projections, RoPE and attention in one hand-off); three do not
+     * divide the two K/V heads and take the stacked q/k/v split, attention after a barrier.
+     */
+    @ParameterizedTest
+    @ValueSource(strings = {"llama-gqa", "qwen2-bias"})
+    void threadsThatDoNotDivideTheKvHeadsMatchTransformers(String variant) {
+        List<ReferenceCase.Prompt> prompts = ReferenceCase.load(variant, "base");
+        try (LoadedModel model = LoadedModel.load(Fixtures.reference(variant));
+             CpuBackend backend = new CpuBackend(model, 64, 16, 3)) {
+            assertEquals(2, model.config().numKvHeads());
+            List<GreedyRunner.Result> results = GreedyRunner.run(backend,
+                    prompts.stream().map(ReferenceCase.Prompt::ids).toList(), prompts.getFirst().greedy().length);
+            for (int i = 0; i < prompts.size(); i++) {
+                assertMatches(variant, prompts.get(i), results.get(i));
+            }
+        }
+    }
+
     @ParameterizedTest
     @ValueSource(strings = {"llama-gqa", "qwen2-bias"})
     void allPromptsInOneBatchMatchTransformers(String variant) {
