@@ -1,6 +1,7 @@
 package io.kvass.scheduler.engine;
 
 import io.kvass.scheduler.core.Request;
+import io.kvass.scheduler.core.SequenceUpdates;
 import io.kvass.scheduler.output.RequestOutput;
 import io.kvass.worker.step.StepPlan;
 import io.kvass.worker.step.StepResult;
@@ -17,8 +18,9 @@ import org.apache.pekko.actor.typed.javadsl.Receive;
 
 /**
  * One model replica's engine: a thin actor over {@link EngineCore}. Each step reads
- * {@code plan → execute (off-thread) → complete → stream}; requests that arrive meanwhile are queued
- * in the core and join the next step (continuous batching).
+ * {@code plan → execute (off-thread) → update → (next plan → execute) → outputs → stream}: a step's
+ * tokens are detokenized and streamed while the next step runs. Requests that arrive meanwhile are
+ * queued in the core and join the next step (continuous batching).
  */
 public final class Engine extends AbstractBehavior<Engine.Command> {
 
@@ -133,9 +135,13 @@ public final class Engine extends AbstractBehavior<Engine.Command> {
             onStepFailure(done.failure());
         } else {
             consecutiveFailures = 0;
-            deliver(core.complete(done.plan(), done.result()));
+            SequenceUpdates updates = core.update(done.plan(), done.result());
+            // NOTE: the next step goes to the worker first, so this step's outputs (detokenization, stop strings,
+            // streaming) are made while it runs instead of before it
+            startStepIfIdle();
+            deliver(core.outputs(updates));
         }
-        startStepIfIdle();
+        startStepIfIdle(); // a stop string may have freed blocks that a waiting request needs
         return this;
     }
 

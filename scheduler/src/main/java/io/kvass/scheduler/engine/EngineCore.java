@@ -71,7 +71,20 @@ public final class EngineCore {
     }
 
     public List<RequestOutput> complete(StepPlan plan, StepResult result) {
-        SequenceUpdates updates = scheduler.update(plan, result);
+        return outputs(update(plan, result));
+    }
+
+    /** The scheduler's half of {@link #complete}: the step's tokens applied; must come before the next {@link #plan}. */
+    public SequenceUpdates update(StepPlan plan, StepResult result) {
+        return scheduler.update(plan, result);
+    }
+
+    /**
+     * The outputs' half of {@link #complete}: detokenization, stop strings, usage. It may run after the next
+     * {@link #plan}, while that step is on the worker: a stop string then ends its sequence during the step,
+     * as an abort would, and the step's token for it is dropped.
+     */
+    public List<RequestOutput> outputs(SequenceUpdates updates) {
         return outputs.process(updates, scheduler::finishSequence);
     }
 

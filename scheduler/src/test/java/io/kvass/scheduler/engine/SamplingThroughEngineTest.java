@@ -99,6 +99,53 @@ class SamplingThroughEngineTest {
         assertTrue(c.ids().size() < 20, "generation stopped at the stop string");
     }
 
+    /**
+     * The same through the {@link Engine} actor, where a step's outputs are made while the next step runs: the
+     * stop string is seen after the next plan already holds its sequence, whose token from that step must be
+     * dropped. A second request keeps every step busy; its greedy text is unaffected, and the KV pool is whole
+     * at the end.
+     */
+    @Test
+    void stopStringSeenWhileTheNextStepRunsThroughTheEngineActor() {
+        org.apache.pekko.actor.testkit.typed.javadsl.ActorTestKit kit =
+                org.apache.pekko.actor.testkit.typed.javadsl.ActorTestKit.create();
+        try {
+            LocalEngine local = engine();
+            var engine = kit.spawn(Engine.create(local.core(), StepExecutor.local(local.runner())));
+            String stop = "little girl";
+            var stopped = kit.<Engine.Event>createTestProbe();
+            var other = kit.<Engine.Event>createTestProbe();
+            engine.tell(new Engine.Submit(Request.of("other", new int[] {1}, SamplingParams.greedy(60)), other.getRef()));
+            engine.tell(new Engine.Submit(Request.of("s", new int[] {1},
+                    SamplingParams.builder().temperature(0).maxTokens(200).stop(List.of(stop)).build()), stopped.getRef()));
+            Completion s = collect(stopped);
+            assertEquals(expectedText.substring(0, expectedText.indexOf(stop)), s.text());
+            assertEquals(FinishReason.STOP, s.last().finish().orElseThrow().reason());
+            Completion o = collect(other);
+            assertTrue(expectedText.startsWith(o.text()) && o.ids().size() == 60, "the other request's greedy text");
+            var stats = kit.<EngineStats>createTestProbe();
+            engine.tell(new Engine.GetStats(stats.getRef()));
+            EngineStats st = stats.receiveMessage();
+            assertEquals(0, st.numRunning());
+            assertEquals(st.numKvBlocks(), st.numFreeKvBlocks());
+        } finally {
+            kit.shutdownTestKit();
+        }
+    }
+
+    private static Completion collect(org.apache.pekko.actor.testkit.typed.javadsl.TestProbe<Engine.Event> probe) {
+        List<Integer> ids = new ArrayList<>();
+        StringBuilder text = new StringBuilder();
+        while (true) {
+            Engine.Output out = (Engine.Output) probe.receiveMessage(java.time.Duration.ofSeconds(30));
+            out.output().tokens().forEach(t -> ids.add(t.tokenId()));
+            text.append(out.output().text());
+            if (out.output().finished()) {
+                return new Completion(ids, text.toString(), out.output());
+            }
+        }
+    }
+
     @Test
     void greedyTextEqualsTheGoldenTextAndNGivesIndependentSeededCompletions() {
         Completion greedy = run(List.of(Request.of("g", new int[] {1}, SamplingParams.greedy(200)))).get("g/0");
