@@ -32,6 +32,25 @@ __device__ __forceinline__ float warp_max(float v) {
   return v;
 }
 
+// RoPE (rotate-half) of pair (i, i + head_dim/2) of head `head` in an fp32 qkv row (q heads, then k heads,
+// head h at h * head_dim), after the bias (Qwen2; null for none): the pair turns by pos * inv_freq[i], the
+// angle an fp32 product as transformers computes it. qkv_rope_store and the decode attention kernel both
+// rotate with this, so their results are the same bits.
+__device__ __forceinline__ void rope_pair(const float* __restrict__ row, const float* __restrict__ bias,
+                                          const float* __restrict__ inv_freq, float pos, int head, int i,
+                                          int head_dim, float& y1, float& y2) {
+  const int a = head * head_dim + i, b = a + head_dim / 2;
+  float x1 = row[a], x2 = row[b];
+  if (bias) {
+    x1 += bias[a];
+    x2 += bias[b];
+  }
+  float s, c;
+  sincosf(pos * inv_freq[i], &s, &c);
+  y1 = x1 * c - x2 * s;
+  y2 = x2 * c + x1 * s;
+}
+
 // Sum over the block (blockDim.x a multiple of 32, at most 1024); every thread gets the total.
 // NOTE: uses one shared array; a second call in the same kernel needs a __syncthreads() before it.
 __device__ __forceinline__ float block_sum(float v) {

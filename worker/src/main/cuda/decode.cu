@@ -15,25 +15,8 @@
 // kernel is not launched: each block rotates its group's query heads straight from the fp32 qkv row
 // (+ bias) into shared memory, and the block whose partition ends at the new position rotates the
 // token's K and writes K and V into the cache before it loads its own tiles (the other partitions never
-// read that slot). The same arithmetic as qkv_rope_store, so the same bits.
+// read that slot). Both rotate with rope_pair (common.cuh), so the same bits.
 #include "mma.cuh"
-
-// The rotation of pair (i, i + D/2) of head `head` of a qkv row, as qkv_rope_store computes it.
-template <int D>
-__device__ __forceinline__ void rope_pair(const float* __restrict__ row, const float* __restrict__ bias,
-                                          const float* __restrict__ inv_freq, float pos, int head, int i, float& y1,
-                                          float& y2) {
-  const int a = head * D + i, b = a + D / 2;
-  float x1 = row[a], x2 = row[b];
-  if (bias) {
-    x1 += bias[a];
-    x2 += bias[b];
-  }
-  float s, c;
-  sincosf(pos * inv_freq[i], &s, &c);
-  y1 = x1 * c - x2 * s;
-  y2 = x2 * c + x1 * s;
-}
 
 template <int D, bool ROPE>
 __device__ __forceinline__ void paged_attention_mma(const bf16* __restrict__ q, const float* __restrict__ qkv,
@@ -98,7 +81,7 @@ __device__ __forceinline__ void paged_attention_mma(const bf16* __restrict__ q, 
     for (int i = tid; i < 16 * (D / 2); i += NW * 32) {
       const int r = i / (D / 2), j = i % (D / 2);
       float y1 = 0.f, y2 = 0.f;
-      if (r < group) rope_pair<D>(row, bias, inv_freq, pos, kvh * group + r, j, y1, y2);
+      if (r < group) rope_pair(row, bias, inv_freq, pos, kvh * group + r, j, D, y1, y2);
       q_s[r * STRIDE + j] = to_bf16(y1);
       q_s[r * STRIDE + j + D / 2] = to_bf16(y2);
     }
@@ -106,7 +89,7 @@ __device__ __forceinline__ void paged_attention_mma(const bf16* __restrict__ q, 
       const size_t off = ((size_t)slots[tok] * num_kv_heads + kvh) * D;
       for (int j = tid; j < D / 2; j += NW * 32) {
         float y1, y2;
-        rope_pair<D>(row, bias, inv_freq, pos, num_heads + kvh, j, y1, y2);
+        rope_pair(row, bias, inv_freq, pos, num_heads + kvh, j, D, y1, y2);
         k_cache[off + j] = to_bf16(y1);
         k_cache[off + j + D / 2] = to_bf16(y2);
       }

@@ -90,14 +90,8 @@ extern "C" __global__ void qkv_rope_store(const float* __restrict__ qkv, const f
   const int stride = blockDim.x * gridDim.y, first = blockIdx.y * blockDim.x + threadIdx.x;
   for (int p = first; p < pairs; p += stride) {
     const int h = p / half, i = p % half, a = h * head_dim + i, b = a + half;
-    float x1 = row[a], x2 = row[b];
-    if (bias) {
-      x1 += bias[a];
-      x2 += bias[b];
-    }
-    float s, c;
-    sincosf(pos * inv_freq[i], &s, &c);
-    const float y1 = x1 * c - x2 * s, y2 = x2 * c + x1 * s;
+    float y1, y2;
+    rope_pair(row, bias, inv_freq, pos, h, i, head_dim, y1, y2);
     if (h < num_heads) {
       q_out[(size_t)t * q_dim + a] = to_bf16(y1);
       q_out[(size_t)t * q_dim + b] = to_bf16(y2);
