@@ -66,8 +66,7 @@ public final class CudaBackend implements Backend {
      * The RMS norms stay their own kernels: fused into the GEMV before them (every block normalizing) or
      * after them (the last block normalizing) both measured slower (docs/benchmarks.md).
      */
-    private boolean fuseSilu = !System.getProperty("kvass.cuda.fuse", "all").equals("none");
-    private boolean fuseRope = !System.getProperty("kvass.cuda.fuse", "all").equals("none");
+    private boolean fuse = !System.getProperty("kvass.cuda.fuse", "all").equals("none");
     private CudaKernels.AttentionVariant attentionVariant = CudaKernels.AttentionVariant.valueOf(
             System.getProperty("kvass.cuda.attention", "mma").toUpperCase(java.util.Locale.ROOT));
     private CudaProfile profile;
@@ -262,8 +261,7 @@ public final class CudaBackend implements Backend {
 
     /** Turns the decode fusions on or off (benchmarks, tests). */
     synchronized void setFusion(boolean on) {
-        this.fuseSilu = on;
-        this.fuseRope = on;
+        this.fuse = on;
         graphs.clear();
     }
 
@@ -510,7 +508,7 @@ public final class CudaBackend implements Backend {
         Scratch s = scratch;
         boolean siluIntoGemm = !adapted && siluFused(n, h, ffn);
         // Decode steps (one token per sequence, no prompt tiles): RoPE and the K/V store go into attention.
-        boolean ropeInAttention = fuseRope && inputs.numTokens == inputs.numSequences && inputs.numTiles == 0
+        boolean ropeInAttention = fuse && inputs.numTokens == inputs.numSequences && inputs.numTiles == 0
                 && CudaKernels.combinesPartitions(attentionVariant, config.headDim());
         CudaLora.Step loraInputs = new CudaLora.Step(section(StepInputs.ADAPTER_SLOTS), section(StepInputs.LORA_ORDER),
                 section(StepInputs.LORA_TILE_START), section(StepInputs.LORA_TILE_COUNT), inputs.numLoraTiles > 0,
@@ -606,7 +604,7 @@ public final class CudaBackend implements Backend {
 
     /** One token on the skinny path: SiLU goes into the gate/up GEMV. */
     private boolean siluFused(int n, int hidden, int ffn) {
-        return fuseSilu && n == 1 && n <= skinnyMaxTokens && kernels.canFuseGateUp(ffn, hidden);
+        return fuse && n == 1 && n <= skinnyMaxTokens && kernels.canFuseGateUp(ffn, hidden);
     }
 
     private void linear(long w, long x, long y, int n, int out, int in, CuBlas.Out mode) {

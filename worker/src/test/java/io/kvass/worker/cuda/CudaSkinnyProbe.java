@@ -26,10 +26,10 @@ public final class CudaSkinnyProbe {
         try (CudaDevice device = new CudaDevice(0); CudaKernels kernels = new CudaKernels(device);
              CudaGraphs graphs = new CudaGraphs(device)) {
             DeviceBuffer weights = device.allocate(budget + (2L * 128256 * 4096), "w");
-            DeviceBuffer x = device.allocate(4L * 14336, "x");
+            DeviceBuffer x = device.allocate(2L * 14336, "x");
             DeviceBuffer y = device.allocate(4L * 128256, "y");
             kernels.fillUniformBf16(weights.address(), weights.bytes() / 2, 1, 0, 0.02f);
-            kernels.fillUniformF32(x.address(), 14336, 2, 0, 1f);
+            kernels.fillUniformBf16(x.address(), 14336, 2, 0, 1f);
             CUevent start = new CUevent(), end = new CUevent();
             cuEventCreate(start, 0);
             cuEventCreate(end, 0);
