@@ -5,7 +5,7 @@
 #   bench          CudaBenchmark (direct backend: decode batch 1..256, prefill), bench-quick: shorter
 #   lora-bench     CudaLoraBenchmark (multi-LoRA decode at batch 1/32/128, 0/1/16 adapters; prefill)
 #   skinny-probe   CudaSkinnyProbe (the batch-1 GEMVs alone, graph-replayed, each split)
-#   gemm-probe     CudaGemmProbe (decode GEMMs at 128/256 tokens: cublasGemmEx vs every cuBLASLt heuristic algo)
+#   gemm-probe     CudaGemmProbe (decode GEMMs at 128/256 tokens: cublasGemmEx vs gemm.cu's decode GEMM variants)
 #   ablation       CudaAblationProbe (a decode step's graph time with phases left out: what each costs in place)
 #   lora-e2e       `kvass generate --adapter` on cpu and cuda, `kvass serve --device cuda --lora-modules` + curl
 #   decode         CudaDecodeBenchmark (batch-1 fusions on/off, forwardAndSample vs forwardGreedy)

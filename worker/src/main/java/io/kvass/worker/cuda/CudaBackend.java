@@ -67,6 +67,12 @@ public final class CudaBackend implements Backend {
      * after them (the last block normalizing) both measured slower (docs/benchmarks.md).
      */
     private boolean fuse = !System.getProperty("kvass.cuda.fuse", "all").equals("none");
+    /**
+     * With {@code -Dkvass.cuda.gemm=kvass}, steps of 9..256 tokens multiply on kvass's stream-K wgmma GEMM
+     * (gemm.cu; Hopper, shapes it tiles), with SiLU in the gate/up epilogue. Off by default: it is still
+     * slower than cuBLAS on every Llama-3-8B shape (docs/benchmarks.md, 2026-11-23 session 4).
+     */
+    private boolean decodeGemm = System.getProperty("kvass.cuda.gemm", "cublas").equals("kvass");
     private CudaKernels.AttentionVariant attentionVariant = CudaKernels.AttentionVariant.valueOf(
             System.getProperty("kvass.cuda.attention", "mma").toUpperCase(java.util.Locale.ROOT));
     private CudaProfile profile;
@@ -262,6 +268,12 @@ public final class CudaBackend implements Backend {
     /** Turns the decode fusions on or off (benchmarks, tests). */
     synchronized void setFusion(boolean on) {
         this.fuse = on;
+        graphs.clear();
+    }
+
+    /** kvass's decode GEMM (true) or cuBLAS (false) for steps past the skinny path (benchmarks, tests). */
+    synchronized void setDecodeGemm(boolean on) {
+        this.decodeGemm = on;
         graphs.clear();
     }
 
@@ -535,6 +547,9 @@ public final class CudaBackend implements Backend {
             phase("norm", () -> kernels.rmsNorm(n, s.x, 0, w.ffnNorm(), s.xn, h, eps));
             if (siluIntoGemm) {
                 phase("gate/up gemm + silu", () -> kernels.skinnyGateUpSilu(w.gateUp(), s.xn, s.act, ffn, h));
+            } else if (!adapted && siluInDecodeGemm(n, ffn, h)) {
+                phase("gate/up gemm + silu", () -> kernels.decodeGemm(w.gateUp(), s.xn, s.act, n, ffn, h,
+                        CudaKernels.GEMM_SILU, s.gemm));
             } else {
                 phase("gate/up gemm", () -> linear(w.gateUp(), s.xn, s.gateUp, n, 2 * ffn, h, CuBlas.Out.BF16));
                 if (adapted) {
@@ -607,9 +622,16 @@ public final class CudaBackend implements Backend {
         return fuse && n == 1 && n <= skinnyMaxTokens && kernels.canFuseGateUp(ffn, hidden);
     }
 
+    /** Past the skinny path: the gate/up product and SiLU in one decode GEMM. */
+    private boolean siluInDecodeGemm(int n, int ffn, int hidden) {
+        return decodeGemm && n > skinnyMaxTokens && kernels.decodeGemmVariant(n, ffn, hidden, CudaKernels.GEMM_SILU) != null;
+    }
+
     private void linear(long w, long x, long y, int n, int out, int in, CuBlas.Out mode) {
         if (n <= skinnyMaxTokens && in % 8 == 0) {
             kernels.skinnyGemm(w, x, y, n, out, in, mode.ordinal());
+        } else if (decodeGemm && kernels.decodeGemmVariant(n, out, in, mode.ordinal()) != null) {
+            kernels.decodeGemm(w, x, y, n, out, in, mode.ordinal(), scratch.gemm);
         } else {
             blas.linear(w, x, y, n, out, in, mode);
         }

@@ -21,7 +21,7 @@ import jcuda.driver.CUmodule;
  * Device pointers are raw addresses ({@code 0} for "none").
  */
 final class CudaKernels implements AutoCloseable {
-    private static final String[] MODULES = {"layers", "attention", "prefill", "decode", "sample", "lora"};
+    private static final String[] MODULES = {"layers", "attention", "prefill", "decode", "sample", "lora", "gemm"};
     /** Head dims the attention kernel is instantiated for (D / 8 a power of two). */
     static final int[] HEAD_DIMS = {8, 16, 32, 64, 128, 256};
     /** Largest number of query heads sharing one K/V head. */
@@ -39,6 +39,8 @@ final class CudaKernels implements AutoCloseable {
     private final Map<String, CUmodule> modules = new HashMap<>();
     private final Map<String, CUfunction> functions = new HashMap<>();
     private final java.util.Set<String> prefillReady = new java.util.HashSet<>();
+    /** {@link #tensorMap}'s descriptors by address and shape. */
+    private final Map<String, long[]> tensorMaps = new HashMap<>();
     private static final double LOG2_E = 1.4426950408889634;
 
     CudaKernels(CudaDevice device) {
@@ -90,6 +92,7 @@ final class CudaKernels implements AutoCloseable {
                 case Long l -> Pointer.to(new long[] {l});
                 case Integer n -> Pointer.to(new int[] {n});
                 case Float f -> Pointer.to(new float[] {f});
+                case long[] words -> Pointer.to(words); // a struct by value (a CUtensorMap)
                 default -> throw new IllegalArgumentException("kernel argument of type " + values[i].getClass());
             };
         }
@@ -235,6 +238,102 @@ final class CudaKernels implements AutoCloseable {
             long values = b.address();
             return new ArgmaxScratch(rows, values, values + 4L * rows * MAX_SLICES, values + 8L * rows * MAX_SLICES);
         }
+    }
+
+    /**
+     * Where {@link #decodeGemm} keeps its stream-K partial sums and flags: workspace [SMs, 256 threads,
+     * {@link #DECODE_GEMM_MAX_ACC}] fp32, flags [SMs] ints (zeroed once; 0 between launches).
+     */
+    record GemmScratch(long workspace, long flags) {
+        static long bytes(int multiprocessors) {
+            return 4L * multiprocessors * (256L * DECODE_GEMM_MAX_ACC + 1);
+        }
+
+        static GemmScratch allocate(CudaDevice device) {
+            DeviceBuffer b = device.allocate(bytes(device.multiprocessors), "decode GEMM partial sums");
+            device.zero(b);
+            return new GemmScratch(b.address() + 4L * device.multiprocessors, b.address());
+        }
+    }
+
+    /** Accumulators per thread of the largest decode GEMM variant (gemm.cu: 64 MT NB). */
+    static final int DECODE_GEMM_MAX_ACC = 128;
+    /** Rows of X (tokens) the decode GEMM takes. */
+    static final int DECODE_GEMM_MAX_TOKENS = 256;
+    /** gemm.cu's GEMM_SILU: act = silu(gate) * up from the fused [gate; up] weight, bf16 [m, n]. */
+    static final int GEMM_SILU = 3;
+
+    /**
+     * The decode GEMM's variant for {@code m} tokens and {@code n} output columns ({@code mode}
+     * {@link #GEMM_SILU}: n = ffn), or null when it cannot run them: Hopper (sm_90) only, m <= 256 (SiLU:
+     * 128), k a multiple of 64, n a multiple of 128.
+     */
+    String decodeGemmVariant(int m, int n, int k, int mode) {
+        if (device.computeCapability != 90 || m < 1 || m > DECODE_GEMM_MAX_TOKENS || k % 64 != 0 || k <= 0) {
+            return null;
+        }
+        int mt = m <= 128 ? 1 : 2;
+        if (mode == GEMM_SILU) {
+            // A tile is 128 gate rows and their 128 up rows.
+            return mt == 1 && n % 128 == 0 ? "decode_gemm_m1_n2" : null;
+        }
+        if (n % 128 != 0) {
+            return null;
+        }
+        // 256-row tiles only where there are tiles for every SM: a tile cut into many shares costs the
+        // owner a read of every partial sum (128 KB each).
+        int nb = mt == 1 && n % 256 == 0 && n / 256 >= device.multiprocessors ? 2 : 1;
+        return "decode_gemm_m" + mt + "_n" + nb;
+    }
+
+    /**
+     * y[m, n] (mode 0 bf16, 1 fp32, 2 fp32 +=) = x[m, k] w[n, k]^T on wgmma, stream-K over one CTA per SM;
+     * mode {@link #GEMM_SILU}: y = act[m, n] = silu(gate) * up with w the fused [gate; up] weight [2n, k].
+     * Needs {@link #decodeGemmVariant}.
+     */
+    void decodeGemm(long w, long x, long y, int m, int n, int k, int mode, GemmScratch scratch) {
+        String kernel = decodeGemmVariant(m, n, k, mode);
+        if (kernel == null) {
+            throw new IllegalArgumentException("no decode GEMM for m=" + m + " n=" + n + " k=" + k + " mode " + mode);
+        }
+        decodeGemm(kernel, device.multiprocessors, w, x, y, m, n, k, mode, scratch);
+    }
+
+    /** As above with the variant and the grid chosen (probes: {@code ctas} >= tiles is one tile per CTA, no split). */
+    void decodeGemm(String kernel, int ctas, long w, long x, long y, int m, int n, int k, int mode, GemmScratch scratch) {
+        int shared = 200 * 1024;
+        allowDynamicShared("gemm", kernel, shared);
+        long[] wmap = tensorMap(w, mode == GEMM_SILU ? 2 * n : n, k, 128);
+        long[] xmap = tensorMap(x, m, k, 64);
+        launchShared("gemm", kernel, ctas, 1, 1, 256, shared, wmap, xmap, y, m, n, k, mode, scratch.workspace(),
+                scratch.flags());
+    }
+
+    /**
+     * A TMA descriptor of a row-major bf16 matrix [rows, cols] at {@code address}, read in boxes of 64
+     * columns (128 bytes, 128-byte swizzled as wgmma reads them) by {@code boxRows} rows; rows past the
+     * end read as zeros. Made once per (address, shape): graphs capture the words by value.
+     */
+    private long[] tensorMap(long address, int rows, int cols, int boxRows) {
+        return tensorMaps.computeIfAbsent(address + ":" + rows + ":" + cols + ":" + boxRows, key -> {
+            org.bytedeco.cuda.cudart.CUtensorMap map = new org.bytedeco.cuda.cudart.CUtensorMap();
+            int status = org.bytedeco.cuda.global.cudart.cuTensorMapEncodeTiled(map,
+                    org.bytedeco.cuda.global.cudart.CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2, CuBlas.raw(address),
+                    new long[] {cols, rows}, new long[] {2L * cols}, new int[] {64, boxRows}, new int[] {1, 1},
+                    org.bytedeco.cuda.global.cudart.CU_TENSOR_MAP_INTERLEAVE_NONE,
+                    org.bytedeco.cuda.global.cudart.CU_TENSOR_MAP_SWIZZLE_128B,
+                    org.bytedeco.cuda.global.cudart.CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+                    org.bytedeco.cuda.global.cudart.CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+            if (status != 0) {
+                throw new IllegalStateException("cuTensorMapEncodeTiled [" + rows + ", " + cols + "] failed: " + status);
+            }
+            long[] words = new long[16];
+            for (int i = 0; i < 16; i++) {
+                words[i] = map.opaque(i);
+            }
+            map.close();
+            return words;
+        });
     }
 
     /** lora.cu's shrink ({@code ranksPerBlock} 1 or 4) over {@code tiles} tile slots (StepInputs' LoRA sections at {@code order}, {@code tileStart}, {@code tileCount}). */

@@ -5,6 +5,7 @@ import static jcuda.driver.JCudaDriver.cuEventElapsedTime;
 import static jcuda.driver.JCudaDriver.cuEventRecord;
 import static jcuda.driver.JCudaDriver.cuEventSynchronize;
 import static jcuda.driver.JCudaDriver.cuMemcpyDtoDAsync;
+import static jcuda.driver.JCudaDriver.cuMemsetD32Async;
 
 import io.kvass.worker.backend.LogitsMode;
 import io.kvass.worker.backend.SequenceForward;
@@ -16,72 +17,125 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
 import java.util.OptionalInt;
+import java.util.Random;
 import java.util.Set;
 import jcuda.driver.CUevent;
 
 /**
- * Decode attention alone, one layer, batch 256 at context 1,025 (Llama 3 8B heads): GB/s of K/V read
- * for each kernel variant on kvass's slot-major layout, and on a head-major layout emulated by giving
- * every (sequence, kv head) its own blocks (kvHeads = 1). Plus a device-to-device copy for the
- * ceiling. Usage: {@code CudaAttentionProbe [variant-to-repeat]} (ncu runs the repeat).
+ * Decode attention alone, one layer at context 1,025 (Llama 3 8B heads: 8 kv heads, group 4, dim 128):
+ * GB/s of K/V read by the tensor-core kernel for
+ * <ul>
+ *   <li>two cache layouts: kvass's slot-major {@code [slots][kv heads][D]}, and head planes
+ *       {@code [kv heads][slots][D]} (emulated by giving every (sequence, kv head) its own table into its
+ *       head's region of one-head slots);
+ *   <li>block tables in order (a fresh pool) or shuffled (a pool after churn);
+ *   <li>batch sizes around whole waves of thread blocks (3 per SM), and split-K partition counts.
+ * </ul>
+ * Plus a device-to-device copy for the ceiling. Usage: {@code CudaAttentionProbe [ncu]} (with ncu: one
+ * launch of slot-major batch 256).
  */
 public final class CudaAttentionProbe {
+    private static final int CTX = 1025, KV_HEADS = 8, GROUP = 4, HEAD_DIM = 128, BLOCK = 16, MAX_LEN = 4096;
+
     private CudaAttentionProbe() {
     }
 
     public static void main(String[] args) {
-        int batch = 256, ctx = 1025, kvHeads = 8, group = 4, headDim = 128, blockSize = 16;
-        int blocksPerSeq = (ctx + blockSize - 1) / blockSize;
+        boolean ncu = args.length > 0;
         try (CudaDevice device = new CudaDevice(0); CudaKernels kernels = new CudaKernels(device)) {
-            for (boolean headMajor : new boolean[] {false, true}) {
-                int seqs = headMajor ? batch * kvHeads : batch, kv = headMajor ? 1 : kvHeads;
-                int numBlocks = seqs * blocksPerSeq;
-                ModelConfig c = new ModelConfig(Architecture.LLAMA, kv * group * headDim, 64, 1, kv * group, kv, headDim, 10,
-                        1e-5f, RopeScaling.plain(1e4), 4096, false, false, OptionalInt.empty(), Set.of());
-                List<SequenceForward> batchList = new ArrayList<>();
-                for (int s = 0; s < seqs; s++) {
-                    int[] table = new int[blocksPerSeq];
-                    for (int b = 0; b < blocksPerSeq; b++) {
-                        table[b] = s * blocksPerSeq + b;
+            int sms = device.multiprocessors;
+            System.out.printf(Locale.ROOT, "probe %d SMs; 3 blocks/SM = %d blocks per wave%n", sms, 3 * sms);
+            if (ncu) {
+                run(device, kernels, 256, false, false, 1, true);
+                return;
+            }
+            for (int batch : new int[] {128, 256}) {
+                for (boolean shuffled : new boolean[] {false, true}) {
+                    for (boolean headPlanes : new boolean[] {false, true}) {
+                        run(device, kernels, batch, headPlanes, shuffled, 1, false);
                     }
-                    batchList.add(new SequenceForward(new int[] {1}, ctx - 1, table, LogitsMode.LAST));
-                }
-                int maxBlocks = 4096 / blockSize;
-                ByteBuffer host = device.allocateHost(StepInputs.bytes(seqs, maxBlocks));
-                StepInputs in = new StepInputs(seqs, maxBlocks, host);
-                in.fill(batchList, c, blockSize, numBlocks, 4096, false);
-                DeviceBuffer inputs = device.allocate(StepInputs.bytes(seqs, maxBlocks), "inputs");
-                device.upload(inputs, 0, host, in.uploadBytes());
-                long planeBytes = (long) numBlocks * blockSize * kv * headDim * 2;
-                DeviceBuffer k = device.allocate(planeBytes, "k"), v = device.allocate(planeBytes, "v");
-                kernels.fillUniformBf16(k.address(), planeBytes / 2, 1, 0, 0.5f);
-                kernels.fillUniformBf16(v.address(), planeBytes / 2, 2, 0, 0.5f);
-                DeviceBuffer q = device.allocate(2L * seqs * group * kv * headDim, "q");
-                kernels.fillUniformBf16(q.address(), (long) seqs * group * kv * headDim, 3, 0, 0.5f);
-                DeviceBuffer out = device.allocate(2L * seqs * group * kv * headDim, "out");
-                device.synchronize();
-                double bytes = 2.0 * seqs * kv * ctx * headDim * 2;
-                for (CudaKernels.AttentionVariant variant : CudaKernels.AttentionVariant.values()) {
-                    Runnable launch = () -> kernels.pagedAttention(variant, seqs, kv, 1, headDim, group, q.address(),
-                            k.address(), v.address(), inputs.address(in.tablesOffset()),
-                            inputs.address(in.sectionOffset(StepInputs.TOKEN_SEQUENCE)),
-                            inputs.address(in.sectionOffset(StepInputs.POSITIONS)), 0L, out.address(), 0L, 0L, 0L, kv * group,
-                            blockSize, maxBlocks, 4096, 0.088f);
-                    double ms = time(device, launch, 10);
-                    System.out.printf(Locale.ROOT, "probe %s layout, %s: %.3f ms per layer, %.0f GB/s%n",
-                            headMajor ? "head-major" : "slot-major", variant, ms, bytes / ms / 1e6);
-                    if (args.length > 0 && args[0].equalsIgnoreCase(variant.name()) && !headMajor) {
-                        launch.run();  // the launch ncu profiles
-                        device.synchronize();
-                    }
-                }
-                if (!headMajor) {
-                    double ms = time(device, () -> cuMemcpyDtoDAsync(v.pointer(), k.pointer(), planeBytes, device.stream()), 5);
-                    System.out.printf(Locale.ROOT, "probe device copy %.0f MB: %.3f ms, %.0f GB/s (read + write)%n",
-                            planeBytes / 1e6, ms, 2 * planeBytes / ms / 1e6);
                 }
             }
+            // Wave quantization: 99 x 8 = 2 waves of 396, 148 x 8 = 2.99, 128 x 8 = 2.59.
+            for (int batch : new int[] {66, 99, 112, 128, 132, 148}) {
+                run(device, kernels, batch, false, false, 1, false);
+            }
+            for (int parts : new int[] {2, 3, 4}) {
+                run(device, kernels, 128, false, false, parts, false);
+                run(device, kernels, 128, true, false, parts, false);
+            }
+            long bytes = 256L * 1024 * 1024;
+            DeviceBuffer a = device.allocate(bytes, "a"), b = device.allocate(bytes, "b");
+            double ms = time(device, () -> cuMemcpyDtoDAsync(b.pointer(), a.pointer(), bytes, device.stream()), 5);
+            System.out.printf(Locale.ROOT, "probe device copy %d MB: %.3f ms, %.0f GB/s (read + write)%n",
+                    bytes >> 20, ms, 2 * bytes / ms / 1e6);
         }
+    }
+
+    private static void run(CudaDevice device, CudaKernels kernels, int batch, boolean headPlanes, boolean shuffled,
+                            int parts, boolean once) {
+        int blocksPerSeq = (CTX + BLOCK - 1) / BLOCK, poolBlocks = batch * blocksPerSeq;
+        int[] ids = new int[poolBlocks];
+        for (int i = 0; i < poolBlocks; i++) {
+            ids[i] = i;
+        }
+        if (shuffled) {
+            Random random = new Random(7);
+            for (int i = poolBlocks - 1; i > 0; i--) {
+                int j = random.nextInt(i + 1), t = ids[i];
+                ids[i] = ids[j];
+                ids[j] = t;
+            }
+        }
+        // Head planes: item s * 8 + h reads head h's plane (blocks h * poolBlocks + id) with one kv head.
+        int items = headPlanes ? batch * KV_HEADS : batch, kv = headPlanes ? 1 : KV_HEADS;
+        List<SequenceForward> list = new ArrayList<>();
+        for (int item = 0; item < items; item++) {
+            int s = headPlanes ? item / KV_HEADS : item, plane = headPlanes ? item % KV_HEADS : 0;
+            int[] table = new int[blocksPerSeq];
+            for (int b = 0; b < blocksPerSeq; b++) {
+                table[b] = plane * poolBlocks + ids[s * blocksPerSeq + b];
+            }
+            list.add(new SequenceForward(new int[] {1}, CTX - 1, table, LogitsMode.LAST));
+        }
+        ModelConfig c = new ModelConfig(Architecture.LLAMA, kv * GROUP * HEAD_DIM, 64, 1, kv * GROUP, kv, HEAD_DIM, 10,
+                1e-5f, RopeScaling.plain(1e4), MAX_LEN, false, false, OptionalInt.empty(), Set.of());
+        int maxBlocks = MAX_LEN / BLOCK, numBlocks = poolBlocks * KV_HEADS / kv;
+        ByteBuffer host = device.allocateHost(StepInputs.bytes(items, maxBlocks));
+        StepInputs in = new StepInputs(items, maxBlocks, host);
+        in.fill(list, c, BLOCK, numBlocks, MAX_LEN, false);
+        // NOTE: buffers live until the device closes (about 14 GB over the whole sweep).
+        DeviceBuffer inputs = device.allocate(StepInputs.bytes(items, maxBlocks), "inputs");
+        device.upload(inputs, 0, host, in.uploadBytes());
+        long planeBytes = (long) poolBlocks * BLOCK * KV_HEADS * HEAD_DIM * 2;
+        long qElems = (long) items * GROUP * kv * HEAD_DIM;
+        int partSize = parts == 1 ? MAX_LEN : (CTX + parts - 1) / parts + 63 & ~63;
+        long partialRows = (long) items * kv * GROUP * parts;
+        DeviceBuffer k = device.allocate(planeBytes, "k"), v = device.allocate(planeBytes, "v");
+        DeviceBuffer q = device.allocate(2 * qElems, "q"), out = device.allocate(2 * qElems, "out");
+        DeviceBuffer partOut = device.allocate(4 * partialRows * HEAD_DIM, "part_out");
+        DeviceBuffer partMl = device.allocate(8 * partialRows, "part_ml");
+        DeviceBuffer counters = device.allocate(4L * items * kv, "counters");
+        kernels.fillUniformBf16(k.address(), planeBytes / 2, 1, 0, 0.5f);
+        kernels.fillUniformBf16(v.address(), planeBytes / 2, 2, 0, 0.5f);
+        kernels.fillUniformBf16(q.address(), qElems, 3, 0, 0.5f);
+        cuMemsetD32Async(counters.pointer(), 0, (long) items * kv, device.stream());
+        device.synchronize();
+        Runnable launch = () -> kernels.pagedAttention(CudaKernels.AttentionVariant.MMA, items, kv, parts, HEAD_DIM,
+                GROUP, q.address(), k.address(), v.address(), inputs.address(in.tablesOffset()),
+                inputs.address(in.sectionOffset(StepInputs.TOKEN_SEQUENCE)),
+                inputs.address(in.sectionOffset(StepInputs.POSITIONS)), 0L, out.address(), partOut.address(),
+                partMl.address(), counters.address(), kv * GROUP, BLOCK, maxBlocks, partSize, 0.088f);
+        if (once) {
+            launch.run();
+            device.synchronize();
+            return;
+        }
+        double ms = time(device, launch, 20);
+        double bytes = 2.0 * batch * KV_HEADS * CTX * HEAD_DIM * 2;
+        System.out.printf(Locale.ROOT, "probe batch %3d %-11s %-8s parts %d (%5d blocks): %.4f ms per layer, %.0f GB/s%n",
+                batch, headPlanes ? "head-planes" : "slot-major", shuffled ? "shuffled" : "in-order", parts,
+                items * kv * parts, ms, bytes / ms / 1e6);
     }
 
     private static double time(CudaDevice device, Runnable op, int reps) {

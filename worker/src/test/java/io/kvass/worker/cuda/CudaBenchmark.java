@@ -56,12 +56,15 @@ public final class CudaBenchmark {
                     backend.numKvBlocks(), backend.blockSize()));
             List<String> decode = new ArrayList<>();
             for (int batch : batches) {
-                for (int skinny : batch == 1 ? new int[] {1, 0} : batch <= 8 ? new int[] {8, 0} : new int[] {0}) {
-                    backend.setSkinnyMaxTokens(skinny);
+                // Past batch 8: kvass's decode GEMM and cuBLAS, alternating (A B A B) in the same process.
+                String[] gemms = batch == 1 ? new String[] {"skinny", "cublas"} : batch <= 8 ? new String[] {"skinny", "cublas"}
+                        : new String[] {"kvass", "cublas", "kvass", "cublas"};
+                for (String gemm : gemms) {
+                    backend.setSkinnyMaxTokens(gemm.equals("skinny") ? Math.max(batch, 1) : 0);
+                    backend.setDecodeGemm(gemm.equals("kvass"));
                     double ms = decodeStepMs(backend, batch, context, blocksPerSeq, warmup, measured, true);
                     double msLogits = batch <= 32 || !quick ? decodeStepMs(backend, batch, context, blocksPerSeq, 1,
                             quick ? 3 : 5, false) : Double.NaN;
-                    String gemm = batch <= 8 ? (skinny > 0 ? "skinny" : "cublas") : "cublas";
                     System.out.printf(Locale.ROOT, "decode batch %3d ctx %d [%s]: %.3f ms/step, %.0f tok/s (greedy on GPU); "
                             + "%.3f ms/step with fp32 logits to host%n", batch, context, gemm, ms, batch * 1000 / ms, msLogits);
                     decode.add(String.format(Locale.ROOT, "{\"batch\": %d, \"context\": %d, \"gemm\": \"%s\", \"step_ms\": %.4f, "
@@ -70,6 +73,7 @@ public final class CudaBenchmark {
                 }
             }
             backend.setSkinnyMaxTokens(1);
+            backend.setDecodeGemm(true);
             List<String> variants = new ArrayList<>();
             for (CudaKernels.AttentionVariant variant : CudaKernels.AttentionVariant.values()) {
                 backend.setAttentionVariant(variant);

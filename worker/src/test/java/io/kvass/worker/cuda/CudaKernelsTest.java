@@ -120,6 +120,12 @@ class CudaKernelsTest {
         return out;
     }
 
+    private static DeviceBuffer uploadF32(float[] values) {
+        DeviceBuffer b = device.allocate(4L * values.length, "test");
+        jcuda.driver.JCudaDriver.cuMemcpyHtoD(b.pointer(), jcuda.Pointer.to(values), 4L * values.length);
+        return b;
+    }
+
     private static float[] downloadF32(DeviceBuffer b, int n) {
         ByteBuffer host = device.allocateHost(4L * n);
         device.download(host, b, 0, 4L * n);
@@ -333,6 +339,80 @@ class CudaKernelsTest {
                 }
                 System.out.printf("[cuda] linear %s n=%d %s: max rel diff %.2e%n", impl, n, mode, maxDiff);
                 assertTrue(maxDiff < (mode == CuBlas.Out.BF16 ? 5e-3 : 1e-4), impl + " " + mode + " differs by " + maxDiff);
+            }
+        }
+    }
+
+    /**
+     * gemm.cu's stream-K wgmma GEMM (Hopper only) against a double reference, every epilogue: shapes that
+     * give each variant (m <= 128 with 256- and 128-row tiles, m up to 256), tiles cut into many CTA
+     * shares (small problems over 132 SMs: owners adding several partial sums) and tiles that are a
+     * single k-block; the fused SiLU against silu_mul over the bf16 [gate; up] product. Each shape runs
+     * twice, so the flags must be back at 0 after a launch.
+     */
+    @ParameterizedTest(name = "m={0} n={1} k={2}")
+    @org.junit.jupiter.params.provider.CsvSource({"9,512,256", "40,768,1024", "128,1024,2048", "100,384,640",
+            "200,512,512", "256,256,64", "64,6144,128", "16,33792,128"})
+    void decodeGemmMatchesADoubleReference(int m, int n, int k) {
+        org.junit.jupiter.api.Assumptions.assumeTrue(kernels.decodeGemmVariant(m, n, k, 0) != null,
+                "the decode GEMM needs sm_90 (this GPU: " + device.computeCapability + ")");
+        Random rnd = new Random(m * 31 + n);
+        short[] w = randomBf16(rnd, n * k), x = randomBf16(rnd, m * k);
+        double[] ref = new double[m * n];
+        for (int t = 0; t < m; t++) {
+            for (int o = 0; o < n; o++) {
+                double sum = 0;
+                for (int i = 0; i < k; i++) {
+                    sum += (double) Bf16.toFloat(w[o * k + i]) * Bf16.toFloat(x[t * k + i]);
+                }
+                ref[t * n + o] = sum;
+            }
+        }
+        DeviceBuffer wd = upload(w), xd = upload(x);
+        DeviceBuffer y = device.allocate(4L * m * n, "y");
+        CudaKernels.GemmScratch scratch = CudaKernels.GemmScratch.allocate(device);
+        for (int repeat = 0; repeat < 2; repeat++) {
+            for (CuBlas.Out mode : CuBlas.Out.values()) {
+                float[] ones = new float[m * n];
+                java.util.Arrays.fill(ones, 1f);
+                DeviceBuffer init = uploadF32(ones);
+                jcuda.driver.JCudaDriver.cuMemcpyDtoDAsync(y.pointer(), init.pointer(), 4L * m * n, device.stream());
+                kernels.decodeGemm(wd.address(), xd.address(), y.address(), m, n, k, mode.ordinal(), scratch);
+                device.synchronize();
+                double maxDiff = 0;
+                if (mode == CuBlas.Out.BF16) {
+                    short[] got = downloadBf16(y, m * n);
+                    for (int i = 0; i < m * n; i++) {
+                        maxDiff = Math.max(maxDiff, Math.abs(Bf16.toFloat(got[i]) - ref[i]) / (1 + Math.abs(ref[i])));
+                    }
+                } else {
+                    float[] got = downloadF32(y, m * n);
+                    double add = mode == CuBlas.Out.F32_ADD ? 1 : 0;
+                    for (int i = 0; i < m * n; i++) {
+                        maxDiff = Math.max(maxDiff, Math.abs(got[i] - ref[i] - add) / (1 + Math.abs(ref[i])));
+                    }
+                }
+                System.out.printf("[cuda] decode gemm m=%d n=%d k=%d %s: max rel diff %.2e%n", m, n, k, mode, maxDiff);
+                assertTrue(maxDiff < (mode == CuBlas.Out.BF16 ? 5e-3 : 1e-4), mode + " differs by " + maxDiff);
+            }
+            // The weight as a fused [gate; up] of ffn = n / 2: act = silu(bf16 gate) * bf16 up, as silu_mul computes it.
+            int ffn = n / 2;
+            if (kernels.decodeGemmVariant(m, ffn, k, CudaKernels.GEMM_SILU) != null) {
+                DeviceBuffer act = device.allocate(2L * m * ffn, "act");
+                kernels.decodeGemm(wd.address(), xd.address(), act.address(), m, ffn, k, CudaKernels.GEMM_SILU, scratch);
+                device.synchronize();
+                short[] got = downloadBf16(act, m * ffn);
+                double maxDiff = 0;
+                for (int t = 0; t < m; t++) {
+                    for (int j = 0; j < ffn; j++) {
+                        double g = Bf16.toFloat(Bf16.of((float) ref[t * n + j]));
+                        double u = Bf16.toFloat(Bf16.of((float) ref[t * n + ffn + j]));
+                        double want = g / (1 + Math.exp(-g)) * u;
+                        maxDiff = Math.max(maxDiff, Math.abs(Bf16.toFloat(got[t * ffn + j]) - want) / (1 + Math.abs(want)));
+                    }
+                }
+                System.out.printf("[cuda] decode gemm + silu m=%d ffn=%d k=%d: max rel diff %.2e%n", m, ffn, k, maxDiff);
+                assertTrue(maxDiff < 2e-2, "fused SiLU differs by " + maxDiff);
             }
         }
     }
