@@ -21,8 +21,7 @@
 #include "mma.cuh"
 
 namespace {
-constexpr int GEMM_CONSUMERS = 256;  // two warpgroups
-constexpr int GEMM_THREADS = GEMM_CONSUMERS;
+constexpr int GEMM_THREADS = 256;  // two warpgroups
 constexpr int GEMM_BK = 64;                    // k per stage: one 128-byte swizzle row of bf16
 constexpr int GEMM_SMEM = 200 * 1024;
 }  // namespace
@@ -65,7 +64,25 @@ __device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.a
 __device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
 __device__ __forceinline__ void wgmma_wait_all() { asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory"); }
 // Keeps the compiler from moving accumulator reads above the wait (the asm's "+f" says they change here).
-__device__ __forceinline__ void fence_operand(float& r) { asm volatile("" : "+f"(r)::"memory"); }
+template <int MT, int NB>
+__device__ __forceinline__ void fence_accumulators(float (&acc)[MT][NB][64]) {
+#pragma unroll
+  for (int i = 0; i < MT; i++)
+#pragma unroll
+    for (int j = 0; j < NB; j++)
+#pragma unroll
+      for (int e = 0; e < 64; e++) asm volatile("" : "+f"(acc[i][j][e])::"memory");
+}
+
+template <int MT, int NB>
+__device__ __forceinline__ void zero_accumulators(float (&acc)[MT][NB][64]) {
+#pragma unroll
+  for (int i = 0; i < MT; i++)
+#pragma unroll
+    for (int j = 0; j < NB; j++)
+#pragma unroll
+      for (int e = 0; e < 64; e++) acc[i][j][e] = 0.f;
+}
 
 __device__ __forceinline__ void mbar_init(uint64_t* bar, int count) {
   asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(smem_addr(bar)), "r"(count) : "memory");
@@ -88,7 +105,6 @@ __device__ __forceinline__ void tma_load_2d(void* dst, const TmaMap* map, int c0
                ::"r"(smem_addr(dst)), "l"(reinterpret_cast<uint64_t>(map)), "r"(c0), "r"(c1), "r"(smem_addr(bar))
                : "memory");
 }
-__device__ __forceinline__ void consumers_sync() { asm volatile("bar.sync 1, %0;\n" ::"n"(GEMM_CONSUMERS) : "memory"); }
 
 // MT: 64-row slices of X per warpgroup (X rows up to 128 MT); NB: 128-row boxes of W per tile.
 template <int MT, int NB>
@@ -98,7 +114,7 @@ struct GemmShape {
   static constexpr int A_BYTES = ROWS * 128;
   static constexpr int STAGE_BYTES = A_BYTES + BN * 128;
   static constexpr int STAGES = (GEMM_SMEM - 2048) / STAGE_BYTES;
-  static constexpr int ACC = MT * NB * 64;  // fp32 accumulators per consumer thread
+  static constexpr int ACC = MT * NB * 64;  // fp32 accumulators per thread
   static_assert(STAGES >= 3, "a stage ring of at least 3");
 };
 
@@ -147,12 +163,7 @@ __device__ __forceinline__ void decode_gemm(const TmaMap* wmap, const TmaMap* xm
 
   const int wg = tid >> 7, t = tid & 127;
   float acc[MT][NB][64];
-#pragma unroll
-  for (int i = 0; i < MT; i++)
-#pragma unroll
-    for (int j = 0; j < NB; j++)
-#pragma unroll
-      for (int e = 0; e < 64; e++) acc[i][j][e] = 0.f;
+  zero_accumulators(acc);
 
   for (long long u = u0; u < u1; u++) {
     const int i = (int)(u - u0), s = i % STAGES;
@@ -171,13 +182,8 @@ __device__ __forceinline__ void decode_gemm(const TmaMap* wmap, const TmaMap* xm
     }
     wgmma_commit();
     wgmma_wait_all();
-#pragma unroll
-    for (int mi = 0; mi < MT; mi++)
-#pragma unroll
-      for (int nb = 0; nb < NB; nb++)
-#pragma unroll
-        for (int e = 0; e < 64; e++) fence_operand(acc[mi][nb][e]);
-    consumers_sync();  // both warpgroups are done with the stage: refill it STAGES units on
+    fence_accumulators(acc);
+    __syncthreads();  // both warpgroups are done with the stage: refill it STAGES units on
     if (tid == 0 && u + STAGES < u1) load(u + STAGES, s);
 
     const int tile = (int)(u / k_blocks), kb = (int)(u % k_blocks);
@@ -185,17 +191,17 @@ __device__ __forceinline__ void decode_gemm(const TmaMap* wmap, const TmaMap* xm
     const long long tile_u0 = (long long)tile * k_blocks;
     if (u0 > tile_u0) {
       // A later part of the tile's k-range (only a share's first tile can be): to the owner.
-      float4* mine = reinterpret_cast<float4*>(workspace + (size_t)c * GEMM_CONSUMERS * S::ACC);
+      float4* mine = reinterpret_cast<float4*>(workspace + (size_t)c * GEMM_THREADS * S::ACC);
 #pragma unroll
       for (int mi = 0; mi < MT; mi++)
 #pragma unroll
         for (int nb = 0; nb < NB; nb++)
 #pragma unroll
           for (int e = 0; e < 64; e += 4)
-            __stcg(mine + ((mi * NB + nb) * 16 + e / 4) * GEMM_CONSUMERS + tid,
+            __stcg(mine + ((mi * NB + nb) * 16 + e / 4) * GEMM_THREADS + tid,
                    make_float4(acc[mi][nb][e], acc[mi][nb][e + 1], acc[mi][nb][e + 2], acc[mi][nb][e + 3]));
       __threadfence();
-      consumers_sync();
+      __syncthreads();
       if (tid == 0) atomicExch(flags + c, 1);
     } else {
       // The owner: add the partial sums of the later CTAs whose shares start inside this tile, in order.
@@ -208,16 +214,16 @@ __device__ __forceinline__ void decode_gemm(const TmaMap* wmap, const TmaMap* xm
           }
           atomicExch(flags + o, 0);
         }
-        consumers_sync();
+        __syncthreads();
         __threadfence();
-        const float4* theirs = reinterpret_cast<const float4*>(workspace + (size_t)o * GEMM_CONSUMERS * S::ACC);
+        const float4* theirs = reinterpret_cast<const float4*>(workspace + (size_t)o * GEMM_THREADS * S::ACC);
 #pragma unroll
         for (int mi = 0; mi < MT; mi++)
 #pragma unroll
           for (int nb = 0; nb < NB; nb++)
 #pragma unroll
             for (int e = 0; e < 64; e += 4) {
-              const float4 p = __ldcg(theirs + ((mi * NB + nb) * 16 + e / 4) * GEMM_CONSUMERS + tid);
+              const float4 p = __ldcg(theirs + ((mi * NB + nb) * 16 + e / 4) * GEMM_THREADS + tid);
               acc[mi][nb][e] += p.x;
               acc[mi][nb][e + 1] += p.y;
               acc[mi][nb][e + 2] += p.z;
@@ -267,12 +273,7 @@ __device__ __forceinline__ void decode_gemm(const TmaMap* wmap, const TmaMap* xm
         }
       }
     }
-#pragma unroll
-    for (int mi = 0; mi < MT; mi++)
-#pragma unroll
-      for (int nb = 0; nb < NB; nb++)
-#pragma unroll
-        for (int e = 0; e < 64; e++) acc[mi][nb][e] = 0.f;
+    zero_accumulators(acc);
   }
 #endif
 }

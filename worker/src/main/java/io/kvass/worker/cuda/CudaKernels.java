@@ -39,8 +39,8 @@ final class CudaKernels implements AutoCloseable {
     private final Map<String, CUmodule> modules = new HashMap<>();
     private final Map<String, CUfunction> functions = new HashMap<>();
     private final java.util.Set<String> prefillReady = new java.util.HashSet<>();
-    /** {@link #tensorMap}'s descriptors by address and shape. */
-    private final Map<String, long[]> tensorMaps = new HashMap<>();
+    /** {@link #tensorMap}'s descriptors. */
+    private final Map<TensorMapKey, long[]> tensorMaps = new HashMap<>();
     private static final double LOG2_E = 1.4426950408889634;
 
     CudaKernels(CudaDevice device) {
@@ -258,6 +258,8 @@ final class CudaKernels implements AutoCloseable {
 
     /** Accumulators per thread of the largest decode GEMM variant (gemm.cu: 64 MT NB). */
     static final int DECODE_GEMM_MAX_ACC = 128;
+    /** Dynamic shared memory of the decode GEMM (gemm.cu's GEMM_SMEM). */
+    private static final int DECODE_GEMM_SHARED_BYTES = 200 * 1024;
     /** Rows of X (tokens) the decode GEMM takes. */
     static final int DECODE_GEMM_MAX_TOKENS = 256;
     /** gemm.cu's GEMM_SILU: act = silu(gate) * up from the fused [gate; up] weight, bf16 [m, n]. */
@@ -301,21 +303,26 @@ final class CudaKernels implements AutoCloseable {
 
     /** As above with the variant and the grid chosen (probes: {@code ctas} >= tiles is one tile per CTA, no split). */
     void decodeGemm(String kernel, int ctas, long w, long x, long y, int m, int n, int k, int mode, GemmScratch scratch) {
-        int shared = 200 * 1024;
-        allowDynamicShared("gemm", kernel, shared);
-        long[] wmap = tensorMap(w, mode == GEMM_SILU ? 2 * n : n, k, 128);
-        long[] xmap = tensorMap(x, m, k, 64);
-        launchShared("gemm", kernel, ctas, 1, 1, 256, shared, wmap, xmap, y, m, n, k, mode, scratch.workspace(),
-                scratch.flags());
+        allowDynamicShared("gemm", kernel, DECODE_GEMM_SHARED_BYTES);
+        long[] wmap = tensorMap(new TensorMapKey(w, mode == GEMM_SILU ? 2 * n : n, k, 128));
+        long[] xmap = tensorMap(new TensorMapKey(x, m, k, 64));
+        launchShared("gemm", kernel, ctas, 1, 1, 256, DECODE_GEMM_SHARED_BYTES, wmap, xmap, y, m, n, k, mode,
+                scratch.workspace(), scratch.flags());
+    }
+
+    /** A row-major bf16 matrix [rows, cols] at {@code address}, read by TMA in boxes of 64 columns by {@code boxRows}. */
+    private record TensorMapKey(long address, int rows, int cols, int boxRows) {
     }
 
     /**
-     * A TMA descriptor of a row-major bf16 matrix [rows, cols] at {@code address}, read in boxes of 64
-     * columns (128 bytes, 128-byte swizzled as wgmma reads them) by {@code boxRows} rows; rows past the
-     * end read as zeros. Made once per (address, shape): graphs capture the words by value.
+     * The TMA descriptor of {@code key}'s matrix: boxes of 64 columns (128 bytes, 128-byte swizzled as
+     * wgmma reads them) by {@code boxRows} rows; rows past the end read as zeros. Made once per key:
+     * graphs capture the words by value.
      */
-    private long[] tensorMap(long address, int rows, int cols, int boxRows) {
-        return tensorMaps.computeIfAbsent(address + ":" + rows + ":" + cols + ":" + boxRows, key -> {
+    private long[] tensorMap(TensorMapKey key) {
+        return tensorMaps.computeIfAbsent(key, k -> {
+            long address = k.address();
+            int rows = k.rows(), cols = k.cols(), boxRows = k.boxRows();
             org.bytedeco.cuda.cudart.CUtensorMap map = new org.bytedeco.cuda.cudart.CUtensorMap();
             int status = org.bytedeco.cuda.global.cudart.cuTensorMapEncodeTiled(map,
                     org.bytedeco.cuda.global.cudart.CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2, CuBlas.raw(address),

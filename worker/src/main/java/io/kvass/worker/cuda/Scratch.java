@@ -21,7 +21,7 @@ final class Scratch {
     final long partOut;      // [partialRows, headDim] fp32
     final long partMl;       // [partialRows, 2] fp32
     final long attentionCounters; // [partialRows] ints: split-K arrivals per (token, kv head), 0 between launches
-    final CudaKernels.GemmScratch gemm;
+    final CudaKernels.GemmScratch gemm; // null where the decode GEMM cannot run (not sm_90)
 
     Scratch(CudaDevice d, ModelConfig c, int tokens, int logitRows, long partialRows) {
         this.tokens = tokens;
@@ -44,13 +44,6 @@ final class Scratch {
         DeviceBuffer counters = d.allocate(4 * partialRows, "arrival counters");
         d.zero(counters);
         attentionCounters = counters.address();
-        gemm = CudaKernels.GemmScratch.allocate(d);
-    }
-
-    static long bytes(ModelConfig c, int tokens, int logitRows, long partialRows, int multiprocessors) {
-        long t = tokens, h = c.hiddenSize(), ffn = c.intermediateSize();
-        return 4 * t * h + 2 * t * h + 4 * t * (c.qDim() + 2L * c.kvDim()) + 4 * t * c.qDim() + 6 * t * ffn
-                + 2L * logitRows * h + 4L * logitRows * (c.vocabSize() + 1) + CudaKernels.ArgmaxScratch.bytes(logitRows) + partialRows * (4L * c.headDim() + 12)
-                + CudaKernels.GemmScratch.bytes(multiprocessors);
+        gemm = d.computeCapability == 90 ? CudaKernels.GemmScratch.allocate(d) : null;
     }
 }

@@ -57,8 +57,7 @@ public final class CudaBenchmark {
             List<String> decode = new ArrayList<>();
             for (int batch : batches) {
                 // Past batch 8: kvass's decode GEMM and cuBLAS, alternating (A B A B) in the same process.
-                String[] gemms = batch == 1 ? new String[] {"skinny", "cublas"} : batch <= 8 ? new String[] {"skinny", "cublas"}
-                        : new String[] {"kvass", "cublas", "kvass", "cublas"};
+                String[] gemms = batch <= 8 ? new String[] {"skinny", "cublas"} : new String[] {"kvass", "cublas", "kvass", "cublas"};
                 for (String gemm : gemms) {
                     backend.setSkinnyMaxTokens(gemm.equals("skinny") ? Math.max(batch, 1) : 0);
                     backend.setDecodeGemm(gemm.equals("kvass"));

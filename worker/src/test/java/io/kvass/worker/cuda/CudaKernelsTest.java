@@ -120,10 +120,46 @@ class CudaKernelsTest {
         return out;
     }
 
-    private static DeviceBuffer uploadF32(float[] values) {
-        DeviceBuffer b = device.allocate(4L * values.length, "test");
-        jcuda.driver.JCudaDriver.cuMemcpyHtoD(b.pointer(), jcuda.Pointer.to(values), 4L * values.length);
-        return b;
+    /** {@code y[t, o] = sum_i w[o, i] x[t, i]} in double: a Linear layer's product. */
+    private static double[] linearReference(short[] w, short[] x, int n, int out, int in) {
+        double[] ref = new double[n * out];
+        for (int t = 0; t < n; t++) {
+            for (int o = 0; o < out; o++) {
+                double s = 0;
+                for (int i = 0; i < in; i++) {
+                    s += (double) Bf16.toFloat(w[o * in + i]) * Bf16.toFloat(x[t * in + i]);
+                }
+                ref[t * out + o] = s;
+            }
+        }
+        return ref;
+    }
+
+    /** The first {@code count} floats of y set to 1 (what F32_ADD adds to). */
+    private static void fillOnes(DeviceBuffer y, int count) {
+        jcuda.driver.JCudaDriver.cuMemsetD32Async(y.pointer(), Float.floatToRawIntBits(1f), count, device.stream());
+    }
+
+    /**
+     * Waits for the stream, then the largest |y - ref| / (1 + |ref|) over ref's length, y read as the
+     * Linear output {@code mode} writes (bf16, fp32, or fp32 with the 1 it was added to taken off).
+     */
+    private static double maxRelativeError(DeviceBuffer y, double[] ref, CuBlas.Out mode) {
+        device.synchronize();
+        double maxDiff = 0;
+        if (mode == CuBlas.Out.BF16) {
+            short[] got = downloadBf16(y, ref.length);
+            for (int i = 0; i < ref.length; i++) {
+                maxDiff = Math.max(maxDiff, Math.abs(Bf16.toFloat(got[i]) - ref[i]) / (1 + Math.abs(ref[i])));
+            }
+        } else {
+            float[] got = downloadF32(y, ref.length);
+            double add = mode == CuBlas.Out.F32_ADD ? 1 : 0;
+            for (int i = 0; i < ref.length; i++) {
+                maxDiff = Math.max(maxDiff, Math.abs(got[i] - ref[i] - add) / (1 + Math.abs(ref[i])));
+            }
+        }
+        return maxDiff;
     }
 
     private static float[] downloadF32(DeviceBuffer b, int n) {
@@ -298,45 +334,18 @@ class CudaKernelsTest {
         int out = 777, in = 1024;
         Random rnd = new Random(n);
         short[] w = randomBf16(rnd, out * in), x = randomBf16(rnd, n * in);
-        double[] ref = new double[n * out];
-        for (int t = 0; t < n; t++) {
-            for (int o = 0; o < out; o++) {
-                double s = 0;
-                for (int i = 0; i < in; i++) {
-                    s += (double) Bf16.toFloat(w[o * in + i]) * Bf16.toFloat(x[t * in + i]);
-                }
-                ref[t * out + o] = s;
-            }
-        }
+        double[] ref = linearReference(w, x, n, out, in);
         DeviceBuffer wd = upload(w), xd = upload(x);
         DeviceBuffer y = device.allocate(4L * n * out, "y");
         for (String impl : n <= CudaKernels.SKINNY_MAX_TOKENS ? List.of("skinny", "cublas") : List.of("cublas")) {
             for (CuBlas.Out mode : CuBlas.Out.values()) {
-                short[] ones = new short[2 * n * out];
-                for (int i = 0; i < n * out; i++) {
-                    ones[2 * i + 1] = 0x3f80; // fp32 1.0 in little-endian halves
-                }
-                DeviceBuffer init = upload(ones);
-                jcuda.driver.JCudaDriver.cuMemcpyDtoDAsync(y.pointer(), init.pointer(), 4L * n * out, device.stream());
+                fillOnes(y, n * out);
                 if (impl.equals("skinny")) {
                     kernels.skinnyGemm(wd.address(), xd.address(), y.address(), n, out, in, mode.ordinal());
                 } else {
                     blas.linear(wd.address(), xd.address(), y.address(), n, out, in, mode);
                 }
-                device.synchronize();
-                double maxDiff = 0;
-                if (mode == CuBlas.Out.BF16) {
-                    short[] got = downloadBf16(y, n * out);
-                    for (int i = 0; i < n * out; i++) {
-                        maxDiff = Math.max(maxDiff, Math.abs(Bf16.toFloat(got[i]) - ref[i]) / (1 + Math.abs(ref[i])));
-                    }
-                } else {
-                    float[] got = downloadF32(y, n * out);
-                    double add = mode == CuBlas.Out.F32_ADD ? 1 : 0;
-                    for (int i = 0; i < n * out; i++) {
-                        maxDiff = Math.max(maxDiff, Math.abs(got[i] - ref[i] - add) / (1 + Math.abs(ref[i])));
-                    }
-                }
+                double maxDiff = maxRelativeError(y, ref, mode);
                 System.out.printf("[cuda] linear %s n=%d %s: max rel diff %.2e%n", impl, n, mode, maxDiff);
                 assertTrue(maxDiff < (mode == CuBlas.Out.BF16 ? 5e-3 : 1e-4), impl + " " + mode + " differs by " + maxDiff);
             }
@@ -358,40 +367,15 @@ class CudaKernelsTest {
                 "the decode GEMM needs sm_90 (this GPU: " + device.computeCapability + ")");
         Random rnd = new Random(m * 31 + n);
         short[] w = randomBf16(rnd, n * k), x = randomBf16(rnd, m * k);
-        double[] ref = new double[m * n];
-        for (int t = 0; t < m; t++) {
-            for (int o = 0; o < n; o++) {
-                double sum = 0;
-                for (int i = 0; i < k; i++) {
-                    sum += (double) Bf16.toFloat(w[o * k + i]) * Bf16.toFloat(x[t * k + i]);
-                }
-                ref[t * n + o] = sum;
-            }
-        }
+        double[] ref = linearReference(w, x, m, n, k);
         DeviceBuffer wd = upload(w), xd = upload(x);
         DeviceBuffer y = device.allocate(4L * m * n, "y");
         CudaKernels.GemmScratch scratch = CudaKernels.GemmScratch.allocate(device);
         for (int repeat = 0; repeat < 2; repeat++) {
             for (CuBlas.Out mode : CuBlas.Out.values()) {
-                float[] ones = new float[m * n];
-                java.util.Arrays.fill(ones, 1f);
-                DeviceBuffer init = uploadF32(ones);
-                jcuda.driver.JCudaDriver.cuMemcpyDtoDAsync(y.pointer(), init.pointer(), 4L * m * n, device.stream());
+                fillOnes(y, m * n);
                 kernels.decodeGemm(wd.address(), xd.address(), y.address(), m, n, k, mode.ordinal(), scratch);
-                device.synchronize();
-                double maxDiff = 0;
-                if (mode == CuBlas.Out.BF16) {
-                    short[] got = downloadBf16(y, m * n);
-                    for (int i = 0; i < m * n; i++) {
-                        maxDiff = Math.max(maxDiff, Math.abs(Bf16.toFloat(got[i]) - ref[i]) / (1 + Math.abs(ref[i])));
-                    }
-                } else {
-                    float[] got = downloadF32(y, m * n);
-                    double add = mode == CuBlas.Out.F32_ADD ? 1 : 0;
-                    for (int i = 0; i < m * n; i++) {
-                        maxDiff = Math.max(maxDiff, Math.abs(got[i] - ref[i] - add) / (1 + Math.abs(ref[i])));
-                    }
-                }
+                double maxDiff = maxRelativeError(y, ref, mode);
                 System.out.printf("[cuda] decode gemm m=%d n=%d k=%d %s: max rel diff %.2e%n", m, n, k, mode, maxDiff);
                 assertTrue(maxDiff < (mode == CuBlas.Out.BF16 ? 5e-3 : 1e-4), mode + " differs by " + maxDiff);
             }
