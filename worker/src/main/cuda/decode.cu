@@ -18,7 +18,55 @@
 // read that slot). Both rotate with rope_pair (common.cuh), so the same bits.
 #include "mma.cuh"
 
-template <int D, bool ROPE>
+// BULK (Hopper): a warp's K/V tile comes in as one 1-D bulk copy (cp.async.bulk, the TMA engine) per
+// key row, lanes 0..15 the K rows and 16..31 the V rows, completing on the buffer's mbarrier, instead of
+// 16 cp.async of 16 bytes per lane: far fewer load instructions per byte. Elsewhere it is cp.async.
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+#define KVASS_BULK_COPY 1
+#else
+#define KVASS_BULK_COPY 0
+#endif
+
+__device__ __forceinline__ void bar_init(uint64_t* bar) {
+#if KVASS_BULK_COPY
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;\n" ::"r"(smem_addr(bar)) : "memory");
+  asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void bar_expect(uint64_t* bar, uint32_t bytes) {
+#if KVASS_BULK_COPY
+  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(smem_addr(bar)), "r"(bytes) : "memory");
+#endif
+}
+__device__ __forceinline__ void bar_wait(uint64_t* bar, uint32_t parity) {
+#if KVASS_BULK_COPY
+  uint32_t done = 0;
+  while (!done) {
+    asm volatile("{\n.reg .pred p;\nmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\nselp.u32 %0, 1, 0, p;\n}\n"
+                 : "=r"(done)
+                 : "r"(smem_addr(bar)), "r"(parity)
+                 : "memory");
+  }
+#endif
+}
+__device__ __forceinline__ void bulk_copy(void* dst, const void* src, uint32_t bytes, uint64_t* bar) {
+#if KVASS_BULK_COPY
+  asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];\n"
+               ::"r"(smem_addr(dst)), "l"(src), "r"(bytes), "r"(smem_addr(bar))
+               : "memory");
+#endif
+}
+// Pulls [p, p + bytes) toward L2 (the next product's weights, in the attention's tail).
+__device__ __forceinline__ void prefetch_l2(const char* p, long long bytes, bool keep) {
+  for (long long off = (long long)threadIdx.x * 128; off < bytes; off += (long long)blockDim.x * 128) {
+    if (keep)
+      asm volatile("prefetch.global.L2::evict_last [%0];\n" ::"l"(p + off));
+    else
+      asm volatile("prefetch.global.L2 [%0];\n" ::"l"(p + off));
+  }
+}
+
+template <int D, bool ROPE, bool BULK>
 __device__ __forceinline__ void paged_attention_mma(const bf16* __restrict__ q, const float* __restrict__ qkv,
                                                     const float* __restrict__ bias, const float* __restrict__ inv_freq,
                                                     const int* __restrict__ slots, bf16* __restrict__ k_cache,
@@ -27,7 +75,9 @@ __device__ __forceinline__ void paged_attention_mma(const bf16* __restrict__ q, 
                                                     const int* __restrict__ token_list, bf16* __restrict__ out,
                                                     float* __restrict__ part_out, float* __restrict__ part_ml,
                                                     int* __restrict__ counters, int num_heads, int num_kv_heads, int group, int block_size,
-                                                    int max_blocks, int part_size, float scale) {
+                                                    int max_blocks, int part_size, float scale,
+                                                    const char* __restrict__ prefetch, long long prefetch_bytes,
+                                                    int prefetch_from) {
   constexpr int NW = 4;             // warps per block
   constexpr int KT = 16;            // keys per warp tile
   constexpr int STRIDE = D + 8;     // padded rows: ldmatrix rows land in different banks
@@ -37,15 +87,38 @@ __device__ __forceinline__ void paged_attention_mma(const bf16* __restrict__ q, 
   extern __shared__ __align__(16) unsigned char smem_raw[];  // [NW][2 buffers][K, V][KT][STRIDE]
   __shared__ __align__(16) bf16 q_s[16 * STRIDE];
   __shared__ float red_m[NW][16], red_l[NW][16];
+  __shared__ __align__(8) uint64_t bars[NW][2];  // BULK: one per tile buffer
+
+  // The tail prefetch: blocks from linear index prefetch_from on each pull an equal slice of the next
+  // product's weights toward L2 once they are done (mode: 1 plain, 2 evict_last), when the GPU would
+  // otherwise run out of attention work.
+  const int linear = blockIdx.x + gridDim.x * (blockIdx.y + gridDim.y * blockIdx.z);
+  const int total = gridDim.x * gridDim.y * gridDim.z;
+  auto tail_prefetch = [&]() {
+    if (prefetch && linear >= (prefetch_from & 0x3fffffff)) {
+      const int count = total - (prefetch_from & 0x3fffffff);
+      const long long slice = ((prefetch_bytes + count - 1) / count + 127) & ~127LL;
+      const long long off = (long long)(linear - (prefetch_from & 0x3fffffff)) * slice;
+      if (off < prefetch_bytes) prefetch_l2(prefetch + off, min(slice, prefetch_bytes - off), prefetch_from < 0);
+    }
+  };
 
   const int item = blockIdx.y, kvh = blockIdx.x, part = blockIdx.z;
   const int tok = token_list ? token_list[item] : item;
   const int ctx = positions[tok] + 1;
   const int begin = part * part_size;
-  if (begin >= ctx) return;  // NOTE: the reducer reads only partitions that hold keys
+  if (begin >= ctx) {  // NOTE: the reducer reads only partitions that hold keys
+    tail_prefetch();
+    return;
+  }
   const int end = min(ctx, begin + part_size);
   const int* table = block_tables + (size_t)tok_seq[tok] * max_blocks;
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+  if (BULK && lane == 0) {
+    bar_init(&bars[warp][0]);
+    bar_init(&bars[warp][1]);
+  }
+  __syncwarp();
   const float scale_log2 = scale * LOG2E;
 
   bf16* mine = reinterpret_cast<bf16*>(smem_raw) + warp * 4 * BUF;
@@ -54,6 +127,23 @@ __device__ __forceinline__ void paged_attention_mma(const bf16* __restrict__ q, 
     bf16* kd = mine + (2 * buf) * BUF;
     bf16* vd = kd + BUF;
     const int k0 = begin + tile * KT;
+    if constexpr (BULK && KVASS_BULK_COPY) {
+      // Rows past the partition are zeroed with ordinary stores; the barrier waits for the others' bytes.
+      const int rows = min(KT, end - k0), r = lane & (KT - 1);
+      bf16* dst = (lane < KT ? kd : vd) + r * STRIDE;
+      if (r >= rows)
+        for (int c = 0; c < D; c += 8) *reinterpret_cast<uint4*>(dst + c) = make_uint4(0, 0, 0, 0);
+      asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+      __syncwarp();
+      if (lane == 0) bar_expect(&bars[warp][buf], 2u * rows * D * sizeof(bf16));
+      __syncwarp();
+      if (r < rows) {
+        const int pos = k0 + r;
+        const size_t slot = (size_t)table[pos / block_size] * block_size + pos % block_size;
+        const size_t off = (slot * num_kv_heads + kvh) * D;
+        bulk_copy(dst, (lane < KT ? k_cache : v_cache) + off, D * sizeof(bf16), &bars[warp][buf]);
+      }
+    } else {
 #pragma unroll 4
     for (int i = lane; i < KT * CHUNKS; i += 32) {
       const int r = i / CHUNKS, c = (i % CHUNKS) * 8, pos = k0 + r;
@@ -68,6 +158,7 @@ __device__ __forceinline__ void paged_attention_mma(const bf16* __restrict__ q, 
       }
     }
     cp_async_commit();
+    }
   };
 
   // The first K/V tile is on its way before the query: both latencies overlap (with ROPE, not in the
@@ -98,6 +189,9 @@ __device__ __forceinline__ void paged_attention_mma(const bf16* __restrict__ q, 
         v_cache[off + j] = to_bf16(row[col] + (bias ? bias[col] : 0.f));
       }
       __threadfence_block();
+#if KVASS_BULK_COPY
+      if (BULK) asm volatile("fence.proxy.async.global;\n" ::: "memory");  // the bulk copies read it
+#endif
     }
   } else {
     for (int i = tid; i < 16 * CHUNKS; i += NW * 32) {
@@ -124,7 +218,10 @@ __device__ __forceinline__ void paged_attention_mma(const bf16* __restrict__ q, 
 
   for (int t = warp, it = 0; t < tiles; t += NW, it++) {
     const int cur = it & 1;
-    if (t + NW < tiles) {
+    if (BULK && KVASS_BULK_COPY) {
+      if (t + NW < tiles) load_tile(t + NW, cur ^ 1);
+      bar_wait(&bars[warp][cur], (it >> 1) & 1);
+    } else if (t + NW < tiles) {
       load_tile(t + NW, cur ^ 1);
       cp_async_wait<1>();
     } else {
@@ -204,25 +301,32 @@ __device__ __forceinline__ void paged_attention_mma(const bf16* __restrict__ q, 
       combine_partitions_warp(part_out, part_ml, out, item, tok, kvh * group + g, num_heads, D, gridDim.z,
                               (ctx + part_size - 1) / part_size);
   }
+  tail_prefetch();
 }
 
-#define PAGED_ATTENTION_MMA(D)                                                                                        \
-  extern "C" __global__ void __launch_bounds__(128) paged_attention_mma_d##D(                                        \
+// prefetch, prefetch_bytes, prefetch_from: see tail_prefetch (null: none; prefetch_from < 0: evict_last,
+// the block index in its low 30 bits).
+#define PAGED_ATTENTION_MMA_VARIANT(D, BULK, SUFFIX)                                                                  \
+  extern "C" __global__ void __launch_bounds__(128) paged_attention_mma##SUFFIX##_d##D(                              \
       const bf16* q, bf16* k_cache, bf16* v_cache, const int* block_tables, const int* tok_seq, const int* positions, \
       const int* token_list, bf16* out, float* part_out, float* part_ml, int* counters, int num_heads,               \
-      int num_kv_heads, int group, int block_size, int max_blocks, int part_size, float scale) {                      \
-    paged_attention_mma<D, false>(q, nullptr, nullptr, nullptr, nullptr, k_cache, v_cache, block_tables, tok_seq,     \
-                                  positions, token_list, out, part_out, part_ml, counters, num_heads, num_kv_heads,   \
-                                  group, block_size, max_blocks, part_size, scale);                                   \
+      int num_kv_heads, int group, int block_size, int max_blocks, int part_size, float scale, const char* prefetch, \
+      long long prefetch_bytes, int prefetch_from) {                                                                  \
+    paged_attention_mma<D, false, BULK>(q, nullptr, nullptr, nullptr, nullptr, k_cache, v_cache, block_tables,       \
+                                        tok_seq, positions, token_list, out, part_out, part_ml, counters, num_heads,  \
+                                        num_kv_heads, group, block_size, max_blocks, part_size, scale, prefetch,      \
+                                        prefetch_bytes, prefetch_from);                                               \
   }                                                                                                                   \
-  extern "C" __global__ void __launch_bounds__(128) paged_attention_mma_rope_d##D(                                   \
+  extern "C" __global__ void __launch_bounds__(128) paged_attention_mma_rope##SUFFIX##_d##D(                         \
       const float* qkv, const float* bias, const float* inv_freq, const int* slots, bf16* k_cache, bf16* v_cache,     \
       const int* block_tables, const int* tok_seq, const int* positions, bf16* out, float* part_out, float* part_ml, \
       int* counters, int num_heads, int num_kv_heads, int group, int block_size, int max_blocks, int part_size,      \
-      float scale) {                                                                                                  \
-    paged_attention_mma<D, true>(nullptr, qkv, bias, inv_freq, slots, k_cache, v_cache, block_tables, tok_seq,        \
-                                 positions, nullptr, out, part_out, part_ml, counters, num_heads, num_kv_heads, group, \
-                                 block_size, max_blocks, part_size, scale);                                           \
+      float scale, const char* prefetch, long long prefetch_bytes, int prefetch_from) {                               \
+    paged_attention_mma<D, true, BULK>(nullptr, qkv, bias, inv_freq, slots, k_cache, v_cache, block_tables, tok_seq,  \
+                                       positions, nullptr, out, part_out, part_ml, counters, num_heads, num_kv_heads, \
+                                       group, block_size, max_blocks, part_size, scale, prefetch, prefetch_bytes,     \
+                                       prefetch_from);                                                                \
   }
+#define PAGED_ATTENTION_MMA(D) PAGED_ATTENTION_MMA_VARIANT(D, false, ) PAGED_ATTENTION_MMA_VARIANT(D, true, _bulk)
 PAGED_ATTENTION_MMA(64)
 PAGED_ATTENTION_MMA(128)

@@ -140,6 +140,23 @@ __device__ __forceinline__ float uniform_pm1(unsigned long long seed, unsigned l
 }
 
 // p[i] = offset + scale * u_i, u_i uniform in [-1, 1) from a hash of (seed, i): benchmark weights.
+// Reads n 16-byte words and writes nothing unless their XOR is `never` (benchmarks: the read-only
+// bandwidth ceiling next to which the memory-bound kernels are judged). grid-stride, 4 loads in flight.
+extern "C" __global__ void read_only(const uint4* __restrict__ p, long long n, unsigned never, unsigned* sink) {
+  unsigned x = 0;
+  const long long stride = (long long)gridDim.x * blockDim.x;
+  long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+  for (; i + 3 * stride < n; i += 4 * stride) {
+    const uint4 a = __ldcs(p + i), b = __ldcs(p + i + stride), c = __ldcs(p + i + 2 * stride), d = __ldcs(p + i + 3 * stride);
+    x ^= a.x ^ a.y ^ a.z ^ a.w ^ b.x ^ b.y ^ b.z ^ b.w ^ c.x ^ c.y ^ c.z ^ c.w ^ d.x ^ d.y ^ d.z ^ d.w;
+  }
+  for (; i < n; i += stride) {
+    const uint4 a = __ldcs(p + i);
+    x ^= a.x ^ a.y ^ a.z ^ a.w;
+  }
+  if (x == never) *sink = x;
+}
+
 extern "C" __global__ void fill_uniform_bf16(bf16* __restrict__ p, long long n, unsigned long long seed, float offset,
                                              float scale) {
   for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x)

@@ -143,6 +143,11 @@ final class CudaKernels implements AutoCloseable {
         launch("layers", "fill_uniform_bf16", fillGrid(n), 1, 1, 256, p, n, seed, offset, scale);
     }
 
+    /** Reads {@code bytes} (a multiple of 16) from {@code p} and nothing else: the read bandwidth ceiling (benchmarks). */
+    void readOnly(long p, long bytes, long sink) {
+        launch("layers", "read_only", 2 * device.multiprocessors, 1, 1, 1024, p, bytes / 16, 0x9e3779b9, sink);
+    }
+
     void fillUniformF32(long p, long n, long seed, float offset, float scale) {
         launch("layers", "fill_uniform_f32", fillGrid(n), 1, 1, 256, p, n, seed, offset, scale);
     }
@@ -404,14 +409,14 @@ final class CudaKernels implements AutoCloseable {
     void pagedAttention(AttentionVariant variant, int n, int kvHeads, int parts, int headDim, int group, long q,
                         long kCache, long vCache, long blockTables, long tokSeq, long positions, long tokenList, long out,
                         long partOut, long partMl, long counters, int heads, int blockSize, int maxBlocks, int partSize,
-                        float scale) {
+                        float scale, TailPrefetch prefetch) {
         if (combinesPartitions(variant, headDim)) {
-            String kernel = variant.prefix + "_d" + headDim;
+            String kernel = variant.prefix + bulkSuffix() + "_d" + headDim;
             int shared = 4 * 4 * 16 * (headDim + 8) * 2;
             allowDynamicShared("decode", kernel, shared);
             launchShared("decode", kernel, kvHeads, n, parts, 128, shared, q, kCache, vCache, blockTables, tokSeq,
                     positions, tokenList, out, partOut, partMl, counters, heads, kvHeads, group, blockSize, maxBlocks,
-                    partSize, scale);
+                    partSize, scale, prefetch.address(), prefetch.bytes(), prefetch.encodedFrom());
             return;
         }
         if (variant == AttentionVariant.MMA) {
@@ -434,13 +439,41 @@ final class CudaKernels implements AutoCloseable {
     void pagedAttentionRope(int n, int kvHeads, int parts, int headDim, int group, long qkv, long bias, long invFreq,
                             long slots, long kCache, long vCache, long blockTables, long tokSeq, long positions, long out,
                             long partOut, long partMl, long counters, int heads, int blockSize, int maxBlocks, int partSize,
-                            float scale) {
-        String kernel = "paged_attention_mma_rope_d" + headDim;
+                            float scale, TailPrefetch prefetch) {
+        String kernel = "paged_attention_mma_rope" + bulkSuffix() + "_d" + headDim;
         int shared = 4 * 4 * 16 * (headDim + 8) * 2;
         allowDynamicShared("decode", kernel, shared);
         launchShared("decode", kernel, kvHeads, n, parts, 128, shared, qkv, bias, invFreq, slots, kCache, vCache,
                 blockTables, tokSeq, positions, out, partOut, partMl, counters, heads, kvHeads, group, blockSize, maxBlocks,
-                partSize, scale);
+                partSize, scale, prefetch.address(), prefetch.bytes(), prefetch.encodedFrom());
+    }
+
+    /**
+     * The tensor-core decode kernel's K/V loads: one bulk copy (TMA) per key row on Hopper
+     * ({@code -Dkvass.cuda.attentionLoads=bulk}), or 16-byte cp.async per lane (the default, and the only
+     * choice before sm_90).
+     */
+    private boolean bulkAttentionLoads = "bulk".equals(System.getProperty("kvass.cuda.attentionLoads", "cpasync"));
+
+    void setBulkAttentionLoads(boolean on) {
+        this.bulkAttentionLoads = on;
+    }
+
+    private String bulkSuffix() {
+        return bulkAttentionLoads && device.computeCapability >= 90 ? "_bulk" : "";
+    }
+
+    /**
+     * What the tensor-core decode kernel's last blocks pull toward L2 once done: {@code bytes} from
+     * {@code address} (the next product's weights), in equal slices over the blocks from linear index
+     * {@code fromBlock} on, with the evict-last priority when {@code keep}. {@link #NONE}: nothing.
+     */
+    record TailPrefetch(long address, long bytes, int fromBlock, boolean keep) {
+        static final TailPrefetch NONE = new TailPrefetch(0, 0, 0, false);
+
+        int encodedFrom() {
+            return keep ? fromBlock | 0x80000000 : fromBlock;
+        }
     }
 
     /**

@@ -17,25 +17,23 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
 import java.util.OptionalInt;
-import java.util.Random;
 import java.util.Set;
 import jcuda.driver.CUevent;
 
 /**
  * Decode attention alone, one layer at context 1,025 (Llama 3 8B heads: 8 kv heads, group 4, dim 128):
- * GB/s of K/V read by the tensor-core kernel for
- * <ul>
- *   <li>two cache layouts: kvass's slot-major {@code [slots][kv heads][D]}, and head planes
- *       {@code [kv heads][slots][D]} (emulated by giving every (sequence, kv head) its own table into its
- *       head's region of one-head slots);
- *   <li>block tables in order (a fresh pool) or shuffled (a pool after churn);
- *   <li>batch sizes around whole waves of thread blocks (3 per SM), and split-K partition counts.
- * </ul>
- * Plus a device-to-device copy for the ceiling. Usage: {@code CudaAttentionProbe [ncu]} (with ncu: one
- * launch of slot-major batch 256).
+ * GB/s of K/V read by the tensor-core kernel, with 16-byte cp.async loads and with one bulk copy (TMA)
+ * per key row, alternating, at batch 128 and 256; then attention followed by the o projection's cuBLAS
+ * GEMM (as in a layer), with and without the attention's last wave prefetching the o weights toward L2.
+ * Plus the ceilings: a read-only kernel and a device-to-device copy. Usage: {@code CudaAttentionProbe [ncu]}
+ * (with ncu: one launch each of batch 128 with cp.async and with bulk loads).
+ *
+ * <p>Session 4's sweep (slot-major vs head-plane layouts, shuffled block tables, waves, split-K) is in
+ * docs/benchmarks.md; none of it mattered.
  */
 public final class CudaAttentionProbe {
     private static final int CTX = 1025, KV_HEADS = 8, GROUP = 4, HEAD_DIM = 128, BLOCK = 16, MAX_LEN = 4096;
+    private static final int HIDDEN = KV_HEADS * GROUP * HEAD_DIM;
 
     private CudaAttentionProbe() {
     }
@@ -45,97 +43,130 @@ public final class CudaAttentionProbe {
         try (CudaDevice device = new CudaDevice(0); CudaKernels kernels = new CudaKernels(device)) {
             int sms = device.multiprocessors;
             System.out.printf(Locale.ROOT, "probe %d SMs; 3 blocks/SM = %d blocks per wave%n", sms, 3 * sms);
+            Layer b128 = new Layer(device, kernels, 128), b256 = new Layer(device, kernels, 256);
             if (ncu) {
-                run(device, kernels, 256, false, false, 1, true);
+                for (boolean bulk : new boolean[] {false, true}) {
+                    kernels.setBulkAttentionLoads(bulk);
+                    b128.attention(CudaKernels.TailPrefetch.NONE).run();
+                }
+                device.synchronize();
                 return;
             }
-            for (int batch : new int[] {128, 256}) {
-                for (boolean shuffled : new boolean[] {false, true}) {
-                    for (boolean headPlanes : new boolean[] {false, true}) {
-                        run(device, kernels, batch, headPlanes, shuffled, 1, false);
+            long bytes = 1L << 30;
+            DeviceBuffer a = device.allocate(bytes, "a"), b = device.allocate(bytes, "b"), sink = device.allocate(16, "sink");
+            for (int rep = 0; rep < 3; rep++) {
+                double ms = time(device, () -> kernels.readOnly(a.address(), bytes, sink.address()), 5);
+                System.out.printf(Locale.ROOT, "probe read-only %d MB: %.3f ms, %.0f GB/s%n", bytes >> 20, ms, bytes / ms / 1e6);
+                ms = time(device, () -> cuMemcpyDtoDAsync(b.pointer(), a.pointer(), bytes / 4, device.stream()), 5);
+                System.out.printf(Locale.ROOT, "probe device copy %d MB: %.3f ms, %.0f GB/s (read + write)%n",
+                        bytes >> 22, ms, 2 * (bytes / 4) / ms / 1e6);
+            }
+            for (int rep = 0; rep < 3; rep++) {
+                for (Layer layer : List.of(b128, b256)) {
+                    for (boolean bulk : new boolean[] {false, true}) {
+                        kernels.setBulkAttentionLoads(bulk);
+                        double ms = time(device, layer.attention(CudaKernels.TailPrefetch.NONE), 20);
+                        System.out.printf(Locale.ROOT, "probe batch %3d %-8s loads: %.4f ms per layer, %.0f GB/s%n",
+                                layer.batch, bulk ? "bulk" : "cp.async", ms, layer.kvBytes() / ms / 1e6);
                     }
                 }
             }
-            // Wave quantization: 99 x 8 = 2 waves of 396, 148 x 8 = 2.99, 128 x 8 = 2.59.
-            for (int batch : new int[] {66, 99, 112, 128, 132, 148}) {
-                run(device, kernels, batch, false, false, 1, false);
+            // A layer's attention then its o GEMM, over 4 copies of the o weights (134 MB, more than L2).
+            DeviceBuffer workspace = device.allocate(CuBlas.WORKSPACE_BYTES, "cublas workspace");
+            try (CuBlas blas = new CuBlas(device, workspace)) {
+                long oBytes = 2L * HIDDEN * HIDDEN;
+                DeviceBuffer o = device.allocate(4 * oBytes, "o weights");
+                kernels.fillUniformBf16(o.address(), 4 * oBytes / 2, 5, 0, 0.02f);
+                DeviceBuffer y = device.allocate(4L * 128 * HIDDEN, "y");
+                int[] copy = {0};
+                Runnable gemm = () -> blas.linear(o.address() + oBytes * (copy[0]++ & 3), b128.out.address(), y.address(),
+                        128, HIDDEN, HIDDEN, CuBlas.Out.F32_ADD);
+                int blocks = 128 * KV_HEADS, lastWave = Math.max(0, blocks - 3 * sms);
+                for (int rep = 0; rep < 3; rep++) {
+                    double ms = time(device, gemm, 20);
+                    System.out.printf(Locale.ROOT, "probe o gemm alone (weights from DRAM): %.4f ms%n", ms);
+                    ms = time(device, () -> blas.linear(o.address(), b128.out.address(), y.address(), 128, HIDDEN, HIDDEN,
+                            CuBlas.Out.F32_ADD), 20);
+                    System.out.printf(Locale.ROOT, "probe o gemm alone (one copy, from L2): %.4f ms%n", ms);
+                    for (boolean bulk : new boolean[] {false, true}) {
+                        kernels.setBulkAttentionLoads(bulk);
+                        for (String mode : new String[] {"off", "last wave", "last wave, evict_last", "all, evict_last"}) {
+                            Runnable pair = () -> {
+                                long next = o.address() + oBytes * (copy[0] & 3);
+                                CudaKernels.TailPrefetch p = switch (mode) {
+                                    case "off" -> CudaKernels.TailPrefetch.NONE;
+                                    case "last wave" -> new CudaKernels.TailPrefetch(next, oBytes, lastWave, false);
+                                    case "last wave, evict_last" -> new CudaKernels.TailPrefetch(next, oBytes, lastWave, true);
+                                    default -> new CudaKernels.TailPrefetch(next, oBytes, 0, true);
+                                };
+                                b128.attention(p).run();
+                                gemm.run();
+                            };
+                            ms = time(device, pair, 20);
+                            System.out.printf(Locale.ROOT, "probe batch 128 %-8s attention + o gemm, prefetch %-22s: %.4f ms%n",
+                                    bulk ? "bulk" : "cp.async", mode, ms);
+                        }
+                    }
+                }
             }
-            for (int parts : new int[] {2, 3, 4}) {
-                run(device, kernels, 128, false, false, parts, false);
-                run(device, kernels, 128, true, false, parts, false);
-            }
-            long bytes = 256L * 1024 * 1024;
-            DeviceBuffer a = device.allocate(bytes, "a"), b = device.allocate(bytes, "b");
-            double ms = time(device, () -> cuMemcpyDtoDAsync(b.pointer(), a.pointer(), bytes, device.stream()), 5);
-            System.out.printf(Locale.ROOT, "probe device copy %d MB: %.3f ms, %.0f GB/s (read + write)%n",
-                    bytes >> 20, ms, 2 * bytes / ms / 1e6);
         }
     }
 
-    private static void run(CudaDevice device, CudaKernels kernels, int batch, boolean headPlanes, boolean shuffled,
-                            int parts, boolean once) {
-        int blocksPerSeq = (CTX + BLOCK - 1) / BLOCK, poolBlocks = batch * blocksPerSeq;
-        int[] ids = new int[poolBlocks];
-        for (int i = 0; i < poolBlocks; i++) {
-            ids[i] = i;
-        }
-        if (shuffled) {
-            Random random = new Random(7);
-            for (int i = poolBlocks - 1; i > 0; i--) {
-                int j = random.nextInt(i + 1), t = ids[i];
-                ids[i] = ids[j];
-                ids[j] = t;
+    /** One layer's K/V for {@code batch} sequences at context 1,025 (block tables in order), q and outputs. */
+    private static final class Layer {
+        final int batch;
+        final CudaKernels kernels;
+        final StepInputs in;
+        final DeviceBuffer inputs, k, v, q, out, partOut, partMl, counters;
+
+        Layer(CudaDevice device, CudaKernels kernels, int batch) {
+            this.batch = batch;
+            this.kernels = kernels;
+            int blocksPerSeq = (CTX + BLOCK - 1) / BLOCK, poolBlocks = batch * blocksPerSeq;
+            List<SequenceForward> list = new ArrayList<>();
+            for (int s = 0; s < batch; s++) {
+                int[] table = new int[blocksPerSeq];
+                for (int b = 0; b < blocksPerSeq; b++) {
+                    table[b] = s * blocksPerSeq + b;
+                }
+                list.add(new SequenceForward(new int[] {1}, CTX - 1, table, LogitsMode.LAST));
             }
-        }
-        // Head planes: item s * 8 + h reads head h's plane (blocks h * poolBlocks + id) with one kv head.
-        int items = headPlanes ? batch * KV_HEADS : batch, kv = headPlanes ? 1 : KV_HEADS;
-        List<SequenceForward> list = new ArrayList<>();
-        for (int item = 0; item < items; item++) {
-            int s = headPlanes ? item / KV_HEADS : item, plane = headPlanes ? item % KV_HEADS : 0;
-            int[] table = new int[blocksPerSeq];
-            for (int b = 0; b < blocksPerSeq; b++) {
-                table[b] = plane * poolBlocks + ids[s * blocksPerSeq + b];
-            }
-            list.add(new SequenceForward(new int[] {1}, CTX - 1, table, LogitsMode.LAST));
-        }
-        ModelConfig c = new ModelConfig(Architecture.LLAMA, kv * GROUP * HEAD_DIM, 64, 1, kv * GROUP, kv, HEAD_DIM, 10,
-                1e-5f, RopeScaling.plain(1e4), MAX_LEN, false, false, OptionalInt.empty(), Set.of());
-        int maxBlocks = MAX_LEN / BLOCK, numBlocks = poolBlocks * KV_HEADS / kv;
-        ByteBuffer host = device.allocateHost(StepInputs.bytes(items, maxBlocks));
-        StepInputs in = new StepInputs(items, maxBlocks, host);
-        in.fill(list, c, BLOCK, numBlocks, MAX_LEN, false);
-        // NOTE: buffers live until the device closes (about 14 GB over the whole sweep).
-        DeviceBuffer inputs = device.allocate(StepInputs.bytes(items, maxBlocks), "inputs");
-        device.upload(inputs, 0, host, in.uploadBytes());
-        long planeBytes = (long) poolBlocks * BLOCK * KV_HEADS * HEAD_DIM * 2;
-        long qElems = (long) items * GROUP * kv * HEAD_DIM;
-        int partSize = parts == 1 ? MAX_LEN : (CTX + parts - 1) / parts + 63 & ~63;
-        long partialRows = (long) items * kv * GROUP * parts;
-        DeviceBuffer k = device.allocate(planeBytes, "k"), v = device.allocate(planeBytes, "v");
-        DeviceBuffer q = device.allocate(2 * qElems, "q"), out = device.allocate(2 * qElems, "out");
-        DeviceBuffer partOut = device.allocate(4 * partialRows * HEAD_DIM, "part_out");
-        DeviceBuffer partMl = device.allocate(8 * partialRows, "part_ml");
-        DeviceBuffer counters = device.allocate(4L * items * kv, "counters");
-        kernels.fillUniformBf16(k.address(), planeBytes / 2, 1, 0, 0.5f);
-        kernels.fillUniformBf16(v.address(), planeBytes / 2, 2, 0, 0.5f);
-        kernels.fillUniformBf16(q.address(), qElems, 3, 0, 0.5f);
-        cuMemsetD32Async(counters.pointer(), 0, (long) items * kv, device.stream());
-        device.synchronize();
-        Runnable launch = () -> kernels.pagedAttention(CudaKernels.AttentionVariant.MMA, items, kv, parts, HEAD_DIM,
-                GROUP, q.address(), k.address(), v.address(), inputs.address(in.tablesOffset()),
-                inputs.address(in.sectionOffset(StepInputs.TOKEN_SEQUENCE)),
-                inputs.address(in.sectionOffset(StepInputs.POSITIONS)), 0L, out.address(), partOut.address(),
-                partMl.address(), counters.address(), kv * GROUP, BLOCK, maxBlocks, partSize, 0.088f);
-        if (once) {
-            launch.run();
+            ModelConfig c = new ModelConfig(Architecture.LLAMA, HIDDEN, 64, 1, KV_HEADS * GROUP, KV_HEADS, HEAD_DIM, 10,
+                    1e-5f, RopeScaling.plain(1e4), MAX_LEN, false, false, OptionalInt.empty(), Set.of());
+            int maxBlocks = MAX_LEN / BLOCK;
+            ByteBuffer host = device.allocateHost(StepInputs.bytes(batch, maxBlocks));
+            in = new StepInputs(batch, maxBlocks, host);
+            in.fill(list, c, BLOCK, poolBlocks, MAX_LEN, false);
+            inputs = device.allocate(StepInputs.bytes(batch, maxBlocks), "inputs");
+            device.upload(inputs, 0, host, in.uploadBytes());
+            long cacheBytes = (long) poolBlocks * BLOCK * KV_HEADS * HEAD_DIM * 2;
+            long qElems = (long) batch * HIDDEN;
+            k = device.allocate(cacheBytes, "k");
+            v = device.allocate(cacheBytes, "v");
+            q = device.allocate(2 * qElems, "q");
+            out = device.allocate(2 * qElems, "out");
+            partOut = device.allocate(4L * 16, "part_out");  // one partition: unused
+            partMl = device.allocate(4L * 16, "part_ml");
+            counters = device.allocate(4L * batch * KV_HEADS, "counters");
+            kernels.fillUniformBf16(k.address(), cacheBytes / 2, 1, 0, 0.5f);
+            kernels.fillUniformBf16(v.address(), cacheBytes / 2, 2, 0, 0.5f);
+            kernels.fillUniformBf16(q.address(), qElems, 3, 0, 0.5f);
+            cuMemsetD32Async(counters.pointer(), 0, (long) batch * KV_HEADS, device.stream());
             device.synchronize();
-            return;
         }
-        double ms = time(device, launch, 20);
-        double bytes = 2.0 * batch * KV_HEADS * CTX * HEAD_DIM * 2;
-        System.out.printf(Locale.ROOT, "probe batch %3d %-11s %-8s parts %d (%5d blocks): %.4f ms per layer, %.0f GB/s%n",
-                batch, headPlanes ? "head-planes" : "slot-major", shuffled ? "shuffled" : "in-order", parts,
-                items * kv * parts, ms, bytes / ms / 1e6);
+
+        double kvBytes() {
+            return 2.0 * batch * KV_HEADS * CTX * HEAD_DIM * 2;
+        }
+
+        Runnable attention(CudaKernels.TailPrefetch prefetch) {
+            return () -> kernels.pagedAttention(CudaKernels.AttentionVariant.MMA, batch, KV_HEADS, 1, HEAD_DIM, GROUP,
+                    q.address(), k.address(), v.address(), inputs.address(in.tablesOffset()),
+                    inputs.address(in.sectionOffset(StepInputs.TOKEN_SEQUENCE)),
+                    inputs.address(in.sectionOffset(StepInputs.POSITIONS)), 0L, out.address(), partOut.address(),
+                    partMl.address(), counters.address(), KV_HEADS * GROUP, BLOCK, MAX_LEN / BLOCK, MAX_LEN, 0.088f,
+                    prefetch);
+        }
     }
 
     private static double time(CudaDevice device, Runnable op, int reps) {

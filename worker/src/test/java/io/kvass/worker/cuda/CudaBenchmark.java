@@ -56,8 +56,9 @@ public final class CudaBenchmark {
                     backend.numKvBlocks(), backend.blockSize()));
             List<String> decode = new ArrayList<>();
             for (int batch : batches) {
-                // Past batch 8: kvass's decode GEMM and cuBLAS, alternating (A B A B) in the same process.
-                String[] gemms = batch <= 8 ? new String[] {"skinny", "cublas"} : new String[] {"kvass", "cublas", "kvass", "cublas"};
+                // Past batch 8: cuBLAS, or (-Dkvass.bench.gemm=kvass,cublas,...) the GEMMs listed, alternating.
+                String[] gemms = batch <= 8 ? new String[] {"skinny", "cublas"}
+                        : System.getProperty("kvass.bench.gemm", "cublas").split(",");
                 for (String gemm : gemms) {
                     backend.setSkinnyMaxTokens(gemm.equals("skinny") ? Math.max(batch, 1) : 0);
                     backend.setDecodeGemm(gemm.equals("kvass"));
@@ -72,19 +73,27 @@ public final class CudaBenchmark {
                 }
             }
             backend.setSkinnyMaxTokens(1);
-            backend.setDecodeGemm(true);
+            backend.setDecodeGemm(false);
+            // The tensor-core decode kernel's K/V loads (cp.async or bulk copies) and its tail prefetch of the
+            // o weights (off / on / keep = evict_last), alternating, twice.
             List<String> variants = new ArrayList<>();
-            for (CudaKernels.AttentionVariant variant : CudaKernels.AttentionVariant.values()) {
-                backend.setAttentionVariant(variant);
-                for (int batch : new int[] {1, 32, 128, 256}) {
-                    double ms = decodeStepMs(backend, batch, context, blocksPerSeq, warmup, measured, true);
-                    System.out.printf(Locale.ROOT, "attention %s: decode batch %d: %.3f ms/step%n", variant, batch, ms);
-                    variants.add(String.format(Locale.ROOT, "{\"attention\": \"%s\", \"batch\": %d, \"step_ms\": %.4f}",
-                            variant, batch, ms));
+            String[][] configs = {{"cpasync", "off"}, {"bulk", "off"}, {"cpasync", "keep"}, {"bulk", "on"}, {"bulk", "keep"}};
+            for (int batch : new int[] {1, 32, 128, 256}) {
+                for (int rep = 0; rep < 2; rep++) {
+                    for (String[] config : configs) {
+                        backend.setBulkAttentionLoads(config[0].equals("bulk"));
+                        backend.setTailPrefetch(config[1]);
+                        double ms = decodeStepMs(backend, batch, context, blocksPerSeq, warmup, measured, true);
+                        System.out.printf(Locale.ROOT, "attention loads %-7s tail prefetch %-4s: decode batch %3d: %.3f ms/step, "
+                                + "%.0f tok/s%n", config[0], config[1], batch, ms, batch * 1000 / ms);
+                        variants.add(String.format(Locale.ROOT, "{\"loads\": \"%s\", \"tail_prefetch\": \"%s\", "
+                                + "\"batch\": %d, \"step_ms\": %.4f}", config[0], config[1], batch, ms));
+                    }
                 }
             }
-            backend.setAttentionVariant(CudaKernels.AttentionVariant.MMA);
-            json.add("\"attention_variants\": [\n    " + String.join(",\n    ", variants) + "\n  ]");
+            backend.setBulkAttentionLoads(false);
+            backend.setTailPrefetch("off");
+            json.add("\"attention_loads\": [\n    " + String.join(",\n    ", variants) + "\n  ]");
             json.add("\"decode\": [\n    " + String.join(",\n    ", decode) + "\n  ]");
             json.add(prefill(backend, c, prefillLen, maxBatch * blocksPerSeq, quick ? 3 : 5));
             List<String> profiles = new ArrayList<>();

@@ -217,11 +217,17 @@ class CudaKernelsTest {
         List<AttentionPlan> plans = List.of(auto, new AttentionPlan(1, 2048, 2048), new AttentionPlan(32, 64, 2048));
         for (AttentionPlan plan : plans) {
           for (CudaKernels.AttentionVariant variant : CudaKernels.AttentionVariant.values()) {
+           // The tensor-core kernel also with bulk-copy loads, and with them plus a tail prefetch (of K).
+           for (int loads = 0; loads < (variant == CudaKernels.AttentionVariant.MMA ? 3 : 1); loads++) {
             device.zero(out);
+            kernels.setBulkAttentionLoads(loads > 0);
+            CudaKernels.TailPrefetch prefetch = loads == 2
+                    ? new CudaKernels.TailPrefetch(kd.address(), 2L * k.length, 1, true) : CudaKernels.TailPrefetch.NONE;
             kernels.pagedAttention(variant, n, kvHeads, plan.parts(), headDim, group, qd.address(), kd.address(), vd.address(),
                     inputs.address(in.tablesOffset()), inputs.address(in.sectionOffset(StepInputs.TOKEN_SEQUENCE)),
                     inputs.address(in.sectionOffset(StepInputs.POSITIONS)), 0L, out.address(), partOut.address(),
-                    partMl.address(), counters.address(), heads, blockSize, maxBlocks, plan.partSize(), scale);
+                    partMl.address(), counters.address(), heads, blockSize, maxBlocks, plan.partSize(), scale, prefetch);
+            kernels.setBulkAttentionLoads(false);
             if (plan.parts() > 1 && !CudaKernels.combinesPartitions(variant, headDim)) {
                 kernels.attentionReduce(n, heads, partOut.address(), partMl.address(),
                         inputs.address(in.sectionOffset(StepInputs.POSITIONS)), 0L, out.address(), headDim, plan.parts(),
@@ -232,9 +238,10 @@ class CudaKernelsTest {
             for (int i = 0; i < got.length; i++) {
                 maxDiff = Math.max(maxDiff, Math.abs(Bf16.toFloat(got[i]) - expected[i]));
             }
-            System.out.printf("[cuda] attention %s D=%d G=%d kv=%d %s: max |diff| %.2e%n", variant, headDim, group,
-                    kvHeads, plan, maxDiff);
-            assertTrue(maxDiff < 1e-2, "attention " + variant + " " + plan + " differs by " + maxDiff);
+            System.out.printf("[cuda] attention %s loads %d D=%d G=%d kv=%d %s: max |diff| %.2e%n", variant, loads,
+                    headDim, group, kvHeads, plan, maxDiff);
+            assertTrue(maxDiff < 1e-2, "attention " + variant + " loads " + loads + " " + plan + " differs by " + maxDiff);
+           }
           }
         }
         // The kernels that combine their own partitions leave every arrival counter re-armed for the next launch.
