@@ -21,7 +21,7 @@ import jcuda.driver.CUmodule;
  * Device pointers are raw addresses ({@code 0} for "none").
  */
 final class CudaKernels implements AutoCloseable {
-    private static final String[] MODULES = {"layers", "attention", "prefill", "decode", "sample", "lora", "gemm"};
+    private static final String[] MODULES = {"layers", "attention", "prefill", "decode", "sample", "probe", "lora", "gemm"};
     /** Head dims the attention kernel is instantiated for (D / 8 a power of two). */
     static final int[] HEAD_DIMS = {8, 16, 32, 64, 128, 256};
     /** Largest number of query heads sharing one K/V head. */
@@ -146,6 +146,27 @@ final class CudaKernels implements AutoCloseable {
     /** Reads {@code bytes} (a multiple of 16) from {@code p} and nothing else: the read bandwidth ceiling (benchmarks). */
     void readOnly(long p, long bytes, long sink) {
         launch("layers", "read_only", 2 * device.multiprocessors, 1, 1, 1024, p, bytes / 16, 0x9e3779b9, sink);
+    }
+
+    /**
+     * Benchmarks (probe.cu, sm_90): today's decode attention read pattern without the arithmetic, a block
+     * per (sequence, kv head) of {@code batch} sequences, {@code blocks} paged blocks each.
+     */
+    void readPatternHead(long k, long v, long tables, int maxBlocks, int batch, int blocks, int kvHeads, int headBytes,
+                         long sink) {
+        int shared = 4 * 4 * 16 * headBytes;
+        allowDynamicShared("probe", "read_pattern_head", shared);
+        launchShared("probe", "read_pattern_head", kvHeads, batch, 1, 128, shared, k, v, tables, maxBlocks, blocks,
+                kvHeads, headBytes, sink);
+    }
+
+    /** Benchmarks (probe.cu, sm_90): whole paged blocks (all kv heads), a block per (sequence, part). */
+    void readPatternSequence(long k, long v, long tables, int maxBlocks, int batch, int parts, int blocks, int blockBytes,
+                             int stages, long sink) {
+        int shared = 2 * stages * blockBytes;
+        allowDynamicShared("probe", "read_pattern_seq", shared);
+        launchShared("probe", "read_pattern_seq", batch, parts, 1, 128, shared, k, v, tables, maxBlocks, blocks,
+                blockBytes, stages, sink);
     }
 
     void fillUniformF32(long p, long n, long seed, float offset, float scale) {

@@ -71,6 +71,28 @@ public final class CudaAttentionProbe {
                     }
                 }
             }
+            // The read patterns alone: today's (a block per sequence and kv head, a warp's tile 16 rows of 256
+            // bytes 2 KB apart) and whole paged blocks (32 KB runs) per sequence, in 1 or 2 parts, 2 or 3 stages.
+            for (int rep = 0; rep < 3; rep++) {
+                for (Layer layer : List.of(b128, b256)) {
+                    int blocks = CTX / BLOCK + 1, maxBlocks = MAX_LEN / BLOCK;
+                    double patternBytes = 2.0 * layer.batch * blocks * BLOCK * KV_HEADS * HEAD_DIM * 2;
+                    long tables = layer.inputs.address(layer.in.tablesOffset());
+                    double ms = time(device, () -> kernels.readPatternHead(layer.k.address(), layer.v.address(), tables,
+                            maxBlocks, layer.batch, blocks, KV_HEADS, HEAD_DIM * 2, sink.address()), 20);
+                    System.out.printf(Locale.ROOT, "probe batch %3d read pattern per (sequence, kv head): %.4f ms, %.0f GB/s%n",
+                            layer.batch, ms, patternBytes / ms / 1e6);
+                    for (int parts : new int[] {1, 2}) {
+                        for (int stages : new int[] {2, 3}) {
+                            ms = time(device, () -> kernels.readPatternSequence(layer.k.address(), layer.v.address(), tables,
+                                    maxBlocks, layer.batch, parts, blocks, BLOCK * KV_HEADS * HEAD_DIM * 2, stages,
+                                    sink.address()), 20);
+                            System.out.printf(Locale.ROOT, "probe batch %3d read pattern per sequence, %d part(s), %d stages: "
+                                    + "%.4f ms, %.0f GB/s%n", layer.batch, parts, stages, ms, patternBytes / ms / 1e6);
+                        }
+                    }
+                }
+            }
             // A layer's attention then its o GEMM, over 4 copies of the o weights (134 MB, more than L2).
             DeviceBuffer workspace = device.allocate(CuBlas.WORKSPACE_BYTES, "cublas workspace");
             try (CuBlas blas = new CuBlas(device, workspace)) {
@@ -82,7 +104,7 @@ public final class CudaAttentionProbe {
                 Runnable gemm = () -> blas.linear(o.address() + oBytes * (copy[0]++ & 3), b128.out.address(), y.address(),
                         128, HIDDEN, HIDDEN, CuBlas.Out.F32_ADD);
                 int blocks = 128 * KV_HEADS, lastWave = Math.max(0, blocks - 3 * sms);
-                for (int rep = 0; rep < 3; rep++) {
+                for (int rep = 0; rep < 2; rep++) {
                     double ms = time(device, gemm, 20);
                     System.out.printf(Locale.ROOT, "probe o gemm alone (weights from DRAM): %.4f ms%n", ms);
                     ms = time(device, () -> blas.linear(o.address(), b128.out.address(), y.address(), 128, HIDDEN, HIDDEN,
