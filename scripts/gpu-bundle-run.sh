@@ -5,7 +5,9 @@
 #   bench          CudaBenchmark (direct backend: decode batch 1..256, prefill), bench-quick: shorter
 #   lora-bench     CudaLoraBenchmark (multi-LoRA decode at batch 1/32/128, 0/1/16 adapters; prefill)
 #   skinny-probe   CudaSkinnyProbe (the batch-1 GEMVs alone, graph-replayed, each split)
-#   gemm-probe     CudaGemmProbe (decode GEMMs at 128/256 tokens: cublasGemmEx vs gemm.cu's decode GEMM variants)
+#   gemm-probe     CudaGemmProbe (decode GEMMs at 128/256 tokens: cublasGemmEx vs gemm.cu's decode GEMM variants,
+#                  then GemmTuner's pick per shape and its time vs cublasGemmEx)
+#   tuner-tests    GemmTunerTest alone (the GEMM autotuner's GPU tests)
 #   ablation       CudaAblationProbe (a decode step's graph time with phases left out: what each costs in place)
 #   lora-e2e       `kvass generate --adapter` on cpu and cuda, `kvass serve --device cuda --lora-modules` + curl
 #   decode         CudaDecodeBenchmark (batch-1 fusions on/off, forwardAndSample vs forwardGreedy)
@@ -76,6 +78,10 @@ for what in "${@:-tests bench}"; do
         --scan-classpath "$app/worker-test-classes" --include-package io.kvass.worker.cuda --include-tag gpu --exclude-engine junit-vintage --details=tree \
         --disable-banner --reports-dir "$out/junit" 2>&1 | tee "$out/tests.log" || status=1
       grep -h '^\[cuda\]' "$out/tests.log" > "$out/tests-summary.txt" || true ;;
+    tuner-tests)
+      timeout 300 "$java" "${flags[@]}" -Xmx8g -cp "$cp" org.junit.platform.console.ConsoleLauncher execute \
+        --select-class io.kvass.worker.cuda.GemmTunerTest --include-tag gpu --exclude-engine junit-vintage --details=tree \
+        --disable-banner --reports-dir "$out/junit-tuner" 2>&1 | tee "$out/tuner-tests.log" || status=1 ;;
     bench|bench-quick)
       "$java" "${flags[@]}" -Xmx16g -cp "$cp" io.kvass.worker.cuda.CudaBenchmark "$out/cuda-bench.json" \
         $([[ "$what" == bench-quick ]] && echo quick) 2>&1 | tee "$out/bench.log" || status=1 ;;
@@ -127,7 +133,7 @@ for what in "${@:-tests bench}"; do
         --section MemoryWorkloadAnalysis --section MemoryWorkloadAnalysis_Tables --section WarpStateStats \
         --section SchedulerStats --section Occupancy --section LaunchStats "$java" "${flags[@]}" -cp "$cp" \
         io.kvass.worker.cuda.CudaAttentionProbe "${NCU_VARIANT:-MMA}" 2>&1 | tee "$out/ncu-attention.log" || status=1 ;;
-    *) echo "unknown step '$what' (tests | bench | bench-quick | decode | serve | serve-cpu-sampling | probe | ncu-attention | ablation | gemm-probe | skinny-probe | lora-bench | lora-e2e)"; status=1 ;;
+    *) echo "unknown step '$what' (tests | bench | bench-quick | decode | serve | serve-cpu-sampling | probe | ncu-attention | ablation | gemm-probe | tuner-tests | skinny-probe | lora-bench | lora-e2e)"; status=1 ;;
   esac
   echo "[run] $what done at +$(( $(date +%s) - t0 )) s"
 done

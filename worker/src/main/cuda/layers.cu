@@ -169,6 +169,16 @@ extern "C" __global__ void fill_uniform_f32(float* __restrict__ p, long long n, 
     p[i] = offset + scale * uniform_pm1(seed, i);
 }
 
+// Spins one thread for ns nanoseconds of the global timer: holds the stream back while the host queues
+// the launches to be timed behind it, so they run back to back (GEMM autotuning). grid 1, block 1.
+extern "C" __global__ void spin_ns(unsigned long long ns) {
+  unsigned long long start, now;
+  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(start));
+  do {
+    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(now));
+  } while (now - start < ns);
+}
+
 // ids[r] = argmax(logits[r, :]) (lowest index among equal maxima; 0 when no logit is above -inf).
 // grid: (rows, slices), block: 256. Each block scans one slice of its row (a single block per row is a
 // long chain of dependent compares on one SM: ~20 us for 128,256 logits at batch 1); with slices > 1 it

@@ -35,7 +35,19 @@ final class CuBlas implements AutoCloseable {
     /** Output of a Linear product. */
     enum Out { BF16, F32, F32_ADD }
 
+    /** One Linear product's shape: {@code y[n, out] (+)= x[n, in] w[out, in]^T} with output {@code mode}. */
+    record Product(int n, int out, int in, Out mode) {
+        /** Bytes of y. */
+        long outputBytes() {
+            return (long) n * out * (mode == Out.BF16 ? 2 : 4);
+        }
+    }
+
+    /** The device workspace cuBLAS uses; cuBLASLt calls on the same stream share it ({@link CuBlasLt}). */
+    final DeviceBuffer workspace;
+
     CuBlas(CudaDevice device, DeviceBuffer workspace) {
+        this.workspace = workspace;
         device.makeCurrent();
         // cuBLAS works in the CUDA runtime's current device, whose primary context JCuda retained.
         check(org.bytedeco.cuda.global.cudart.cudaSetDevice(device.ordinal), "cudaSetDevice");

@@ -41,6 +41,8 @@ public final class CudaBackend implements Backend {
     private final CudaKernels kernels;
     private final CudaWeights weights;
     private final CuBlas blas;
+    /** Decode-bucket products on the fastest of cublasGemmEx and cuBLASLt's algorithms ({@code -Dkvass.cuda.gemmTune}). */
+    private final GemmTuner gemms;
     private final Scratch scratch;
     private final StepInputs inputs;
     private final DeviceBuffer inputsDevice;
@@ -133,6 +135,7 @@ public final class CudaBackend implements Backend {
         this.kernels = kernels;
         this.weights = weights;
         this.blas = new CuBlas(device, device.allocate(CuBlas.WORKSPACE_BYTES, "cuBLAS workspace"));
+        this.gemms = tuner(device, kernels, blas, config, weights);
         int tokens = options.maxTokensPerStep();
         int logitRows = Math.max(LOGIT_CHUNK, Math.min(MAX_GRAPH_BATCH, tokens));
         long partialRows = AttentionPlan.maxPartialRows(CudaKernels.MAX_GROUP, config.numKvHeads(), device.multiprocessors);
@@ -161,6 +164,19 @@ public final class CudaBackend implements Backend {
                 cache.numBlocks, cache.blockSize,
                 String.format("%.2f", CudaDevice.gib(cache.numBlocks * CudaKvCache.bytesPerBlock(config, cache.blockSize))),
                 tokens);
+    }
+
+    private static GemmTuner tuner(CudaDevice device, CudaKernels kernels, CuBlas blas, ModelConfig c, CudaWeights w) {
+        GemmTuner tuner = new GemmTuner(device, kernels, blas, GemmTuner.Mode.fromProperty());
+        int h = c.hiddenSize(), ffn = c.intermediateSize();
+        for (CudaWeights.Layer l : w.layers()) {
+            tuner.addWeight(c.qDim() + 2 * c.kvDim(), h, l.qkv());
+            tuner.addWeight(h, c.qDim(), l.o());
+            tuner.addWeight(2 * ffn, h, l.gateUp());
+            tuner.addWeight(h, ffn, l.down());
+        }
+        tuner.addWeight(c.vocabSize(), h, w.lmHead());
+        return tuner;
     }
 
     /**
@@ -288,6 +304,17 @@ public final class CudaBackend implements Backend {
     synchronized void setBulkAttentionLoads(boolean on) {
         kernels.setBulkAttentionLoads(on);
         graphs.clear();
+    }
+
+    /** GEMM autotuning on, off, or forced onto cuBLASLt (benchmarks, tests); shapes are tuned again. */
+    synchronized void setGemmTuning(GemmTuner.Mode mode) {
+        gemms.setMode(mode);
+        graphs.clear();
+    }
+
+    /** The shapes tuned so far and what won (benchmarks). */
+    synchronized List<GemmTuner.Result> gemmTuning() {
+        return gemms.results();
     }
 
     /** Picks the paged attention kernel (benchmarks compare them). */
@@ -661,7 +688,7 @@ public final class CudaBackend implements Backend {
         } else if (decodeGemm && kernels.decodeGemmVariant(n, out, in, mode.ordinal()) != null) {
             kernels.decodeGemm(w, x, y, n, out, in, mode.ordinal(), scratch.gemm);
         } else {
-            blas.linear(w, x, y, n, out, in, mode);
+            gemms.linear(w, x, y, n, out, in, mode);
         }
     }
 
@@ -785,6 +812,7 @@ public final class CudaBackend implements Backend {
         closed = true;
         device.makeCurrent();
         graphs.close();
+        gemms.close();
         blas.close();
         kernels.close();
         device.close();

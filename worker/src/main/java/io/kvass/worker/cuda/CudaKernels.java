@@ -173,6 +173,11 @@ final class CudaKernels implements AutoCloseable {
         launch("layers", "fill_uniform_f32", fillGrid(n), 1, 1, 256, p, n, seed, offset, scale);
     }
 
+    /** Holds the stream back for {@code nanos} ns (one spinning thread): timed launches queued behind it run back to back. */
+    void spin(long nanos) {
+        launch("layers", "spin_ns", 1, 1, 1, 1, nanos);
+    }
+
     private int fillGrid(long n) {
         return (int) Math.max(1, Math.min((n + 255) / 256, (long) device.multiprocessors * 32));
     }

@@ -24,7 +24,9 @@ import java.util.Set;
  * <p>Decode: batches of sequences at context 1,024 (paged K/V, 16-token blocks), one new token each;
  * a step is {@link CudaBackend#forwardGreedy} (inputs up, graph replay, argmax on the GPU, ids down)
  * timed by wall clock, median of the measured steps. Also {@code forward()} with fp32 logits copied to
- * the host, which the {@code Backend} interface returns. Prefill: one 2,048-token prompt.
+ * the host, which the {@code Backend} interface returns. Past batch 8, GEMMs run as the backend runs them
+ * by default ({@code cublas}: tuned by {@link GemmTuner}, unless {@code -Dkvass.cuda.gemmTune=off}), A/B
+ * against plain cublasGemmEx ({@code untuned}), and kvass's decode GEMM. Prefill: one 2,048-token prompt.
  *
  * <p>Usage: {@code CudaBenchmark OUT.json [quick]}
  */
@@ -51,17 +53,20 @@ public final class CudaBenchmark {
         long t0 = System.nanoTime();
         try (CudaBackend backend = CudaBackend.random(c, options, 1234)) {
             backend.randomizeKvCache(99);
+            GemmTuner.Mode tuning = GemmTuner.Mode.fromProperty();
             System.out.printf("device %s, setup %.1f s%n", backend.deviceName(), (System.nanoTime() - t0) / 1e9);
             json.add(String.format(Locale.ROOT, "\"device\": \"%s\", \"kv_blocks\": %d, \"block_size\": %d", backend.deviceName(),
                     backend.numKvBlocks(), backend.blockSize()));
             List<String> decode = new ArrayList<>();
             for (int batch : batches) {
-                // Past batch 8: cuBLAS, or (-Dkvass.bench.gemm=kvass,cublas,...) the GEMMs listed, alternating.
+                // Past batch 8: cuBLAS tuned and untuned alternating (A B A B) in the same process (the first tuned
+                // step of a batch tunes its shapes, among the warm-up steps); -Dkvass.bench.gemm=kvass,cublas,... to pick.
                 String[] gemms = batch <= 8 ? new String[] {"skinny", "cublas"}
-                        : System.getProperty("kvass.bench.gemm", "cublas").split(",");
+                        : System.getProperty("kvass.bench.gemm", "cublas,untuned,cublas,untuned").split(",");
                 for (String gemm : gemms) {
                     backend.setSkinnyMaxTokens(gemm.equals("skinny") ? Math.max(batch, 1) : 0);
                     backend.setDecodeGemm(gemm.equals("kvass"));
+                    backend.setGemmTuning(gemm.equals("untuned") ? GemmTuner.Mode.OFF : tuning);
                     double ms = decodeStepMs(backend, batch, context, blocksPerSeq, warmup, measured, true);
                     double msLogits = batch <= 32 || !quick ? decodeStepMs(backend, batch, context, blocksPerSeq, 1,
                             quick ? 3 : 5, false) : Double.NaN;
@@ -72,12 +77,23 @@ public final class CudaBenchmark {
                             batch * 1000 / ms, msLogits));
                 }
             }
+            List<String> tuned = new ArrayList<>();
+            for (GemmTuner.Result r : backend.gemmTuning()) {
+                System.out.println("[tune] " + r);
+                tuned.add(String.format(Locale.ROOT, "{\"n\": %d, \"out\": %d, \"in\": %d, \"mode\": \"%s\", \"winner\": \"%s\", "
+                        + "\"us\": %.2f, \"cublas_gemm_ex_us\": %.2f}", r.product().n(), r.product().out(), r.product().in(),
+                        r.product().mode(), r.winner(), r.winnerUs(), r.gemmExUs()));
+            }
+            json.add("\"gemm_tuning\": [\n    " + String.join(",\n    ", tuned) + "\n  ]");
+            backend.setGemmTuning(tuning);
             backend.setSkinnyMaxTokens(1);
             backend.setDecodeGemm(false);
-            // The tensor-core decode kernel's K/V loads (cp.async or bulk copies) and its tail prefetch of the
-            // o weights (off / on / keep = evict_last), alternating, twice.
+            // The tensor-core decode kernel's K/V loads (cp.async or bulk copies), alternating, twice; with
+            // -Dkvass.bench.prefetch=on also its tail prefetch of the o weights (on / keep = evict_last).
             List<String> variants = new ArrayList<>();
-            String[][] configs = {{"cpasync", "off"}, {"bulk", "off"}, {"cpasync", "keep"}, {"bulk", "on"}, {"bulk", "keep"}};
+            String[][] configs = System.getProperty("kvass.bench.prefetch", "off").equals("off")
+                    ? new String[][] {{"cpasync", "off"}, {"bulk", "off"}}
+                    : new String[][] {{"cpasync", "off"}, {"bulk", "off"}, {"cpasync", "keep"}, {"bulk", "on"}, {"bulk", "keep"}};
             for (int batch : new int[] {1, 32, 128, 256}) {
                 for (int rep = 0; rep < 2; rep++) {
                     for (String[] config : configs) {

@@ -19,8 +19,9 @@ import org.bytedeco.cuda.cudart.CUstream_st;
 /**
  * The decode GEMMs of a Llama-3-8B step at 128 tokens (and 256), one shape at a time: cublasGemmEx as
  * kvass calls it against gemm.cu's decode GEMM (each variant, stream-K over one CTA per SM and one tile
- * per CTA; gate/up with its SiLU epilogue), timed over weight copies that together exceed L2. (The
- * cuBLASLt comparison this probe made before is in docs/benchmarks.md.)
+ * per CTA; gate/up with its SiLU epilogue), timed over weight copies that together exceed L2. Then what
+ * {@link GemmTuner} picks per shape (cublasGemmEx or a cuBLASLt algorithm) over the same copies, its time
+ * against cublasGemmEx's, and what that saves per decode step of 32 layers.
  * Usage: {@code CudaGemmProbe}.
  */
 public final class CudaGemmProbe {
@@ -75,7 +76,39 @@ public final class CudaGemmProbe {
                     System.out.println(line);
                 }
             }
+            tuned(device, kernels, blas, shapes, names, weights, x, y, budget);
             blas.close();
+        }
+    }
+
+    /** The tuner's pick per shape at 128 and 256 tokens, timed as the backend times it (median of launches). */
+    private static void tuned(CudaDevice device, CudaKernels kernels, CuBlas blas, int[][] shapes, String[] names,
+                              DeviceBuffer weights, DeviceBuffer x, DeviceBuffer y, long budget) {
+        try (GemmTuner tuner = new GemmTuner(device, kernels, blas, GemmTuner.Mode.ON)) {
+            for (int[] shape : shapes) {
+                long bytes = 2L * shape[0] * shape[1];
+                int copies = (int) Math.max(1, Math.min(32, budget / bytes));
+                for (int c = 0; c < copies; c++) {
+                    tuner.addWeight(shape[0], shape[1], weights.address(c * bytes));
+                }
+            }
+            for (int n : new int[] {128, 256}) {
+                double saved = 0, before = 0;
+                for (int i = 0; i < shapes.length; i++) {
+                    int out = shapes[i][0], in = shapes[i][1];
+                    CuBlas.Product p = new CuBlas.Product(n, out, in, CuBlas.Out.values()[shapes[i][2]]);
+                    GemmTuner.Result r = tuner.tune(p, weights.address(), x.address(), y.address());
+                    int perStep = names[i].equals("lm head") ? 1 : 32;
+                    saved += perStep * (r.gemmExUs() - r.winnerUs());
+                    before += perStep * r.gemmExUs();
+                    System.out.printf(Locale.ROOT, "[tune] n %d %-7s [%6d x %5d] %-7s: %s %.1f us (%4.2f TB/s) vs cublasGemmEx "
+                            + "%.1f us: %.2fx; %d candidates (%d failed), tuned in %.0f ms%n", n, names[i], out, in, p.mode(),
+                            r.winner(), r.winnerUs(), 2.0 * out * in / r.winnerUs() / 1e6, r.gemmExUs(),
+                            r.gemmExUs() / r.winnerUs(), r.candidates(), r.failed(), r.tuningMs());
+                }
+                System.out.printf(Locale.ROOT, "[tune] n %d: a 32-layer decode step's GEMMs %.3f ms on cublasGemmEx, %.3f ms "
+                        + "tuned (%.3f ms saved)%n", n, before / 1000, (before - saved) / 1000, saved / 1000);
+            }
         }
     }
 
