@@ -243,6 +243,11 @@ __device__ __forceinline__ void paged_attention_mma(const bf16* __restrict__ q, 
     const int k0 = begin + t * KT;
 #pragma unroll
     for (int rr = 0; rr < 2; rr++) {
+      if (rr == 1 && group <= 8) {
+        // Rows 8..15 are padding (at most 8 query heads share a kv head): no softmax for them, zero weights.
+        s[0][2] = s[0][3] = s[1][2] = s[1][3] = 0.f;
+        continue;
+      }
       float mx = -CUDART_INF_F;
 #pragma unroll
       for (int nt = 0; nt < 2; nt++) {

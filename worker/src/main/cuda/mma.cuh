@@ -66,9 +66,13 @@ __device__ __forceinline__ void online_softmax_step(float (&s)[NT][4], float (&o
     }
   }
   row_sum = row_sum * alpha + sum;
+  // NOTE: once the running maxima settle, alpha is exactly 1 for every row of the warp and the rescale
+  // would multiply by 1: skipping it changes no bit and saves 2 DT multiplies per row half and tile.
+  if (__any_sync(0xffffffffu, alpha != 1.f)) {
 #pragma unroll
-  for (int dt = 0; dt < DT; dt++) {
-    o[dt][2 * rr] *= alpha;
-    o[dt][2 * rr + 1] *= alpha;
+    for (int dt = 0; dt < DT; dt++) {
+      o[dt][2 * rr] *= alpha;
+      o[dt][2 * rr + 1] *= alpha;
+    }
   }
 }
