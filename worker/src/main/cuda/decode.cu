@@ -56,16 +56,6 @@ __device__ __forceinline__ void bulk_copy(void* dst, const void* src, uint32_t b
                : "memory");
 #endif
 }
-// Pulls [p, p + bytes) toward L2 (the next product's weights, in the attention's tail).
-__device__ __forceinline__ void prefetch_l2(const char* p, long long bytes, bool keep) {
-  for (long long off = (long long)threadIdx.x * 128; off < bytes; off += (long long)blockDim.x * 128) {
-    if (keep)
-      asm volatile("prefetch.global.L2::evict_last [%0];\n" ::"l"(p + off));
-    else
-      asm volatile("prefetch.global.L2 [%0];\n" ::"l"(p + off));
-  }
-}
-
 template <int D, bool ROPE, bool BULK>
 __device__ __forceinline__ void paged_attention_mma(const bf16* __restrict__ q, const float* __restrict__ qkv,
                                                     const float* __restrict__ bias, const float* __restrict__ inv_freq,
@@ -75,9 +65,7 @@ __device__ __forceinline__ void paged_attention_mma(const bf16* __restrict__ q, 
                                                     const int* __restrict__ token_list, bf16* __restrict__ out,
                                                     float* __restrict__ part_out, float* __restrict__ part_ml,
                                                     int* __restrict__ counters, int num_heads, int num_kv_heads, int group, int block_size,
-                                                    int max_blocks, int part_size, float scale,
-                                                    const char* __restrict__ prefetch, long long prefetch_bytes,
-                                                    int prefetch_from) {
+                                                    int max_blocks, int part_size, float scale) {
   constexpr int NW = 4;             // warps per block
   constexpr int KT = 16;            // keys per warp tile
   constexpr int STRIDE = D + 8;     // padded rows: ldmatrix rows land in different banks
@@ -87,34 +75,19 @@ __device__ __forceinline__ void paged_attention_mma(const bf16* __restrict__ q, 
   extern __shared__ __align__(16) unsigned char smem_raw[];  // [NW][2 buffers][K, V][KT][STRIDE]
   __shared__ __align__(16) bf16 q_s[16 * STRIDE];
   __shared__ float red_m[NW][16], red_l[NW][16];
-  __shared__ __align__(8) uint64_t bars[NW][2];  // BULK: one per tile buffer
+  __shared__ __align__(8) uint64_t bars[NW][2];  // BULK: one per warp and tile buffer
 
-  // The tail prefetch: blocks from linear index prefetch_from on each pull an equal slice of the next
-  // product's weights toward L2 once they are done (mode: 1 plain, 2 evict_last), when the GPU would
-  // otherwise run out of attention work.
-  const int linear = blockIdx.x + gridDim.x * (blockIdx.y + gridDim.y * blockIdx.z);
-  const int total = gridDim.x * gridDim.y * gridDim.z;
-  auto tail_prefetch = [&]() {
-    if (prefetch && linear >= (prefetch_from & 0x3fffffff)) {
-      const int count = total - (prefetch_from & 0x3fffffff);
-      const long long slice = ((prefetch_bytes + count - 1) / count + 127) & ~127LL;
-      const long long off = (long long)(linear - (prefetch_from & 0x3fffffff)) * slice;
-      if (off < prefetch_bytes) prefetch_l2(prefetch + off, min(slice, prefetch_bytes - off), prefetch_from < 0);
-    }
-  };
 
   const int item = blockIdx.y, kvh = blockIdx.x, part = blockIdx.z;
   const int tok = token_list ? token_list[item] : item;
   const int ctx = positions[tok] + 1;
   const int begin = part * part_size;
-  if (begin >= ctx) {  // NOTE: the reducer reads only partitions that hold keys
-    tail_prefetch();
-    return;
-  }
+  if (begin >= ctx) return;  // NOTE: the reducer reads only partitions that hold keys
   const int end = min(ctx, begin + part_size);
   const int* table = block_tables + (size_t)tok_seq[tok] * max_blocks;
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
-  if (BULK && lane == 0) {
+  constexpr bool BULK_COPY = BULK && KVASS_BULK_COPY;
+  if (BULK_COPY && lane == 0) {
     bar_init(&bars[warp][0]);
     bar_init(&bars[warp][1]);
   }
@@ -127,8 +100,9 @@ __device__ __forceinline__ void paged_attention_mma(const bf16* __restrict__ q, 
     bf16* kd = mine + (2 * buf) * BUF;
     bf16* vd = kd + BUF;
     const int k0 = begin + tile * KT;
-    if constexpr (BULK && KVASS_BULK_COPY) {
-      // Rows past the partition are zeroed with ordinary stores; the barrier waits for the others' bytes.
+    if constexpr (BULK_COPY) {
+      // Lanes 0..15 copy K rows, 16..31 V rows. Rows past the partition are zeroed with ordinary stores;
+      // the barrier waits for the others' bytes.
       const int rows = min(KT, end - k0), r = lane & (KT - 1);
       bf16* dst = (lane < KT ? kd : vd) + r * STRIDE;
       if (r >= rows)
@@ -140,8 +114,8 @@ __device__ __forceinline__ void paged_attention_mma(const bf16* __restrict__ q, 
       if (r < rows) {
         const int pos = k0 + r;
         const size_t slot = (size_t)table[pos / block_size] * block_size + pos % block_size;
-        const size_t off = (slot * num_kv_heads + kvh) * D;
-        bulk_copy(dst, (lane < KT ? k_cache : v_cache) + off, D * sizeof(bf16), &bars[warp][buf]);
+        bulk_copy(dst, (lane < KT ? k_cache : v_cache) + (slot * num_kv_heads + kvh) * D, D * sizeof(bf16),
+                  &bars[warp][buf]);
       }
     } else {
 #pragma unroll 4
@@ -161,10 +135,11 @@ __device__ __forceinline__ void paged_attention_mma(const bf16* __restrict__ q, 
     }
   };
 
-  // The first K/V tile is on its way before the query: both latencies overlap (with ROPE, not in the
-  // block that first writes the new position's K/V).
+  // The first K/V tile is on its way before the query: both latencies overlap. With ROPE the new
+  // position's K/V are written below, so only a warp whose first tile holds that position waits for it.
   const bool writes_new_kv = ROPE && end == ctx && slots[tok] >= 0;
-  if (!writes_new_kv && warp < tiles) load_tile(warp, 0);
+  const bool first_waits = writes_new_kv && warp == tiles - 1;
+  if (!first_waits && warp < tiles) load_tile(warp, 0);
   if (ROPE) {
     const int q_dim = num_heads * D, kv_dim = num_kv_heads * D;
     const float* row = qkv + (size_t)tok * (q_dim + 2 * kv_dim);
@@ -202,7 +177,7 @@ __device__ __forceinline__ void paged_attention_mma(const bf16* __restrict__ q, 
     }
   }
   __syncthreads();
-  if (writes_new_kv && warp < tiles) load_tile(warp, 0);
+  if (first_waits) load_tile(warp, 0);
   uint32_t qf[D / 16][4];
 #pragma unroll
   for (int kk = 0; kk < D / 16; kk++) {
@@ -218,7 +193,7 @@ __device__ __forceinline__ void paged_attention_mma(const bf16* __restrict__ q, 
 
   for (int t = warp, it = 0; t < tiles; t += NW, it++) {
     const int cur = it & 1;
-    if (BULK && KVASS_BULK_COPY) {
+    if constexpr (BULK_COPY) {
       if (t + NW < tiles) load_tile(t + NW, cur ^ 1);
       bar_wait(&bars[warp][cur], (it >> 1) & 1);
     } else if (t + NW < tiles) {
@@ -306,31 +281,25 @@ __device__ __forceinline__ void paged_attention_mma(const bf16* __restrict__ q, 
       combine_partitions_warp(part_out, part_ml, out, item, tok, kvh * group + g, num_heads, D, gridDim.z,
                               (ctx + part_size - 1) / part_size);
   }
-  tail_prefetch();
 }
 
-// prefetch, prefetch_bytes, prefetch_from: see tail_prefetch (null: none; prefetch_from < 0: evict_last,
-// the block index in its low 30 bits).
 #define PAGED_ATTENTION_MMA_VARIANT(D, BULK, SUFFIX)                                                                  \
   extern "C" __global__ void __launch_bounds__(128) paged_attention_mma##SUFFIX##_d##D(                              \
       const bf16* q, bf16* k_cache, bf16* v_cache, const int* block_tables, const int* tok_seq, const int* positions, \
       const int* token_list, bf16* out, float* part_out, float* part_ml, int* counters, int num_heads,               \
-      int num_kv_heads, int group, int block_size, int max_blocks, int part_size, float scale, const char* prefetch, \
-      long long prefetch_bytes, int prefetch_from) {                                                                  \
+      int num_kv_heads, int group, int block_size, int max_blocks, int part_size, float scale) {                      \
     paged_attention_mma<D, false, BULK>(q, nullptr, nullptr, nullptr, nullptr, k_cache, v_cache, block_tables,       \
                                         tok_seq, positions, token_list, out, part_out, part_ml, counters, num_heads,  \
-                                        num_kv_heads, group, block_size, max_blocks, part_size, scale, prefetch,      \
-                                        prefetch_bytes, prefetch_from);                                               \
+                                        num_kv_heads, group, block_size, max_blocks, part_size, scale);               \
   }                                                                                                                   \
   extern "C" __global__ void __launch_bounds__(128) paged_attention_mma_rope##SUFFIX##_d##D(                         \
       const float* qkv, const float* bias, const float* inv_freq, const int* slots, bf16* k_cache, bf16* v_cache,     \
       const int* block_tables, const int* tok_seq, const int* positions, bf16* out, float* part_out, float* part_ml, \
       int* counters, int num_heads, int num_kv_heads, int group, int block_size, int max_blocks, int part_size,      \
-      float scale, const char* prefetch, long long prefetch_bytes, int prefetch_from) {                               \
+      float scale) {                                                                                                  \
     paged_attention_mma<D, true, BULK>(nullptr, qkv, bias, inv_freq, slots, k_cache, v_cache, block_tables, tok_seq,  \
                                        positions, nullptr, out, part_out, part_ml, counters, num_heads, num_kv_heads, \
-                                       group, block_size, max_blocks, part_size, scale, prefetch, prefetch_bytes,     \
-                                       prefetch_from);                                                                \
+                                       group, block_size, max_blocks, part_size, scale);                              \
   }
 #define PAGED_ATTENTION_MMA(D) PAGED_ATTENTION_MMA_VARIANT(D, false, ) PAGED_ATTENTION_MMA_VARIANT(D, true, _bulk)
 PAGED_ATTENTION_MMA(64)

@@ -77,7 +77,6 @@ public final class CudaBackend implements Backend {
     private boolean decodeGemm = System.getProperty("kvass.cuda.gemm", "cublas").equals("kvass");
     private CudaKernels.AttentionVariant attentionVariant = CudaKernels.AttentionVariant.valueOf(
             System.getProperty("kvass.cuda.attention", "mma").toUpperCase(java.util.Locale.ROOT));
-    private String tailPrefetchMode = System.getProperty("kvass.cuda.tailPrefetch", "off");
     private CudaProfile profile;
     private boolean closed;
 
@@ -291,12 +290,6 @@ public final class CudaBackend implements Backend {
     /** kvass's decode GEMM (true) or cuBLAS (false) for steps past the skinny path (benchmarks, tests). */
     synchronized void setDecodeGemm(boolean on) {
         this.decodeGemm = on;
-        graphs.clear();
-    }
-
-    /** {@code off}, {@code on} or {@code keep}: see {@link #tailPrefetch} (benchmarks compare them). */
-    synchronized void setTailPrefetch(String mode) {
-        this.tailPrefetchMode = mode;
         graphs.clear();
     }
 
@@ -639,37 +632,22 @@ public final class CudaBackend implements Backend {
         if (plan.parts() > 1 && (long) count * heads * plan.parts() > scratch.partialRows) {
             throw new IllegalStateException("attention plan " + plan + " for " + count + " tokens exceeds the partial buffer");
         }
-        CudaKernels.TailPrefetch prefetch = tailPrefetch(w, count * config.numKvHeads() * plan.parts());
         if (rope) {
             phase("attention (paged) + rope", () -> kernels.pagedAttentionRope(count, config.numKvHeads(), plan.parts(),
                     config.headDim(), group, scratch.qkv, w.qkvBias(), weights.invFreq(), section(StepInputs.SLOTS),
                     cache.keys(layer), cache.values(layer), tables, tokSeq, positions, scratch.attn, scratch.partOut,
                     scratch.partMl, scratch.attentionCounters, heads, cache.blockSize, inputs.maxBlocks, plan.partSize(),
-                    attentionScale, prefetch));
+                    attentionScale));
             return;
         }
         phase("attention (paged)", () -> kernels.pagedAttention(attentionVariant, count, config.numKvHeads(), plan.parts(),
                 config.headDim(), group, scratch.q, cache.keys(layer), cache.values(layer), tables, tokSeq, positions, list,
                 scratch.attn, scratch.partOut, scratch.partMl, scratch.attentionCounters, heads, cache.blockSize,
-                inputs.maxBlocks, plan.partSize(), attentionScale, prefetch));
+                inputs.maxBlocks, plan.partSize(), attentionScale));
         if (plan.parts() > 1 && !CudaKernels.combinesPartitions(attentionVariant, config.headDim())) {
             phase("attention reduce", () -> kernels.attentionReduce(count, heads, scratch.partOut, scratch.partMl, positions,
                     list, scratch.attn, config.headDim(), plan.parts(), plan.partSize()));
         }
-    }
-
-    /**
-     * With {@code -Dkvass.cuda.tailPrefetch=on|keep} (off by default), the attention blocks of the last
-     * wave (3 per SM) pull the o projection's weights toward L2 when they are done, so the o GEMM that
-     * follows reads them from L2 while DRAM would otherwise idle in the attention's tail.
-     */
-    private CudaKernels.TailPrefetch tailPrefetch(CudaWeights.Layer w, int blocks) {
-        if (tailPrefetchMode.equals("off") || !CudaKernels.combinesPartitions(attentionVariant, config.headDim())) {
-            return CudaKernels.TailPrefetch.NONE;
-        }
-        long bytes = (long) config.hiddenSize() * config.qDim() * 2;
-        return new CudaKernels.TailPrefetch(w.o(), bytes, Math.max(0, blocks - 3 * device.multiprocessors),
-                tailPrefetchMode.equals("keep"));
     }
 
     /** One token on the skinny path: SiLU goes into the gate/up GEMV. */

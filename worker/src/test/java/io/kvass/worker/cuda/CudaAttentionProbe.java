@@ -23,9 +23,9 @@ import jcuda.driver.CUevent;
 /**
  * Decode attention alone, one layer at context 1,025 (Llama 3 8B heads: 8 kv heads, group 4, dim 128):
  * GB/s of K/V read by the tensor-core kernel, with 16-byte cp.async loads and with one bulk copy (TMA)
- * per key row, alternating, at batch 128 and 256; then attention followed by the o projection's cuBLAS
- * GEMM (as in a layer), with and without the attention's last wave prefetching the o weights toward L2.
- * Plus the ceilings: a read-only kernel and a device-to-device copy. Usage: {@code CudaAttentionProbe [ncu]}
+ * per key row, alternating, at batch 128 and 256; then the same reads without the arithmetic (probe.cu:
+ * today's pattern, and whole paged blocks per sequence). Plus the ceilings: a read-only kernel and a
+ * device-to-device copy. Usage: {@code CudaAttentionProbe [ncu]}
  * (with ncu: one launch each of batch 128 with cp.async and with bulk loads).
  *
  * <p>Session 4's sweep (slot-major vs head-plane layouts, shuffled block tables, waves, split-K) is in
@@ -47,7 +47,7 @@ public final class CudaAttentionProbe {
             if (ncu) {
                 for (boolean bulk : new boolean[] {false, true}) {
                     kernels.setBulkAttentionLoads(bulk);
-                    b128.attention(CudaKernels.TailPrefetch.NONE).run();
+                    b128.attention().run();
                 }
                 device.synchronize();
                 return;
@@ -65,7 +65,7 @@ public final class CudaAttentionProbe {
                 for (Layer layer : List.of(b128, b256)) {
                     for (boolean bulk : new boolean[] {false, true}) {
                         kernels.setBulkAttentionLoads(bulk);
-                        double ms = time(device, layer.attention(CudaKernels.TailPrefetch.NONE), 20);
+                        double ms = time(device, layer.attention(), 20);
                         System.out.printf(Locale.ROOT, "probe batch %3d %-8s loads: %.4f ms per layer, %.0f GB/s%n",
                                 layer.batch, bulk ? "bulk" : "cp.async", ms, layer.kvBytes() / ms / 1e6);
                     }
@@ -89,44 +89,6 @@ public final class CudaAttentionProbe {
                                     sink.address()), 20);
                             System.out.printf(Locale.ROOT, "probe batch %3d read pattern per sequence, %d part(s), %d stages: "
                                     + "%.4f ms, %.0f GB/s%n", layer.batch, parts, stages, ms, patternBytes / ms / 1e6);
-                        }
-                    }
-                }
-            }
-            // A layer's attention then its o GEMM, over 4 copies of the o weights (134 MB, more than L2).
-            DeviceBuffer workspace = device.allocate(CuBlas.WORKSPACE_BYTES, "cublas workspace");
-            try (CuBlas blas = new CuBlas(device, workspace)) {
-                long oBytes = 2L * HIDDEN * HIDDEN;
-                DeviceBuffer o = device.allocate(4 * oBytes, "o weights");
-                kernels.fillUniformBf16(o.address(), 4 * oBytes / 2, 5, 0, 0.02f);
-                DeviceBuffer y = device.allocate(4L * 128 * HIDDEN, "y");
-                int[] copy = {0};
-                Runnable gemm = () -> blas.linear(o.address() + oBytes * (copy[0]++ & 3), b128.out.address(), y.address(),
-                        128, HIDDEN, HIDDEN, CuBlas.Out.F32_ADD);
-                int blocks = 128 * KV_HEADS, lastWave = Math.max(0, blocks - 3 * sms);
-                for (int rep = 0; rep < 2; rep++) {
-                    double ms = time(device, gemm, 20);
-                    System.out.printf(Locale.ROOT, "probe o gemm alone (weights from DRAM): %.4f ms%n", ms);
-                    ms = time(device, () -> blas.linear(o.address(), b128.out.address(), y.address(), 128, HIDDEN, HIDDEN,
-                            CuBlas.Out.F32_ADD), 20);
-                    System.out.printf(Locale.ROOT, "probe o gemm alone (one copy, from L2): %.4f ms%n", ms);
-                    for (boolean bulk : new boolean[] {false, true}) {
-                        kernels.setBulkAttentionLoads(bulk);
-                        for (String mode : new String[] {"off", "last wave", "last wave, evict_last", "all, evict_last"}) {
-                            Runnable pair = () -> {
-                                long next = o.address() + oBytes * (copy[0] & 3);
-                                CudaKernels.TailPrefetch p = switch (mode) {
-                                    case "off" -> CudaKernels.TailPrefetch.NONE;
-                                    case "last wave" -> new CudaKernels.TailPrefetch(next, oBytes, lastWave, false);
-                                    case "last wave, evict_last" -> new CudaKernels.TailPrefetch(next, oBytes, lastWave, true);
-                                    default -> new CudaKernels.TailPrefetch(next, oBytes, 0, true);
-                                };
-                                b128.attention(p).run();
-                                gemm.run();
-                            };
-                            ms = time(device, pair, 20);
-                            System.out.printf(Locale.ROOT, "probe batch 128 %-8s attention + o gemm, prefetch %-22s: %.4f ms%n",
-                                    bulk ? "bulk" : "cp.async", mode, ms);
                         }
                     }
                 }
@@ -181,13 +143,12 @@ public final class CudaAttentionProbe {
             return 2.0 * batch * KV_HEADS * CTX * HEAD_DIM * 2;
         }
 
-        Runnable attention(CudaKernels.TailPrefetch prefetch) {
+        Runnable attention() {
             return () -> kernels.pagedAttention(CudaKernels.AttentionVariant.MMA, batch, KV_HEADS, 1, HEAD_DIM, GROUP,
                     q.address(), k.address(), v.address(), inputs.address(in.tablesOffset()),
                     inputs.address(in.sectionOffset(StepInputs.TOKEN_SEQUENCE)),
                     inputs.address(in.sectionOffset(StepInputs.POSITIONS)), 0L, out.address(), partOut.address(),
-                    partMl.address(), counters.address(), KV_HEADS * GROUP, BLOCK, MAX_LEN / BLOCK, MAX_LEN, 0.088f,
-                    prefetch);
+                    partMl.address(), counters.address(), KV_HEADS * GROUP, BLOCK, MAX_LEN / BLOCK, MAX_LEN, 0.088f);
         }
     }
 

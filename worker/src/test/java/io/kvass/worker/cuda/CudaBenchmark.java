@@ -88,27 +88,21 @@ public final class CudaBenchmark {
             backend.setGemmTuning(tuning);
             backend.setSkinnyMaxTokens(1);
             backend.setDecodeGemm(false);
-            // The tensor-core decode kernel's K/V loads (cp.async or bulk copies), alternating, twice; with
-            // -Dkvass.bench.prefetch=on also its tail prefetch of the o weights (on / keep = evict_last).
+            // The tensor-core decode kernel's K/V loads: cp.async and bulk copies, alternating, twice.
             List<String> variants = new ArrayList<>();
-            String[][] configs = System.getProperty("kvass.bench.prefetch", "off").equals("off")
-                    ? new String[][] {{"cpasync", "off"}, {"bulk", "off"}}
-                    : new String[][] {{"cpasync", "off"}, {"bulk", "off"}, {"cpasync", "keep"}, {"bulk", "on"}, {"bulk", "keep"}};
             for (int batch : new int[] {1, 32, 128, 256}) {
                 for (int rep = 0; rep < 2; rep++) {
-                    for (String[] config : configs) {
-                        backend.setBulkAttentionLoads(config[0].equals("bulk"));
-                        backend.setTailPrefetch(config[1]);
+                    for (String loads : new String[] {"cpasync", "bulk"}) {
+                        backend.setBulkAttentionLoads(loads.equals("bulk"));
                         double ms = decodeStepMs(backend, batch, context, blocksPerSeq, warmup, measured, true);
-                        System.out.printf(Locale.ROOT, "attention loads %-7s tail prefetch %-4s: decode batch %3d: %.3f ms/step, "
-                                + "%.0f tok/s%n", config[0], config[1], batch, ms, batch * 1000 / ms);
-                        variants.add(String.format(Locale.ROOT, "{\"loads\": \"%s\", \"tail_prefetch\": \"%s\", "
-                                + "\"batch\": %d, \"step_ms\": %.4f}", config[0], config[1], batch, ms));
+                        System.out.printf(Locale.ROOT, "attention loads %-7s: decode batch %3d: %.3f ms/step, %.0f tok/s%n",
+                                loads, batch, ms, batch * 1000 / ms);
+                        variants.add(String.format(Locale.ROOT, "{\"loads\": \"%s\", \"batch\": %d, \"step_ms\": %.4f}",
+                                loads, batch, ms));
                     }
                 }
             }
-            backend.setBulkAttentionLoads(false);
-            backend.setTailPrefetch("off");
+            backend.setBulkAttentionLoads(true);
             json.add("\"attention_loads\": [\n    " + String.join(",\n    ", variants) + "\n  ]");
             json.add("\"decode\": [\n    " + String.join(",\n    ", decode) + "\n  ]");
             json.add(prefill(backend, c, prefillLen, maxBatch * blocksPerSeq, quick ? 3 : 5));

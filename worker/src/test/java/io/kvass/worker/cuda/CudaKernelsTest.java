@@ -217,17 +217,15 @@ class CudaKernelsTest {
         List<AttentionPlan> plans = List.of(auto, new AttentionPlan(1, 2048, 2048), new AttentionPlan(32, 64, 2048));
         for (AttentionPlan plan : plans) {
           for (CudaKernels.AttentionVariant variant : CudaKernels.AttentionVariant.values()) {
-           // The tensor-core kernel also with bulk-copy loads, and with them plus a tail prefetch (of K).
-           for (int loads = 0; loads < (variant == CudaKernels.AttentionVariant.MMA ? 3 : 1); loads++) {
+           // The tensor-core kernel with bulk-copy loads (1) and with cp.async (0).
+           for (int loads = 0; loads < (variant == CudaKernels.AttentionVariant.MMA ? 2 : 1); loads++) {
             device.zero(out);
-            kernels.setBulkAttentionLoads(loads > 0);
-            CudaKernels.TailPrefetch prefetch = loads == 2
-                    ? new CudaKernels.TailPrefetch(kd.address(), 2L * k.length, 1, true) : CudaKernels.TailPrefetch.NONE;
+            kernels.setBulkAttentionLoads(loads == 1);
             kernels.pagedAttention(variant, n, kvHeads, plan.parts(), headDim, group, qd.address(), kd.address(), vd.address(),
                     inputs.address(in.tablesOffset()), inputs.address(in.sectionOffset(StepInputs.TOKEN_SEQUENCE)),
                     inputs.address(in.sectionOffset(StepInputs.POSITIONS)), 0L, out.address(), partOut.address(),
-                    partMl.address(), counters.address(), heads, blockSize, maxBlocks, plan.partSize(), scale, prefetch);
-            kernels.setBulkAttentionLoads(false);
+                    partMl.address(), counters.address(), heads, blockSize, maxBlocks, plan.partSize(), scale);
+            kernels.setBulkAttentionLoads(true);
             if (plan.parts() > 1 && !CudaKernels.combinesPartitions(variant, headDim)) {
                 kernels.attentionReduce(n, heads, partOut.address(), partMl.address(),
                         inputs.address(in.sectionOffset(StepInputs.POSITIONS)), 0L, out.address(), headDim, plan.parts(),
