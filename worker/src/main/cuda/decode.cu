@@ -105,9 +105,11 @@ __device__ __forceinline__ void paged_attention_mma(const bf16* __restrict__ q, 
       // the barrier waits for the others' bytes.
       const int rows = min(KT, end - k0), r = lane & (KT - 1);
       bf16* dst = (lane < KT ? kd : vd) + r * STRIDE;
+      // NOTE: no proxy fence: the zeroed rows are never a bulk copy's destination within the block (only a
+      // range's last tile is partial), and a buffer is refilled only after __syncwarp orders the warp's
+      // ldmatrix reads of it before the copy is issued (a fence here stalled on the copies in flight).
       if (r >= rows)
         for (int c = 0; c < D; c += 8) *reinterpret_cast<uint4*>(dst + c) = make_uint4(0, 0, 0, 0);
-      asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
       __syncwarp();
       if (lane == 0) bar_expect(&bars[warp][buf], 2u * rows * D * sizeof(bf16));
       __syncwarp();
