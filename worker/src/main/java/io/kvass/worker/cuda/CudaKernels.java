@@ -130,9 +130,9 @@ final class CudaKernels implements AutoCloseable {
     }
 
     void siluMul(int n, int ffn, long gateUp, long out) {
-        long total = (long) n * ffn;
-        int grid = (int) Math.min((total + 255) / 256, 65535L * 4);
-        launch("layers", "silu_mul", grid, 1, 1, 256, gateUp, out, n, ffn);
+        int perThread = ffn % 8 == 0 ? 8 : 1;
+        int blocksPerRow = (ffn / perThread + 255) / 256;
+        launch("layers", "silu_mul", blocksPerRow, n, 1, 256, gateUp, out, n, ffn);
     }
 
     void copyBlocks(int pairs, int planes, long cache, long src, long dst, long planeBytes, int blockBytes) {
