@@ -241,29 +241,42 @@ final class PackedBf16Matrix implements Matrix {
         }
     }
 
-    /** Row r times token k. */
+    /** Row r times token k, for a matrix of one tile ({@code vecEnd <= TILE}: wider ones go {@link #tileByTile}). */
     private void row(float[] xs, float[] x, ShortVector t, int r, int k, float[] out) {
-        int L = F.length();
         int xo = k * cols;
-        FloatVector even = FloatVector.zero(F), odd = even;
-        // NOTE: one pointer walks a tile's row; an offset computed per block streamed at half the rate.
-        for (int c0 = 0; c0 < vecEnd; c0 += TILE) {
-            long o = offset(r, c0, rows, vecEnd);
-            for (int c = c0, end = Math.min(c0 + TILE, vecEnd); c < end; c += BLOCK, o += BLOCK_BYTES) {
-                ShortVector codes = zext(o + BLOCK);
-                IntVector a = first(o, codes, t), b = second(o, codes, t);
-                even = even(a).fma(FloatVector.fromArray(F, xs, xo + c), even);
-                odd = odd(a).fma(FloatVector.fromArray(F, xs, xo + c + L), odd);
-                even = even(b).fma(FloatVector.fromArray(F, xs, xo + c + 2 * L), even);
-                odd = odd(b).fma(FloatVector.fromArray(F, xs, xo + c + 3 * L), odd);
-            }
-        }
-        out[k * rows + r] = finish(even, odd, r, xs, x, xo);
+        float dot = dot(data, offset(r, 0, rows, vecEnd), vecEnd, xs, xo, t);
+        out[k * rows + r] = finish(dot, r, xs, x, xo);
     }
 
     /**
-     * Token 0 times rows {@code [r0, r1)}, one tile at a time for all rows (see {@link Bf16Matrix}); the same
-     * operations as {@link #row} in the same order.
+     * The lanes' sum of {@code n} packed weights from byte {@code o} times {@code xs[xo ..]}. NOTE: static, with
+     * everything it reads as arguments, as in bench's PackedGemvProbe: as an instance method reading {@code data}
+     * it ran at ~70% of the probe's rate.
+     */
+    private static float dot(MemorySegment data, long o, int n, float[] xs, int xo, ShortVector t) {
+        int L = F.length();
+        FloatVector even = FloatVector.zero(F), odd = even;
+        for (int c = 0; c < n; c += BLOCK) {
+            long b = o + (c >> 1) * 3L;
+            ShortVector lowA = zext(data, b), lowB = zext(data, b + BLOCK / 2), codes = zext(data, b + BLOCK);
+            IntVector pa = codes.selectFrom(t).or(lowA).reinterpretAsInts();
+            IntVector pb = codes.lanewise(VectorOperators.LSHR, 4).selectFrom(t).or(lowB).reinterpretAsInts();
+            even = even(pa).fma(FloatVector.fromArray(F, xs, xo + c), even);
+            odd = odd(pa).fma(FloatVector.fromArray(F, xs, xo + c + L), odd);
+            even = even(pb).fma(FloatVector.fromArray(F, xs, xo + c + 2 * L), even);
+            odd = odd(pb).fma(FloatVector.fromArray(F, xs, xo + c + 3 * L), odd);
+        }
+        return even.add(odd).reduceLanes(VectorOperators.ADD);
+    }
+
+    private static ShortVector zext(MemorySegment data, long byteOffset) {
+        return (ShortVector) ByteVector.fromMemorySegment(HALF, data, byteOffset, LE)
+                .convertShape(VectorOperators.ZERO_EXTEND_B2S, S, 0);
+    }
+
+    /**
+     * Token 0 times rows {@code [r0, r1)}, one tile at a time for all rows (see {@link Bf16Matrix}); each row's
+     * even/odd accumulators wait in scratch between tiles: the same operations as {@link #row}, in the same order.
      */
     private void tileByTile(float[] xs, float[] x, ShortVector t, int r0, int r1, float[] out) {
         int L = F.length();
@@ -274,30 +287,42 @@ final class PackedBf16Matrix implements Matrix {
             ACC.set(acc);
         }
         for (int c0 = 0; c0 < vecEnd; c0 += TILE) {
-            int end = Math.min(c0 + TILE, vecEnd);
+            int n = Math.min(TILE, vecEnd - c0);
             for (int r = r0, a = 0; r < r1; r++, a += width) {
-                FloatVector even = FloatVector.zero(F), odd = even;
-                if (c0 > 0) {
-                    even = FloatVector.fromArray(F, acc, a);
-                    odd = FloatVector.fromArray(F, acc, a + L);
-                }
-                long o = offset(r, c0, rows, vecEnd);
-                for (int c = c0; c < end; c += BLOCK, o += BLOCK_BYTES) {
-                    ShortVector codes = zext(o + BLOCK);
-                    IntVector p = first(o, codes, t), q = second(o, codes, t);
-                    even = even(p).fma(FloatVector.fromArray(F, xs, c), even);
-                    odd = odd(p).fma(FloatVector.fromArray(F, xs, c + L), odd);
-                    even = even(q).fma(FloatVector.fromArray(F, xs, c + 2 * L), even);
-                    odd = odd(q).fma(FloatVector.fromArray(F, xs, c + 3 * L), odd);
-                }
-                if (end == vecEnd) {
-                    out[r] = finish(even, odd, r, xs, x, 0);
-                } else {
-                    even.intoArray(acc, a);
-                    odd.intoArray(acc, a + L);
+                accumulate(data, offset(r, c0, rows, vecEnd), n, xs, c0, t, acc, a, c0 > 0);
+                if (c0 + n == vecEnd) {
+                    float lanes = FloatVector.fromArray(F, acc, a).add(FloatVector.fromArray(F, acc, a + L))
+                            .reduceLanes(VectorOperators.ADD);
+                    out[r] = finish(lanes, r, xs, x, 0);
                 }
             }
         }
+    }
+
+    /**
+     * {@link #dot}'s loop over one tile's row, its even/odd accumulators taken from (when {@code carry}) and left
+     * in {@code acc[a ..]}.
+     */
+    private static void accumulate(MemorySegment data, long o, int n, float[] xs, int xo, ShortVector t,
+                                   float[] acc, int a, boolean carry) {
+        int L = F.length();
+        FloatVector even = FloatVector.zero(F), odd = even;
+        if (carry) {
+            even = FloatVector.fromArray(F, acc, a);
+            odd = FloatVector.fromArray(F, acc, a + L);
+        }
+        for (int c = 0; c < n; c += BLOCK) {
+            long b = o + (c >> 1) * 3L;
+            ShortVector lowA = zext(data, b), lowB = zext(data, b + BLOCK / 2), codes = zext(data, b + BLOCK);
+            IntVector pa = codes.selectFrom(t).or(lowA).reinterpretAsInts();
+            IntVector pb = codes.lanewise(VectorOperators.LSHR, 4).selectFrom(t).or(lowB).reinterpretAsInts();
+            even = even(pa).fma(FloatVector.fromArray(F, xs, xo + c), even);
+            odd = odd(pa).fma(FloatVector.fromArray(F, xs, xo + c + L), odd);
+            even = even(pb).fma(FloatVector.fromArray(F, xs, xo + c + 2 * L), even);
+            odd = odd(pb).fma(FloatVector.fromArray(F, xs, xo + c + 3 * L), odd);
+        }
+        even.intoArray(acc, a);
+        odd.intoArray(acc, a + L);
     }
 
     /**
@@ -355,7 +380,12 @@ final class PackedBf16Matrix implements Matrix {
 
     /** The lanes' sum, plus the bf16 tail columns (in place in xs), plus the escapes' products (x as given). */
     private float finish(FloatVector even, FloatVector odd, int r, float[] xs, float[] x, int xOff) {
-        float s = even.add(odd).reduceLanes(VectorOperators.ADD);
+        return finish(even.add(odd).reduceLanes(VectorOperators.ADD), r, xs, x, xOff);
+    }
+
+    /** {@code lanes} (the reduced dot of the blocks) plus the bf16 tail columns, plus the escapes' products. */
+    private float finish(float lanes, int r, float[] xs, float[] x, int xOff) {
+        float s = lanes;
         int tailWidth = cols - vecEnd;
         for (int c = vecEnd; c < cols; c++) {
             s += Matrix.Widening.bf16(tail[r * tailWidth + c - vecEnd]) * xs[xOff + c];
