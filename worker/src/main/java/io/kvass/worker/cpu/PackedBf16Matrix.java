@@ -182,20 +182,8 @@ final class PackedBf16Matrix implements Matrix {
         return (short) (table[code] | low);
     }
 
-    private ShortVector zext(long byteOffset) {
-        return (ShortVector) ByteVector.fromMemorySegment(HALF, data, byteOffset, LE)
-                .convertShape(VectorOperators.ZERO_EXTEND_B2S, S, 0);
-    }
 
-    /** Weights {@code [0, 32)} of the block at {@code o}, as bf16 pairs in int lanes (see {@link Bf16Matrix}). */
-    private IntVector first(long o, ShortVector codes, ShortVector t) {
-        return codes.selectFrom(t).or(zext(o)).reinterpretAsInts();
-    }
 
-    /** Weights {@code [32, 64)} of the block at {@code o}. */
-    private IntVector second(long o, ShortVector codes, ShortVector t) {
-        return codes.lanewise(VectorOperators.LSHR, 4).selectFrom(t).or(zext(o + BLOCK / 2)).reinterpretAsInts();
-    }
 
     private static FloatVector even(IntVector w) {
         return w.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
@@ -331,14 +319,20 @@ final class PackedBf16Matrix implements Matrix {
      * than bf16: C2 kept the decoded vectors in memory; decoding a row once into L1 for every token is as cheap.
      */
     private void decodeRow(int r, ShortVector t, int[] pairs) {
-        int half = S.length() / 2;
         for (int c0 = 0; c0 < vecEnd; c0 += TILE) {
-            long o = offset(r, c0, rows, vecEnd);
-            for (int c = c0, end = Math.min(c0 + TILE, vecEnd); c < end; c += BLOCK, o += BLOCK_BYTES) {
-                ShortVector codes = zext(o + BLOCK);
-                first(o, codes, t).intoArray(pairs, c / 2);
-                second(o, codes, t).intoArray(pairs, c / 2 + half);
-            }
+            decode(data, offset(r, c0, rows, vecEnd), Math.min(TILE, vecEnd - c0), t, pairs, c0 / 2);
+        }
+    }
+
+    /** {@code n} packed weights from byte {@code o} into {@code pairs[p ..]}, two per int. */
+    private static void decode(MemorySegment data, long o, int n, ShortVector t, int[] pairs, int p) {
+        int half = S.length() / 2;
+        for (int c = 0; c < n; c += BLOCK) {
+            long b = o + (c >> 1) * 3L;
+            ShortVector lowA = zext(data, b), lowB = zext(data, b + BLOCK / 2), codes = zext(data, b + BLOCK);
+            codes.selectFrom(t).or(lowA).reinterpretAsInts().intoArray(pairs, p + c / 2);
+            codes.lanewise(VectorOperators.LSHR, 4).selectFrom(t).or(lowB).reinterpretAsInts()
+                    .intoArray(pairs, p + c / 2 + half);
         }
     }
 
