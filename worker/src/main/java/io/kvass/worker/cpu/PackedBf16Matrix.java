@@ -29,7 +29,7 @@ import jdk.incubator.vector.VectorSpecies;
  * ({@code selectFrom}) per 32 weights; the table is replicated to 32 entries so the lookup's wrap (index & 31)
  * may keep a bit of the neighbouring nibble. OR'd with the zero-extended low bytes that is 32 bf16 values in
  * place, widened as {@link Bf16Matrix} widens them. Lookups in int lanes (vpermd, 16 weights each) measured
- * 5x slower; so the format needs 512-bit vectors ({@link #SUPPORTED}).
+ * 5-10x slower; so the format needs 512-bit vectors ({@link #SUPPORTED}).
  */
 final class PackedBf16Matrix implements Matrix {
     private static final VectorSpecies<Float> F = FloatVector.SPECIES_512;
@@ -49,7 +49,7 @@ final class PackedBf16Matrix implements Matrix {
     /** A matrix escaping more of its weights than this stays bf16: the side list would cost more than it saves. */
     static final double MAX_ESCAPE_RATE = 0.01;
     private static final int TILE = Bf16Matrix.TILE;
-    /** Per-thread even/odd accumulators of a single token carried from one tile to the next. */
+    /** Per-thread even/odd accumulators of a single token, carried from one tile to the next. */
     private static final ThreadLocal<float[]> ACC = ThreadLocal.withInitial(() -> new float[0]);
     /** Per-thread decoded row for the multi-token kernels. */
     private static final ThreadLocal<int[]> PAIRS = ThreadLocal.withInitial(() -> new int[0]);
@@ -182,9 +182,6 @@ final class PackedBf16Matrix implements Matrix {
         return (short) (table[code] | low);
     }
 
-
-
-
     private static FloatVector even(IntVector w) {
         return w.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
     }
@@ -232,29 +229,9 @@ final class PackedBf16Matrix implements Matrix {
     /** Row r times token k, for a matrix of one tile ({@code vecEnd <= TILE}: wider ones go {@link #tileByTile}). */
     private void row(float[] xs, float[] x, ShortVector t, int r, int k, float[] out) {
         int xo = k * cols;
-        float dot = dot(data, offset(r, 0, rows, vecEnd), vecEnd, xs, xo, t);
-        out[k * rows + r] = finish(dot, r, xs, x, xo);
-    }
-
-    /**
-     * The lanes' sum of {@code n} packed weights from byte {@code o} times {@code xs[xo ..]}. NOTE: static, with
-     * everything it reads as arguments, as in bench's PackedGemvProbe: as an instance method reading {@code data}
-     * it ran at ~70% of the probe's rate.
-     */
-    private static float dot(MemorySegment data, long o, int n, float[] xs, int xo, ShortVector t) {
-        int L = F.length();
-        FloatVector even = FloatVector.zero(F), odd = even;
-        for (int c = 0; c < n; c += BLOCK) {
-            long b = o + (c >> 1) * 3L;
-            ShortVector lowA = zext(data, b), lowB = zext(data, b + BLOCK / 2), codes = zext(data, b + BLOCK);
-            IntVector pa = codes.selectFrom(t).or(lowA).reinterpretAsInts();
-            IntVector pb = codes.lanewise(VectorOperators.LSHR, 4).selectFrom(t).or(lowB).reinterpretAsInts();
-            even = even(pa).fma(FloatVector.fromArray(F, xs, xo + c), even);
-            odd = odd(pa).fma(FloatVector.fromArray(F, xs, xo + c + L), odd);
-            even = even(pb).fma(FloatVector.fromArray(F, xs, xo + c + 2 * L), even);
-            odd = odd(pb).fma(FloatVector.fromArray(F, xs, xo + c + 3 * L), odd);
-        }
-        return even.add(odd).reduceLanes(VectorOperators.ADD);
+        float[] acc = scratch(2 * F.length());
+        accumulate(data, offset(r, 0, rows, vecEnd), vecEnd, xs, xo, t, acc, 0, false);
+        out[k * rows + r] = finish(acc, 0, r, xs, x, xo);
     }
 
     private static ShortVector zext(MemorySegment data, long byteOffset) {
@@ -267,29 +244,34 @@ final class PackedBf16Matrix implements Matrix {
      * even/odd accumulators wait in scratch between tiles: the same operations as {@link #row}, in the same order.
      */
     private void tileByTile(float[] xs, float[] x, ShortVector t, int r0, int r1, float[] out) {
-        int L = F.length();
-        int width = 2 * L;
-        float[] acc = ACC.get();
-        if (acc.length < (r1 - r0) * width) {
-            acc = new float[(r1 - r0) * width];
-            ACC.set(acc);
-        }
+        int width = 2 * F.length();
+        float[] acc = scratch((r1 - r0) * width);
         for (int c0 = 0; c0 < vecEnd; c0 += TILE) {
             int n = Math.min(TILE, vecEnd - c0);
             for (int r = r0, a = 0; r < r1; r++, a += width) {
                 accumulate(data, offset(r, c0, rows, vecEnd), n, xs, c0, t, acc, a, c0 > 0);
                 if (c0 + n == vecEnd) {
-                    float lanes = FloatVector.fromArray(F, acc, a).add(FloatVector.fromArray(F, acc, a + L))
-                            .reduceLanes(VectorOperators.ADD);
-                    out[r] = finish(lanes, r, xs, x, 0);
+                    out[r] = finish(acc, a, r, xs, x, 0);
                 }
             }
         }
     }
 
+    /** This thread's accumulator scratch, at least {@code floats} long. */
+    private static float[] scratch(int floats) {
+        float[] acc = ACC.get();
+        if (acc.length < floats) {
+            acc = new float[floats];
+            ACC.set(acc);
+        }
+        return acc;
+    }
+
     /**
-     * {@link #dot}'s loop over one tile's row, its even/odd accumulators taken from (when {@code carry}) and left
-     * in {@code acc[a ..]}.
+     * {@code n} packed weights from byte {@code o} (one tile's row) times {@code xs[xo ..]}: even and odd columns in
+     * two accumulators, taken from {@code acc[a ..]} when {@code carry}, and left there. NOTE: static, with
+     * everything it reads as arguments, as in bench's PackedGemvProbe: as an instance method reading {@code data}
+     * the loop ran at ~70% of the probe's rate (decode step 1.47x its floor instead of ~1.2x).
      */
     private static void accumulate(MemorySegment data, long o, int n, float[] xs, int xo, ShortVector t,
                                    float[] acc, int a, boolean carry) {
@@ -316,7 +298,8 @@ final class PackedBf16Matrix implements Matrix {
     /**
      * Row r decoded into {@code pairs} as {@link Bf16Matrix} stores weights (int j = columns 2j, 2j + 1), for
      * the multi-token kernels. NOTE: decoding in the token loop itself (one block for four tokens) ran 4x slower
-     * than bf16: C2 kept the decoded vectors in memory; decoding a row once into L1 for every token is as cheap.
+     * than bf16 (C2 kept the decoded vectors in memory); decoding a row once into L1 for all tokens runs batches
+     * at 0.85-0.93x of bf16's rate.
      */
     private void decodeRow(int r, ShortVector t, int[] pairs) {
         for (int c0 = 0; c0 < vecEnd; c0 += TILE) {
@@ -372,14 +355,14 @@ final class PackedBf16Matrix implements Matrix {
         out[k * rows + r] = finish(even, odd, r, xs, x, xo);
     }
 
-    /** The lanes' sum, plus the bf16 tail columns (in place in xs), plus the escapes' products (x as given). */
-    private float finish(FloatVector even, FloatVector odd, int r, float[] xs, float[] x, int xOff) {
-        return finish(even.add(odd).reduceLanes(VectorOperators.ADD), r, xs, x, xOff);
+    /** The even/odd accumulators that {@link #accumulate} left in {@code acc[a ..]}, finished. */
+    private float finish(float[] acc, int a, int r, float[] xs, float[] x, int xOff) {
+        return finish(FloatVector.fromArray(F, acc, a), FloatVector.fromArray(F, acc, a + F.length()), r, xs, x, xOff);
     }
 
-    /** {@code lanes} (the reduced dot of the blocks) plus the bf16 tail columns, plus the escapes' products. */
-    private float finish(float lanes, int r, float[] xs, float[] x, int xOff) {
-        float s = lanes;
+    /** The lanes' sum, plus the bf16 tail columns (in place in xs), plus the escapes' products (x as given). */
+    private float finish(FloatVector even, FloatVector odd, int r, float[] xs, float[] x, int xOff) {
+        float s = even.add(odd).reduceLanes(VectorOperators.ADD);
         int tailWidth = cols - vecEnd;
         for (int c = vecEnd; c < cols; c++) {
             s += Matrix.Widening.bf16(tail[r * tailWidth + c - vecEnd]) * xs[xOff + c];
