@@ -26,8 +26,9 @@ public enum CpuWeightFormat {
 
     /**
      * What {@code --cpu-weight-format} is when not given. NOTE: batch-1 decode streams every weight per token and
-     * is bound by memory bandwidth; packed weights are 25% fewer bytes and decoded faster than memory delivers
-     * them on the 2-core Zen 4 benchmark VM (docs/benchmarks.md, "CPU: lossless 12-bit packed bf16 weights").
+     * is bound by memory bandwidth; packed weights are 25% fewer bytes, decoded faster than memory delivers them
+     * on the 2-core Zen 4 benchmark VM: steps ~13% shorter at batch 1, 6-9% longer at batch 16 (compute bound;
+     * docs/benchmarks.md, "CPU: lossless 12-bit packed bf16 weights").
      */
     public static final CpuWeightFormat DEFAULT = PACKED;
 
