@@ -4,6 +4,7 @@ import io.kvass.worker.backend.LogitsMode;
 import io.kvass.worker.backend.SequenceForward;
 import io.kvass.worker.cpu.CpuBackend;
 import io.kvass.worker.cpu.CpuThreads;
+import io.kvass.worker.cpu.CpuWeightFormat;
 import io.kvass.worker.cpu.CpuWeightMemory;
 import io.kvass.worker.lora.LoraCapacity;
 import io.kvass.worker.model.LoadedModel;
@@ -28,10 +29,11 @@ import jdk.incubator.vector.VectorSpecies;
  * measured in the same run: a decode step must stream every weight it multiplies once, so
  * {@code decodeBytes / bandwidth} is the fastest a step can be.
  *
- * <pre>CpuDecodeBenchmark MODEL_DIR [batch=1,16] [steps=32] [warmup=4] [prompt=32] [threads=N] [weights=mmap,hugepages]</pre>
+ * <pre>CpuDecodeBenchmark MODEL_DIR [batch=1,16] [steps=32] [warmup=4] [prompt=32] [threads=N] [weights=mmap,hugepages]
+ *     [format=packed,bf16]</pre>
  *
- * <p>With several {@code weights}, one backend per kind of weight memory decodes the same prompts and the
- * backends take turns step by step, each step followed by the floor pass over its own pages.
+ * <p>With several {@code weights} or {@code format}s, one backend per kind of weight memory and format decodes the
+ * same prompts and the backends take turns step by step, each step followed by the floor pass over its own pages.
  */
 public final class CpuDecodeBenchmark {
     private static final VectorSpecies<Long> L = LongVector.SPECIES_PREFERRED;
@@ -39,12 +41,14 @@ public final class CpuDecodeBenchmark {
     /** Bytes per floor loop iteration; every decode matrix is a multiple of it. */
     private static final int UNIT = 2 * L.vectorByteSize();
 
-    record Options(int[] batches, int steps, int warmup, int prompt, int threads, List<CpuWeightMemory> weights) {
+    record Options(int[] batches, int steps, int warmup, int prompt, int threads, List<CpuWeightMemory> weights,
+                   List<CpuWeightFormat> formats) {
         static Options parse(String[] args) {
             int[] batches = {1, 16};
             int steps = 32, warmup = 4, prompt = 32;
             int threads = Runtime.getRuntime().availableProcessors();
             List<CpuWeightMemory> weights = List.of(CpuWeightMemory.DEFAULT);
+            List<CpuWeightFormat> formats = List.of(CpuWeightFormat.DEFAULT);
             for (int i = 1; i < args.length; i++) {
                 String[] kv = args[i].split("=", 2);
                 if (kv.length != 2) {
@@ -57,10 +61,11 @@ public final class CpuDecodeBenchmark {
                     case "prompt" -> prompt = Integer.parseInt(kv[1]);
                     case "threads" -> threads = Integer.parseInt(kv[1]);
                     case "weights" -> weights = Arrays.stream(kv[1].split(",")).map(CpuWeightMemory::parse).toList();
+                    case "format" -> formats = Arrays.stream(kv[1].split(",")).map(CpuWeightFormat::parse).toList();
                     default -> throw new IllegalArgumentException("unknown option '" + kv[0] + "'");
                 }
             }
-            return new Options(batches, steps, warmup, prompt, threads, weights);
+            return new Options(batches, steps, warmup, prompt, threads, weights, formats);
         }
     }
 
@@ -87,7 +92,7 @@ public final class CpuDecodeBenchmark {
     }
 
     /** One batch size: its decode steps, and a floor pass run right after each step. */
-    record DecodeResult(int batch, CpuWeightMemory weights, double prefillMs, int prefillTokens, Times steps, Times floor,
+    record DecodeResult(int batch, String weights, double prefillMs, int prefillTokens, Times steps, Times floor,
                         long bytes) {
         double tokensPerSecond() {
             return batch * 1000 / steps.median();
@@ -104,7 +109,7 @@ public final class CpuDecodeBenchmark {
     public static void main(String[] args) {
         if (args.length < 1) {
             System.err.println("usage: CpuDecodeBenchmark MODEL_DIR [batch=1,16] [steps=32] [warmup=4] [prompt=32] [threads=N]"
-                    + " [weights=mmap|hugepages|mmap,hugepages]");
+                    + " [weights=mmap|hugepages|mmap,hugepages] [format=packed|bf16|packed,bf16]");
             System.exit(2);
         }
         Options o = Options.parse(args);
@@ -115,16 +120,19 @@ public final class CpuDecodeBenchmark {
         try (LoadedModel model = LoadedModel.load(dir);
              CpuThreads threads = new CpuThreads(o.threads())) {
             for (CpuWeightMemory memory : o.weights()) {
-                long start = System.nanoTime();
-                CpuBackend backend = new CpuBackend(model, maxBatch * blocksPerSeq, BLOCK_SIZE, o.threads(),
-                        LoraCapacity.NONE, memory);
-                variants.add(new Variant(memory, backend));
-                System.out.printf(Locale.ROOT, "weights in %s: loaded in %.1f s; AnonHugePages of this process now %.0f MB%n",
-                        memory, (System.nanoTime() - start) / 1e9, anonHugePages() / 1e6);
+                for (CpuWeightFormat format : o.formats()) {
+                    long start = System.nanoTime();
+                    CpuBackend backend = new CpuBackend(model, maxBatch * blocksPerSeq, BLOCK_SIZE, o.threads(),
+                            LoraCapacity.NONE, memory, format);
+                    Variant v = new Variant((memory + "/" + format).toLowerCase(Locale.ROOT), backend);
+                    variants.add(v);
+                    System.out.printf(Locale.ROOT, "weights %s: loaded in %.1f s, %.3f GB per decode step;"
+                                    + " AnonHugePages of this process now %.0f MB%n",
+                            v.name(), (System.nanoTime() - start) / 1e9, v.bytes() / 1e9, anonHugePages() / 1e6);
+                }
             }
-            long bytes = variants.getFirst().bytes();
-            System.out.printf(Locale.ROOT, "model %s: %s, %d threads, %.3f GB of weights per decode step, %s, load average %.2f%n",
-                    dir, model.config().architecture(), o.threads(), bytes / 1e9, Runtime.version(), loadAverage());
+            System.out.printf(Locale.ROOT, "model %s: %s, %d threads, %s, load average %.2f%n",
+                    dir, model.config().architecture(), o.threads(), Runtime.version(), loadAverage());
             long[] sink = new long[1];
             for (Variant v : variants) {
                 warmUp(v.segments(), threads, sink);
@@ -141,14 +149,14 @@ public final class CpuDecodeBenchmark {
         }
     }
 
-    /** A backend with its weights in one kind of memory, and the pages its floor pass reads. */
-    record Variant(CpuWeightMemory memory, CpuBackend backend, List<MemorySegment> segments) {
+    /** A backend with its weights in one kind of memory and format, and the pages its floor pass reads. */
+    record Variant(String name, CpuBackend backend, List<MemorySegment> segments) {
         /**
          * NOTE: the floor reads the very pages the kernels read (tiled copies, or the huge-page copy of
-         * every matrix), so it moves with the weight memory under test.
+         * every matrix, the packed blocks), so it moves with the weight memory and format under test.
          */
-        Variant(CpuWeightMemory memory, CpuBackend backend) {
-            this(memory, backend, backend.decodeSegments());
+        Variant(String name, CpuBackend backend) {
+            this(name, backend, backend.decodeSegments());
             if (bytes() != backend.decodeBytes()) {
                 throw new IllegalStateException("floor streams " + bytes() + " bytes, the backend " + backend.decodeBytes());
             }
@@ -226,7 +234,7 @@ public final class CpuDecodeBenchmark {
         List<DecodeResult> results = new ArrayList<>();
         for (int v = 0; v < variants.size(); v++) {
             Sequences seqs = runs.get(v);
-            DecodeResult r = new DecodeResult(batch, variants.get(v).memory(), seqs.prefillMs, batch * o.prompt(),
+            DecodeResult r = new DecodeResult(batch, variants.get(v).name(), seqs.prefillMs, batch * o.prompt(),
                     Times.of(seqs.steps), Times.of(seqs.floor), variants.get(v).bytes());
             System.out.printf(Locale.ROOT, "batch %2d, %s: %.1f ms/step median (mean %.1f, min %.1f) -> %.2f tok/s;"
                             + " floor %.1f ms median (min %.1f), %.1f GB/s; step/floor %.3f; prefill %d tokens in %.0f ms%n",
@@ -284,20 +292,20 @@ public final class CpuDecodeBenchmark {
         System.out.println("|------:|---------|---------------:|-------------:|-------------:|---------------------:|---------------:|------------:|-------------:|");
         for (DecodeResult r : results) {
             System.out.printf(Locale.ROOT, "| %d | %s | %.1f | %.1f | %.2f | %.1f | %.1f | %.2f | %.2f |%n", r.batch(),
-                    r.weights().name().toLowerCase(Locale.ROOT), r.steps().median(),
+                    r.weights(), r.steps().median(),
                     r.steps().mean(), r.tokensPerSecond(), r.floor().median(), r.bandwidthGbps(),
                     r.batch() * 1000 / r.floor().median(), r.steps().median() / r.floor().median());
         }
         StringBuilder json = new StringBuilder(String.format(Locale.ROOT,
-                "{\"bench\":\"cpu_decode\",\"threads\":%d,\"steps\":%d,\"prompt\":%d,\"decode_bytes\":%d,\"results\":[",
-                o.threads(), o.steps(), o.prompt(), results.getFirst().bytes()));
+                "{\"bench\":\"cpu_decode\",\"threads\":%d,\"steps\":%d,\"prompt\":%d,\"results\":[",
+                o.threads(), o.steps(), o.prompt()));
         for (int i = 0; i < results.size(); i++) {
             DecodeResult r = results.get(i);
             json.append(i == 0 ? "" : ",").append(String.format(Locale.ROOT,
-                    "{\"batch\":%d,\"weights\":\"%s\",\"median_ms\":%.2f,\"mean_ms\":%.2f,\"min_ms\":%.2f,\"tok_s\":%.3f,"
+                    "{\"batch\":%d,\"weights\":\"%s\",\"decode_bytes\":%d,\"median_ms\":%.2f,\"mean_ms\":%.2f,\"min_ms\":%.2f,\"tok_s\":%.3f,"
                             + "\"floor_median_ms\":%.2f,\"floor_min_ms\":%.2f,\"bandwidth_gbps\":%.2f,"
                             + "\"prefill_ms\":%.1f,\"prefill_tokens\":%d}",
-                    r.batch(), r.weights().name().toLowerCase(Locale.ROOT), r.steps().median(), r.steps().mean(),
+                    r.batch(), r.weights(), r.bytes(), r.steps().median(), r.steps().mean(),
                     r.steps().min(), r.tokensPerSecond(), r.floor().median(), r.floor().min(), r.bandwidthGbps(), r.prefillMs(), r.prefillTokens()));
         }
         System.out.println(json.append("]}"));

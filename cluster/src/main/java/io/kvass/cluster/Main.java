@@ -12,7 +12,8 @@ public final class Main {
               serve     --model DIR [--served-model-name NAME] [--host H] [--port 8000] [--api-key KEY]
                         [--device cpu|cuda] [--max-model-len N] [--max-num-seqs N] [--max-num-batched-tokens N]
                         [--block-size 16] [--kv-cache-memory BYTES | --gpu-memory-utilization F] [--threads N]
-                        [--cpu-weights auto|hugepages|mmap] [--max-waiting N] [--max-body-size BYTES]
+                        [--cpu-weights auto|hugepages|mmap] [--cpu-weight-format packed|bf16]
+                        [--max-waiting N] [--max-body-size BYTES]
                         [--scheduling-policy fcfs|priority]
                         [--no-enable-prefix-caching] [--cluster-host H] [--cluster-port P] [--seed-node URI]...
                         [--enable-lora [--lora-modules NAME=DIR...] [--max-loras N] [--max-cpu-loras N]
@@ -21,6 +22,7 @@ public final class Main {
               generate  --model DIR (--prompt TEXT | --prompt-ids 1,2,3)... [--max-tokens N] [--temperature T] [--json]
                         [--adapter DIR [--max-lora-rank N]]
                         [--device cpu|cuda] [--gpu-memory-utilization F] [--cpu-weights auto|hugepages|mmap]
+                        [--cpu-weight-format packed|bf16]
             """;
 
     private Main() {

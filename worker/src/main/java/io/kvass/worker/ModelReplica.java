@@ -99,7 +99,8 @@ public record ModelReplica(LoadedModel model, Tokenizer tokenizer, Optional<Chat
             throw new ModelLoadException("KV cache memory of " + options.kvCacheBytes() + " bytes holds no block of "
                     + options.blockSize() + " tokens for this model");
         }
-        return new CpuBackend(model, blocks, options.blockSize(), options.threads(), lora, options.cpuWeights());
+        return new CpuBackend(model, blocks, options.blockSize(), options.threads(), lora, options.cpuWeights(),
+                options.cpuWeightFormat());
     }
 
     @Override

@@ -1,5 +1,6 @@
 package io.kvass.worker;
 
+import io.kvass.worker.cpu.CpuWeightFormat;
 import io.kvass.worker.cpu.CpuWeightMemory;
 import java.nio.file.Path;
 import java.util.Locale;
@@ -13,9 +14,11 @@ import java.util.Locale;
  * @param gpuMemoryUtilization fraction of the GPU's memory the CUDA backend may use for weights,
  *                      activations and K/V blocks ({@code --gpu-memory-utilization}; ignored on the CPU)
  * @param cpuWeights    where the CPU backend keeps the weight matrices ({@code --cpu-weights}; ignored on CUDA)
+ * @param cpuWeightFormat how the CPU backend stores bf16 matrices ({@code --cpu-weight-format}; ignored on CUDA)
  */
 public record ReplicaOptions(Path modelDir, Device device, int blockSize, long kvCacheBytes, int maxModelLen,
-                             int maxNumSeqs, int threads, double gpuMemoryUtilization, CpuWeightMemory cpuWeights) {
+                             int maxNumSeqs, int threads, double gpuMemoryUtilization, CpuWeightMemory cpuWeights,
+                             CpuWeightFormat cpuWeightFormat) {
 
     /** vLLM's default {@code --gpu-memory-utilization}. */
     public static final double DEFAULT_GPU_MEMORY_UTILIZATION = 0.9;
@@ -47,13 +50,14 @@ public record ReplicaOptions(Path modelDir, Device device, int blockSize, long k
             throw new IllegalArgumentException("--gpu-memory-utilization must be in (0, 1], got " + gpuMemoryUtilization);
         }
         java.util.Objects.requireNonNull(cpuWeights, "cpuWeights");
+        java.util.Objects.requireNonNull(cpuWeightFormat, "cpuWeightFormat");
     }
 
-    /** With the CPU backend's default weight memory. */
+    /** With the CPU backend's default weight memory and format. */
     public ReplicaOptions(Path modelDir, Device device, int blockSize, long kvCacheBytes, int maxModelLen,
                           int maxNumSeqs, int threads, double gpuMemoryUtilization) {
         this(modelDir, device, blockSize, kvCacheBytes, maxModelLen, maxNumSeqs, threads, gpuMemoryUtilization,
-                CpuWeightMemory.DEFAULT);
+                CpuWeightMemory.DEFAULT, CpuWeightFormat.DEFAULT);
     }
 
     /** With the default GPU memory utilization (0.9). */
@@ -64,7 +68,7 @@ public record ReplicaOptions(Path modelDir, Device device, int blockSize, long k
 
     public ReplicaOptions withGpuMemoryUtilization(double fraction) {
         return new ReplicaOptions(modelDir, device, blockSize, kvCacheBytes, maxModelLen, maxNumSeqs, threads, fraction,
-                cpuWeights);
+                cpuWeights, cpuWeightFormat);
     }
 
     public static ReplicaOptions cpu(Path modelDir) {

@@ -34,7 +34,7 @@ public final class GenerateCommand {
     static final Set<String> VALUED = Set.of("model", "adapter", "prompt", "prompt-ids", "max-tokens", "temperature",
             "top-p", "top-k", "min-p", "seed", "stop", "device", "max-model-len", "max-num-seqs",
             "max-num-batched-tokens", "block-size", "kv-cache-memory", "gpu-memory-utilization", "threads",
-            "cpu-weights", "repetition-penalty", "max-lora-rank");
+            "cpu-weights", "cpu-weight-format", "repetition-penalty", "max-lora-rank");
     /** vLLM's default {@code --max-lora-rank}. */
     static final int DEFAULT_MAX_LORA_RANK = 16;
     static final Set<String> SWITCHES = Set.of("json", "ignore-eos");

@@ -1,6 +1,7 @@
 package io.kvass.cluster.cli;
 
 import io.kvass.worker.ReplicaOptions;
+import io.kvass.worker.cpu.CpuWeightFormat;
 import io.kvass.worker.cpu.CpuWeightMemory;
 import java.nio.file.Path;
 
@@ -29,7 +30,8 @@ final class Options {
                     a.intValue("threads", Runtime.getRuntime().availableProcessors()),
                     a.has("gpu-memory-utilization") ? a.floatValue("gpu-memory-utilization", 0.9f)
                             : ReplicaOptions.DEFAULT_GPU_MEMORY_UTILIZATION,
-                    a.get("cpu-weights").map(CpuWeightMemory::parse).orElse(CpuWeightMemory.DEFAULT));
+                    a.get("cpu-weights").map(CpuWeightMemory::parse).orElse(CpuWeightMemory.DEFAULT),
+                    a.get("cpu-weight-format").map(CpuWeightFormat::parse).orElse(CpuWeightFormat.DEFAULT));
         } catch (IllegalArgumentException e) {
             throw new CliException(e.getMessage());
         }

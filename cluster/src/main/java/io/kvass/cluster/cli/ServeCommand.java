@@ -38,6 +38,7 @@ public final class ServeCommand {
             new Flag("device", "device", Kind.STRING),
             new Flag("threads", "threads", Kind.INT),
             new Flag("cpu-weights", "cpu-weights", Kind.STRING),
+            new Flag("cpu-weight-format", "cpu-weight-format", Kind.STRING),
             new Flag("max-model-len", "max-model-len", Kind.INT),
             new Flag("max-num-seqs", "max-num-seqs", Kind.INT),
             new Flag("max-num-batched-tokens", "max-num-batched-tokens", Kind.INT),

@@ -6,6 +6,7 @@ import com.typesafe.config.ConfigFactory;
 import io.kvass.http.HttpSettings;
 import io.kvass.scheduler.core.SchedulingPolicy;
 import io.kvass.worker.ReplicaOptions;
+import io.kvass.worker.cpu.CpuWeightFormat;
 import io.kvass.worker.cpu.CpuWeightMemory;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -101,6 +102,13 @@ public record ServeSettings(ReplicaOptions replica, String servedModelName, Engi
                 throw new SettingsException(k, e.getMessage());
             }
         });
+        CpuWeightFormat cpuWeightFormat = r.get("cpu-weight-format", k -> {
+            try {
+                return CpuWeightFormat.parse(r.c.getString(k));
+            } catch (IllegalArgumentException e) {
+                throw new SettingsException(k, e.getMessage());
+            }
+        });
         int maxNumSeqs = r.atLeast("max-num-seqs", 1);
         int threads = r.atLeast("threads", 0);
         ReplicaOptions replica;
@@ -108,7 +116,7 @@ public record ServeSettings(ReplicaOptions replica, String servedModelName, Engi
             replica = new ReplicaOptions(modelDir, device, r.atLeast("block-size", 1),
                     r.get("kv-cache-memory", r.c::getBytes), r.atLeast("max-model-len", 0), maxNumSeqs,
                     threads == 0 ? Runtime.getRuntime().availableProcessors() : threads, gpuMemoryUtilization,
-                    cpuWeights);
+                    cpuWeights, cpuWeightFormat);
         } catch (IllegalArgumentException e) {
             throw new SettingsException(e.getMessage().startsWith("block size") ? "block-size" : "kv-cache-memory",
                     e.getMessage());

@@ -8,6 +8,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import io.kvass.cluster.node.LoraSettings;
 import io.kvass.cluster.node.ServeSettings;
 import io.kvass.scheduler.core.SchedulingPolicy;
+import io.kvass.worker.cpu.CpuWeightFormat;
 import io.kvass.worker.cpu.CpuWeightMemory;
 import io.kvass.worker.lora.LoraCapacity;
 import io.kvass.worker.testing.Fixtures;
@@ -75,6 +76,15 @@ class ServeCommandTest {
         assertEquals(CpuWeightMemory.MMAP, settings("--model", MODEL, "--cpu-weights", "mmap").replica().cpuWeights());
         assertEquals(CpuWeightMemory.DEFAULT, settings("--model", MODEL, "--cpu-weights", "auto").replica().cpuWeights());
         assertTrue(refusal("--model", MODEL, "--cpu-weights", "tmpfs").contains("use auto, hugepages or mmap"));
+    }
+
+    @Test
+    void cpuWeightFormatReachesTheReplicaOptions() {
+        assertEquals(CpuWeightFormat.PACKED, settings("--model", MODEL).replica().cpuWeightFormat());
+        assertEquals(CpuWeightFormat.BF16, settings("--model", MODEL, "--cpu-weight-format", "bf16").replica().cpuWeightFormat());
+        assertEquals(CpuWeightFormat.PACKED,
+                settings("--model", MODEL, "--cpu-weight-format", "packed").replica().cpuWeightFormat());
+        assertTrue(refusal("--model", MODEL, "--cpu-weight-format", "q4").contains("use packed or bf16"));
     }
 
     @Test

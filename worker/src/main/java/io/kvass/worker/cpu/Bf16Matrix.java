@@ -21,7 +21,7 @@ final class Bf16Matrix implements Matrix {
     private static final VectorSpecies<Integer> I = VectorSpecies.of(int.class, F.vectorShape());
     private static final ValueLayout.OfShort SHORT = ValueLayout.JAVA_SHORT_UNALIGNED;
     /** bf16 columns per weight load: one int vector of F's shape holds two per lane. */
-    private static final int BLOCK = 2 * F.length();
+    static final int BLOCK = 2 * F.length();
     /**
      * Columns per tile (a power of two). NOTE: with 8192-column rows (down_proj) a single token's x
      * (32 KB of fp32) does not stay in L1 next to the weight stream, and down_proj ran at 1.7x the read
@@ -133,7 +133,7 @@ final class Bf16Matrix implements Matrix {
     @Override
     public void multiply(float[] x, int nTok, float[] out, int r0, int r1) {
         int vecEnd = cols - cols % BLOCK;
-        float[] xs = split(x, nTok, vecEnd);
+        float[] xs = split(x, nTok, cols, vecEnd);
         if (nTok == 1 && cols > TILE) {
             tileByTile(xs, vecEnd, r0, r1, out);
             return;
@@ -157,8 +157,11 @@ final class Bf16Matrix implements Matrix {
         return (index(r, c0) - c0) * Short.BYTES;
     }
 
-    /** x with each block of {@code BLOCK} columns reordered to [even columns, odd columns]; tails copied as they are. */
-    private float[] split(float[] x, int nTok, int vecEnd) {
+    /**
+     * x ({@code [nTok, cols]}) with each block of {@code BLOCK} columns below {@code vecEnd} reordered to [even
+     * columns, odd columns], the columns past it copied as they are; in per-thread scratch reused across calls.
+     */
+    static float[] split(float[] x, int nTok, int cols, int vecEnd) {
         float[] xs = SPLIT.get();
         if (xs.length < nTok * cols) {
             xs = new float[nTok * cols];

@@ -39,13 +39,19 @@ public final class CpuBackend implements Backend {
         this(model, numKvBlocks, blockSize, threads, lora, CpuWeightMemory.DEFAULT);
     }
 
-    /** With the weight matrices kept in {@code memory}. */
+    /** With the weight matrices kept in {@code memory}, in the default format. */
     public CpuBackend(LoadedModel model, int numKvBlocks, int blockSize, int threads, LoraCapacity lora,
                       CpuWeightMemory memory) {
+        this(model, numKvBlocks, blockSize, threads, lora, memory, CpuWeightFormat.DEFAULT);
+    }
+
+    /** With the weight matrices kept in {@code memory}, bf16 ones stored in {@code format}. */
+    public CpuBackend(LoadedModel model, int numKvBlocks, int blockSize, int threads, LoraCapacity lora,
+                      CpuWeightMemory memory, CpuWeightFormat format) {
         this.config = model.config();
         this.loraCapacity = lora;
         this.lora = new CpuLora(config, lora);
-        this.weights = CpuWeights.of(model.tensors(), memory, arena);
+        this.weights = CpuWeights.of(model.tensors(), memory, format, arena);
         this.cache = new CpuKvCache(config.numLayers(), numKvBlocks, blockSize, config.kvDim());
         this.threads = new CpuThreads(threads);
         this.ropeFreqs = new float[][] {config.rope().inverseFrequencies(config.headDim())};

@@ -6,7 +6,11 @@ import java.util.Locale;
 
 /** Where the CPU backend keeps the weight matrices that every decode step streams from memory. */
 public enum CpuWeightMemory {
-    /** The memory-mapped weight files themselves: no copy, loads at once, page cache shared with other processes. */
+    /**
+     * The memory-mapped weight files themselves: no copy, loads at once, page cache shared with other processes.
+     * NOTE: matrices that are re-laid out at load (bf16 tiles, {@link CpuWeightFormat#PACKED}) are still copies,
+     * in ordinary native memory.
+     */
     MMAP,
     /**
      * A private copy in anonymous memory on 2 MB transparent huge pages; the file's pages are dropped from

@@ -1,11 +1,13 @@
 package io.kvass.worker.cpu;
 
 import io.kvass.worker.model.LlamaTensors;
+import io.kvass.worker.model.Tensor;
 import java.lang.foreign.Arena;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.function.Function;
 
-/** The CPU's view of a model's weights: matrices in the chosen {@link CpuWeightMemory}, small vectors on the heap. */
+/** The CPU's view of a model's weights: matrices in the chosen {@link CpuWeightMemory} and {@link CpuWeightFormat}, small vectors on the heap. */
 record CpuWeights(Matrix embedding, List<Layer> layers, float[] finalNorm, Matrix lmHead) {
 
     record Layer(float[] attnNorm, Matrix q, Matrix k, Matrix v, Matrix o, float[] qBias, float[] kBias, float[] vBias,
@@ -17,20 +19,20 @@ record CpuWeights(Matrix embedding, List<Layer> layers, float[] finalNorm, Matri
         }
     }
 
-    static CpuWeights of(LlamaTensors t, CpuWeightMemory memory, Arena arena) {
+    static CpuWeights of(LlamaTensors t, CpuWeightMemory memory, CpuWeightFormat format, Arena arena) {
+        Function<Tensor, Matrix> matrix = tensor -> Matrix.of(tensor, memory, format, arena);
         List<Layer> layers = t.layers().stream().map(l -> new Layer(
                 Matrix.vector(l.attnNorm()),
-                Matrix.of(l.q(), memory, arena), Matrix.of(l.k(), memory, arena), Matrix.of(l.v(), memory, arena),
-                Matrix.of(l.o(), memory, arena),
+                matrix.apply(l.q()), matrix.apply(l.k()), matrix.apply(l.v()), matrix.apply(l.o()),
                 l.qBias().map(Matrix::vector).orElse(null),
                 l.kBias().map(Matrix::vector).orElse(null),
                 l.vBias().map(Matrix::vector).orElse(null),
                 Matrix.vector(l.ffnNorm()),
-                Matrix.of(l.gate(), memory, arena), Matrix.of(l.up(), memory, arena), Matrix.of(l.down(), memory, arena)))
+                matrix.apply(l.gate()), matrix.apply(l.up()), matrix.apply(l.down())))
                 .toList();
-        Matrix embedding = Matrix.of(t.embedding(), memory, arena);
+        Matrix embedding = matrix.apply(t.embedding());
         // Tied embeddings are one tensor: one matrix, so a copy is made (and streamed) once.
-        Matrix head = t.lmHead() == t.embedding() ? embedding : Matrix.of(t.lmHead(), memory, arena);
+        Matrix head = t.lmHead() == t.embedding() ? embedding : matrix.apply(t.lmHead());
         return new CpuWeights(embedding, layers, Matrix.vector(t.finalNorm()), head);
     }
 

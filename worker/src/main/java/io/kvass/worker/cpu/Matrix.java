@@ -11,7 +11,7 @@ import java.lang.foreign.ValueLayout;
  * A weight matrix {@code [rows, cols]} (PyTorch's {@code [out, in]}) that multiplies a batch of fp32
  * activation rows. Weights stay in their stored dtype and are widened to fp32 inside the kernel.
  */
-public sealed interface Matrix permits F32Matrix, Bf16Matrix {
+public sealed interface Matrix permits F32Matrix, Bf16Matrix, PackedBf16Matrix {
 
     int rows();
 
@@ -34,10 +34,10 @@ public sealed interface Matrix permits F32Matrix, Bf16Matrix {
 
     /**
      * Wraps a 2-D tensor; f16 is widened to f32 once here (there is no fast f16 path in the Vector API),
-     * bf16 wider than {@link Bf16Matrix#TILE} columns is copied into tiles; the result is placed in
-     * {@code memory}, owned by {@code arena}.
+     * bf16 is stored in {@code format} (wider than {@link Bf16Matrix#TILE} columns in tiles); the result is placed
+     * in {@code memory}, owned by {@code arena}.
      */
-    static Matrix of(Tensor t, CpuWeightMemory memory, Arena arena) {
+    static Matrix of(Tensor t, CpuWeightMemory memory, CpuWeightFormat format, Arena arena) {
         if (t.shape().length != 2) {
             throw new ModelLoadException("tensor '" + t.name() + "' should be 2-D, is " + t);
         }
@@ -45,7 +45,7 @@ public sealed interface Matrix permits F32Matrix, Bf16Matrix {
         int cols = Math.toIntExact(t.shape()[1]);
         return switch (t.dtype()) {
             case F32 -> new F32Matrix(memory.place(t.data(), arena), rows, cols);
-            case BF16 -> new Bf16Matrix(t.data(), rows, cols, memory, arena);
+            case BF16 -> format.matrix(t.data(), rows, cols, memory, arena);
             case F16 -> new F32Matrix(Widening.toF32(t, memory.allocate(t.numel() * Float.BYTES, arena)), rows, cols);
         };
     }

@@ -56,12 +56,15 @@ class CpuWeightMemoryTest {
         }
     }
 
+    /** In bf16: packed weights are a copy in either memory. */
     @Test
     void hugePageWeightsLeaveTheFileAndStartOnHugePageBoundaries(@TempDir Path dir) throws IOException {
         writeTiedBf16Llama(dir);
         try (LoadedModel model = LoadedModel.load(dir);
-             CpuBackend mapped = new CpuBackend(model, 4, 16, 2, LoraCapacity.NONE, CpuWeightMemory.MMAP);
-             CpuBackend huge = new CpuBackend(model, 4, 16, 2, LoraCapacity.NONE, CpuWeightMemory.HUGEPAGES)) {
+             CpuBackend mapped = new CpuBackend(model, 4, 16, 2, LoraCapacity.NONE, CpuWeightMemory.MMAP,
+                     CpuWeightFormat.BF16);
+             CpuBackend huge = new CpuBackend(model, 4, 16, 2, LoraCapacity.NONE, CpuWeightMemory.HUGEPAGES,
+                     CpuWeightFormat.BF16)) {
             // q_proj of layer 0 is read where it lies in the file, unless copied.
             assertTrue(mapped.decodeSegments().getFirst().isMapped());
             int large = 0;
@@ -84,7 +87,7 @@ class CpuWeightMemoryTest {
     }
 
     /** A 32-token prefill, then 8 greedy decode steps; every step's logits. */
-    private static List<float[]> logits(CpuBackend backend) {
+    static List<float[]> logits(CpuBackend backend) {
         List<float[]> all = new ArrayList<>();
         int[] table = {0, 1, 2};
         int[] prompt = new Random(5).ints(32, 0, VOCAB).toArray();
@@ -108,7 +111,7 @@ class CpuWeightMemoryTest {
     }
 
     /** Llama shape, 4 heads / 2 KV heads, tied embeddings (no lm_head tensor), random bf16 weights. */
-    private static void writeTiedBf16Llama(Path dir) throws IOException {
+    static void writeTiedBf16Llama(Path dir) throws IOException {
         ObjectMapper json = new ObjectMapper();
         ObjectNode config = json.createObjectNode();
         config.putArray("architectures").add("LlamaForCausalLM");
