@@ -207,6 +207,11 @@ __device__ __forceinline__ void paged_attention_mma(const bf16* __restrict__ q, 
     __syncwarp();
     const bf16* kb = mine + (2 * cur) * BUF;
     const bf16* vb = kb + BUF;
+#ifdef KVASS_ATTENTION_NO_MATH  // probe_attention.cu: the same kernel without the tile's arithmetic
+    if (lane == 0) row_sum[0] += to_float(kb[0]) + to_float(vb[0]);
+    __syncwarp();
+    continue;
+#endif
     // S = Q K^T: 16 rows x 16 keys.
     float s[2][4] = {{0.f, 0.f, 0.f, 0.f}, {0.f, 0.f, 0.f, 0.f}};
 #pragma unroll
@@ -285,8 +290,11 @@ __device__ __forceinline__ void paged_attention_mma(const bf16* __restrict__ q, 
   }
 }
 
+#ifndef KVASS_DECODE_NAME
+#define KVASS_DECODE_NAME(name) name
+#endif
 #define PAGED_ATTENTION_MMA_VARIANT(D, BULK, SUFFIX)                                                                  \
-  extern "C" __global__ void __launch_bounds__(128) paged_attention_mma##SUFFIX##_d##D(                              \
+  extern "C" __global__ void __launch_bounds__(128) KVASS_DECODE_NAME(paged_attention_mma##SUFFIX##_d##D)(                              \
       const bf16* q, bf16* k_cache, bf16* v_cache, const int* block_tables, const int* tok_seq, const int* positions, \
       const int* token_list, bf16* out, float* part_out, float* part_ml, int* counters, int num_heads,               \
       int num_kv_heads, int group, int block_size, int max_blocks, int part_size, float scale) {                      \
@@ -294,7 +302,7 @@ __device__ __forceinline__ void paged_attention_mma(const bf16* __restrict__ q, 
                                         tok_seq, positions, token_list, out, part_out, part_ml, counters, num_heads,  \
                                         num_kv_heads, group, block_size, max_blocks, part_size, scale);               \
   }                                                                                                                   \
-  extern "C" __global__ void __launch_bounds__(128) paged_attention_mma_rope##SUFFIX##_d##D(                         \
+  extern "C" __global__ void __launch_bounds__(128) KVASS_DECODE_NAME(paged_attention_mma_rope##SUFFIX##_d##D)(                         \
       const float* qkv, const float* bias, const float* inv_freq, const int* slots, bf16* k_cache, bf16* v_cache,     \
       const int* block_tables, const int* tok_seq, const int* positions, bf16* out, float* part_out, float* part_ml, \
       int* counters, int num_heads, int num_kv_heads, int group, int block_size, int max_blocks, int part_size,      \

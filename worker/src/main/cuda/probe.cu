@@ -24,15 +24,16 @@ __device__ __forceinline__ void pbulk(void* dst, const void* src, uint32_t bytes
 }
 
 // Today's pattern: a block per (sequence, kv head), 4 warps each taking paged blocks w, w + 4, ...; a
-// warp's tile is the block's 16 rows of its head (K and V, one bulk copy per row), two buffers a warp.
+// warp's tile is the block's 16 rows of its head (K and V, one bulk copy per row), two buffers a warp;
+// rows row_stride bytes apart in shared memory (head_bytes: dense; + 16: the attention kernel's padding).
 extern "C" __global__ void __launch_bounds__(128) read_pattern_head(const char* k, const char* v, const int* tables,
                                                                     int max_blocks, int blocks, int kv_heads,
-                                                                    int head_bytes, unsigned* sink) {
+                                                                    int head_bytes, int row_stride, unsigned* sink) {
   extern __shared__ __align__(128) unsigned char smem[];
   __shared__ __align__(8) uint64_t bars[4][2];
   const int kvh = blockIdx.x, item = blockIdx.y, warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int* table = tables + (size_t)item * max_blocks;
-  unsigned char* mine = smem + warp * 4 * 16 * head_bytes;
+  unsigned char* mine = smem + warp * 4 * 16 * row_stride;
   if (lane == 0) {
     pbar_init(&bars[warp][0]);
     pbar_init(&bars[warp][1]);
@@ -43,7 +44,7 @@ extern "C" __global__ void __launch_bounds__(128) read_pattern_head(const char* 
     __syncwarp();
     const int r = lane & 15;
     const char* src = (lane < 16 ? k : v) + (((size_t)table[tile] * 16 + r) * kv_heads + kvh) * head_bytes;
-    pbulk(mine + (2 * buf + (lane >> 4)) * 16 * head_bytes + r * head_bytes, src, head_bytes, &bars[warp][buf]);
+    pbulk(mine + (2 * buf + (lane >> 4)) * 16 * row_stride + r * row_stride, src, head_bytes, &bars[warp][buf]);
   };
   unsigned x = 0;
   if (warp < blocks) load(warp, 0);
@@ -51,7 +52,7 @@ extern "C" __global__ void __launch_bounds__(128) read_pattern_head(const char* 
     const int cur = it & 1;
     if (t + 4 < blocks) load(t + 4, cur ^ 1);
     pbar_wait(&bars[warp][cur], (it >> 1) & 1);
-    x ^= reinterpret_cast<const unsigned*>(mine + 2 * cur * 16 * head_bytes)[lane];
+    x ^= reinterpret_cast<const unsigned*>(mine + 2 * cur * 16 * row_stride)[lane];
     __syncwarp();
   }
   if (x == 0x9e3779b9u) *sink = x;

@@ -21,7 +21,7 @@ import jcuda.driver.CUmodule;
  * Device pointers are raw addresses ({@code 0} for "none").
  */
 final class CudaKernels implements AutoCloseable {
-    private static final String[] MODULES = {"layers", "attention", "prefill", "decode", "sample", "probe", "lora", "gemm"};
+    private static final String[] MODULES = {"layers", "attention", "prefill", "decode", "sample", "lora", "gemm"};
     /** Head dims the attention kernel is instantiated for (D / 8 a power of two). */
     static final int[] HEAD_DIMS = {8, 16, 32, 64, 128, 256};
     /** Largest number of query heads sharing one K/V head. */
@@ -47,10 +47,15 @@ final class CudaKernels implements AutoCloseable {
         this.device = device;
         device.makeCurrent();
         for (String name : MODULES) {
-            CUmodule module = new CUmodule();
-            cuModuleLoadData(module, fatbin(name));
-            modules.put(name, module);
+            modules.put(name, loadModule(name));
         }
+    }
+
+    /** The benchmarks' modules (probe, probe_attention) load on first use, the others up front. */
+    private static CUmodule loadModule(String name) {
+        CUmodule module = new CUmodule();
+        cuModuleLoadData(module, fatbin(name));
+        return module;
     }
 
     static byte[] fatbin(String name) {
@@ -79,7 +84,7 @@ final class CudaKernels implements AutoCloseable {
     private CUfunction function(String module, String name) {
         return functions.computeIfAbsent(name, n -> {
             CUfunction f = new CUfunction();
-            cuModuleGetFunction(f, modules.get(module), n);
+            cuModuleGetFunction(f, modules.computeIfAbsent(module, CudaKernels::loadModule), n);
             return f;
         });
     }
@@ -153,11 +158,25 @@ final class CudaKernels implements AutoCloseable {
      * per (sequence, kv head) of {@code batch} sequences, {@code blocks} paged blocks each.
      */
     void readPatternHead(long k, long v, long tables, int maxBlocks, int batch, int blocks, int kvHeads, int headBytes,
-                         long sink) {
-        int shared = 4 * 4 * 16 * headBytes;
-        allowDynamicShared("probe", "read_pattern_head", shared);
+                         int rowStride, long sink) {
+        int shared = 4 * 4 * 16 * rowStride;
+        allowDynamicShared("probe", "read_pattern_head", 4 * 4 * 16 * (headBytes + 16));  // the largest stride used
         launchShared("probe", "read_pattern_head", kvHeads, batch, 1, 128, shared, k, v, tables, maxBlocks, blocks,
-                kvHeads, headBytes, sink);
+                kvHeads, headBytes, rowStride, sink);
+    }
+
+    /**
+     * Benchmarks (probe_attention.cu): the tensor-core decode kernel (bulk loads on sm_90) without its
+     * per-tile arithmetic, arguments as {@link #pagedAttention}'s; the output is meaningless.
+     */
+    void pagedAttentionWithoutMath(int n, int kvHeads, int headDim, int group, long q, long kCache, long vCache,
+                                   long blockTables, long tokSeq, long positions, long out, long counters, int heads,
+                                   int blockSize, int maxBlocks, int partSize, float scale) {
+        String kernel = "probe_no_math_paged_attention_mma" + bulkSuffix() + "_d" + headDim;
+        int shared = 4 * 4 * 16 * (headDim + 8) * 2;
+        allowDynamicShared("probe_attention", kernel, shared);
+        launchShared("probe_attention", kernel, kvHeads, n, 1, 128, shared, q, kCache, vCache, blockTables, tokSeq,
+                positions, 0L, out, 0L, 0L, counters, heads, kvHeads, group, blockSize, maxBlocks, partSize, scale);
     }
 
     /** Benchmarks (probe.cu, sm_90): whole paged blocks (all kv heads), a block per (sequence, part). */

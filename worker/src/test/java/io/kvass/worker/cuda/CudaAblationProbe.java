@@ -33,7 +33,8 @@ public final class CudaAblationProbe {
         Map<String, Set<String>> batch128 = new LinkedHashMap<>();
         batch128.put("whole step", Set.of());
         batch128.put("- attention (with rope)", Set.of("attention (paged) + rope"));
-        batch128.put("- norms, silu", Set.of("norm", "silu*up"));
+        batch128.put("- norms", Set.of("norm"));
+        batch128.put("- silu", Set.of("silu*up"));
         batch128.put("- qkv", Set.of("qkv gemm"));
         batch128.put("- o", Set.of("o gemm"));
         batch128.put("- gate/up", Set.of("gate/up gemm"));

@@ -71,6 +71,18 @@ public final class CudaAttentionProbe {
                     }
                 }
             }
+            // The kernel itself without the tile arithmetic (loads, barriers, prologue, epilogue kept).
+            for (int rep = 0; rep < 3; rep++) {
+                for (Layer layer : List.of(b128, b256)) {
+                    for (boolean bulk : new boolean[] {false, true}) {
+                        kernels.setBulkAttentionLoads(bulk);
+                        double ms = time(device, layer.withoutMath(), 20);
+                        System.out.printf(Locale.ROOT, "probe batch %3d %-8s loads, no arithmetic: %.4f ms per layer, %.0f GB/s%n",
+                                layer.batch, bulk ? "bulk" : "cp.async", ms, layer.kvBytes() / ms / 1e6);
+                    }
+                }
+            }
+            kernels.setBulkAttentionLoads(true);
             // The read patterns alone: today's (a block per sequence and kv head, a warp's tile 16 rows of 256
             // bytes 2 KB apart) and whole paged blocks (32 KB runs) per sequence, in 1 or 2 parts, 2 or 3 stages.
             for (int rep = 0; rep < 3; rep++) {
@@ -78,13 +90,15 @@ public final class CudaAttentionProbe {
                     int blocks = CTX / BLOCK + 1, maxBlocks = MAX_LEN / BLOCK;
                     double patternBytes = 2.0 * layer.batch * blocks * BLOCK * KV_HEADS * HEAD_DIM * 2;
                     long tables = layer.inputs.address(layer.in.tablesOffset());
-                    double ms = time(device, () -> kernels.readPatternHead(layer.k.address(), layer.v.address(), tables,
-                            maxBlocks, layer.batch, blocks, KV_HEADS, HEAD_DIM * 2, sink.address()), 20);
-                    System.out.printf(Locale.ROOT, "probe batch %3d read pattern per (sequence, kv head): %.4f ms, %.0f GB/s%n",
-                            layer.batch, ms, patternBytes / ms / 1e6);
+                    for (int stride : new int[] {HEAD_DIM * 2, HEAD_DIM * 2 + 16}) {
+                        double ms = time(device, () -> kernels.readPatternHead(layer.k.address(), layer.v.address(), tables,
+                                maxBlocks, layer.batch, blocks, KV_HEADS, HEAD_DIM * 2, stride, sink.address()), 20);
+                        System.out.printf(Locale.ROOT, "probe batch %3d read pattern per (sequence, kv head), rows %d bytes "
+                                + "apart: %.4f ms, %.0f GB/s%n", layer.batch, stride, ms, patternBytes / ms / 1e6);
+                    }
                     for (int parts : new int[] {1, 2}) {
-                        for (int stages : new int[] {2, 3}) {
-                            ms = time(device, () -> kernels.readPatternSequence(layer.k.address(), layer.v.address(), tables,
+                        for (int stages : new int[] {2}) {
+                            double ms = time(device, () -> kernels.readPatternSequence(layer.k.address(), layer.v.address(), tables,
                                     maxBlocks, layer.batch, parts, blocks, BLOCK * KV_HEADS * HEAD_DIM * 2, stages,
                                     sink.address()), 20);
                             System.out.printf(Locale.ROOT, "probe batch %3d read pattern per sequence, %d part(s), %d stages: "
@@ -141,6 +155,13 @@ public final class CudaAttentionProbe {
 
         double kvBytes() {
             return 2.0 * batch * KV_HEADS * CTX * HEAD_DIM * 2;
+        }
+
+        Runnable withoutMath() {
+            return () -> kernels.pagedAttentionWithoutMath(batch, KV_HEADS, HEAD_DIM, GROUP, q.address(), k.address(),
+                    v.address(), inputs.address(in.tablesOffset()), inputs.address(in.sectionOffset(StepInputs.TOKEN_SEQUENCE)),
+                    inputs.address(in.sectionOffset(StepInputs.POSITIONS)), out.address(), counters.address(),
+                    KV_HEADS * GROUP, BLOCK, MAX_LEN / BLOCK, MAX_LEN, 0.088f);
         }
 
         Runnable attention() {
