@@ -56,7 +56,25 @@ __device__ __forceinline__ void bulk_copy(void* dst, const void* src, uint32_t b
                : "memory");
 #endif
 }
-template <int D, bool ROPE, bool BULK>
+// A CUtensorMap (cuTensorMapEncodeTiled's 128 bytes), passed by value (as gemm.cu's).
+struct __align__(64) KvMap {
+  unsigned long long v[16];
+};
+// TENSOR loads: a box of {64 dims, 1 kv head, 16 slots} of a layer's cache ([slots][kv heads][D]) into
+// 16 rows of 128 bytes, 128-byte swizzled (16-byte chunk c of row r at c ^ (r % 8)): aligned, dense,
+// and conflict-free for ldmatrix, which the 16-byte-padded rows of the other modes are not quite.
+__device__ __forceinline__ void tma_load_3d(void* dst, const KvMap* map, int c0, int c1, int c2, uint64_t* bar) {
+#if KVASS_BULK_COPY
+  asm volatile(
+      "cp.async.bulk.tensor.3d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3, %4}], [%5];\n"
+      ::"r"(smem_addr(dst)), "l"(reinterpret_cast<uint64_t>(map)), "r"(c0), "r"(c1), "r"(c2), "r"(smem_addr(bar))
+      : "memory");
+#endif
+}
+
+enum KvLoads { LOADS_CP_ASYNC = 0, LOADS_BULK = 1, LOADS_TENSOR = 2 };
+
+template <int D, bool ROPE, int LOADS>
 __device__ __forceinline__ void paged_attention_mma(const bf16* __restrict__ q, const float* __restrict__ qkv,
                                                     const float* __restrict__ bias, const float* __restrict__ inv_freq,
                                                     const int* __restrict__ slots, bf16* __restrict__ k_cache,
@@ -65,14 +83,16 @@ __device__ __forceinline__ void paged_attention_mma(const bf16* __restrict__ q, 
                                                     const int* __restrict__ token_list, bf16* __restrict__ out,
                                                     float* __restrict__ part_out, float* __restrict__ part_ml,
                                                     int* __restrict__ counters, int num_heads, int num_kv_heads, int group, int block_size,
-                                                    int max_blocks, int part_size, float scale) {
+                                                    int max_blocks, int part_size, float scale,
+                                                    const KvMap* __restrict__ k_map, const KvMap* __restrict__ v_map) {
   constexpr int NW = 4;             // warps per block
   constexpr int KT = 16;            // keys per warp tile
   constexpr int STRIDE = D + 8;     // padded rows: ldmatrix rows land in different banks
   constexpr int CHUNKS = D / 8;     // 16-byte pieces per row
   constexpr int BUF = KT * STRIDE;  // elements of one K or V tile
   constexpr float LOG2E = 1.4426950408889634f;
-  extern __shared__ __align__(16) unsigned char smem_raw[];  // [NW][2 buffers][K, V][KT][STRIDE]
+  // [NW][2 buffers][K, V][KT][STRIDE]; TENSOR: [NW][2 buffers][K, V][D / 64 halves][KT][128 bytes], 1 KB aligned
+  extern __shared__ __align__(1024) unsigned char smem_raw[];
   __shared__ __align__(16) bf16 q_s[16 * STRIDE];
   __shared__ float red_m[NW][16], red_l[NW][16];
   __shared__ __align__(8) uint64_t bars[NW][2];  // BULK: one per warp and tile buffer
@@ -86,21 +106,41 @@ __device__ __forceinline__ void paged_attention_mma(const bf16* __restrict__ q, 
   const int end = min(ctx, begin + part_size);
   const int* table = block_tables + (size_t)tok_seq[tok] * max_blocks;
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
-  constexpr bool BULK_COPY = BULK && KVASS_BULK_COPY;
-  if (BULK_COPY && lane == 0) {
+  constexpr bool BULK_COPY = LOADS == LOADS_BULK && KVASS_BULK_COPY;
+  constexpr bool TENSOR = LOADS == LOADS_TENSOR && KVASS_BULK_COPY;
+  constexpr int HALVES = D / 64, HALF_BYTES = KT * 128;
+  unsigned char* smem = smem_raw;
+  if constexpr (TENSOR) smem = reinterpret_cast<unsigned char*>((reinterpret_cast<uintptr_t>(smem_raw) + 1023) & ~uintptr_t(1023));
+  // TENSOR: half h of the K (kv 0) or V (kv 1) tile in buffer buf of this warp.
+  auto half_tile = [&](int buf, int kv, int h) {
+    return smem + (size_t)(((warp * 2 + buf) * 2 + kv) * HALVES + h) * HALF_BYTES;
+  };
+  if ((BULK_COPY || TENSOR) && lane == 0) {
     bar_init(&bars[warp][0]);
     bar_init(&bars[warp][1]);
   }
   __syncwarp();
   const float scale_log2 = scale * LOG2E;
 
-  bf16* mine = reinterpret_cast<bf16*>(smem_raw) + warp * 4 * BUF;
+  bf16* mine = reinterpret_cast<bf16*>(smem) + warp * 4 * BUF;
   const int tiles = (end - begin + KT - 1) / KT;
   auto load_tile = [&](int tile, int buf) {
     bf16* kd = mine + (2 * buf) * BUF;
     bf16* vd = kd + BUF;
     const int k0 = begin + tile * KT;
-    if constexpr (BULK_COPY) {
+    if constexpr (TENSOR) {
+      // The tile is 16 consecutive slots of one paged block (block_size % 16 == 0, k0 % 16 == 0): one box
+      // per half of K and of V. Slots past the partition come in too; attention() zeroes their V rows.
+      if (lane == 0) {
+        const int slot0 = table[k0 / block_size] * block_size + k0 % block_size;
+        bar_expect(&bars[warp][buf], 2u * HALVES * HALF_BYTES);
+#pragma unroll
+        for (int h = 0; h < HALVES; h++) {
+          tma_load_3d(half_tile(buf, 0, h), k_map, h * 64, kvh, slot0, &bars[warp][buf]);
+          tma_load_3d(half_tile(buf, 1, h), v_map, h * 64, kvh, slot0, &bars[warp][buf]);
+        }
+      }
+    } else if constexpr (BULK_COPY) {
       // Lanes 0..15 copy K rows, 16..31 V rows. Rows past the partition are zeroed with ordinary stores;
       // the barrier waits for the others' bytes.
       const int rows = min(KT, end - k0), r = lane & (KT - 1);
@@ -167,7 +207,7 @@ __device__ __forceinline__ void paged_attention_mma(const bf16* __restrict__ q, 
       }
       __threadfence_block();
 #if KVASS_BULK_COPY
-      if (BULK) asm volatile("fence.proxy.async.global;\n" ::: "memory");  // the bulk copies read it
+      if (BULK_COPY || TENSOR) asm volatile("fence.proxy.async.global;\n" ::: "memory");  // async copies read it
 #endif
     }
   } else {
@@ -195,9 +235,18 @@ __device__ __forceinline__ void paged_attention_mma(const bf16* __restrict__ q, 
 
   for (int t = warp, it = 0; t < tiles; t += NW, it++) {
     const int cur = it & 1;
-    if constexpr (BULK_COPY) {
+    if constexpr (BULK_COPY || TENSOR) {
       if (t + NW < tiles) load_tile(t + NW, cur ^ 1);
       bar_wait(&bars[warp][cur], (it >> 1) & 1);
+      if (TENSOR && begin + t * KT + KT > end) {
+        // Past the partition's end: zero the V rows (whatever a slot holds must not reach O through P = 0;
+        // K's are masked to -inf below). Whole 128-byte rows, so the swizzle does not matter.
+        const int rows = end - begin - t * KT;
+        for (int i = lane; i < (KT - rows) * HALVES * 8; i += 32) {
+          const int r = rows + i / (HALVES * 8), h = (i / 8) % HALVES, c = i % 8;
+          *reinterpret_cast<uint4*>(half_tile(cur, 1, h) + r * 128 + c * 16) = make_uint4(0, 0, 0, 0);
+        }
+      }
     } else if (t + NW < tiles) {
       load_tile(t + NW, cur ^ 1);
       cp_async_wait<1>();
@@ -218,7 +267,12 @@ __device__ __forceinline__ void paged_attention_mma(const bf16* __restrict__ q, 
     for (int kk = 0; kk < D / 16; kk++) {
       const int m = lane >> 3;
       uint32_t b0, b1, b2, b3;
-      ldmatrix_x4(b0, b1, b2, b3, kb + ((lane & 7) + (m >> 1) * 8) * STRIDE + kk * 16 + (m & 1) * 8);
+      if constexpr (TENSOR) {
+        const int row = (lane & 7) + (m >> 1) * 8, chunk = ((kk & 3) << 1) | (m & 1);
+        ldmatrix_x4(b0, b1, b2, b3, half_tile(cur, 0, kk >> 2) + row * 128 + ((chunk ^ (row & 7)) << 4));
+      } else {
+        ldmatrix_x4(b0, b1, b2, b3, kb + ((lane & 7) + (m >> 1) * 8) * STRIDE + kk * 16 + (m & 1) * 8);
+      }
       mma_bf16(s[0], qf[kk], b0, b1);
       mma_bf16(s[1], qf[kk], b2, b3);
     }
@@ -250,7 +304,12 @@ __device__ __forceinline__ void paged_attention_mma(const bf16* __restrict__ q, 
     for (int dt = 0; dt < D / 16; dt++) {
       const int m = lane >> 3;
       uint32_t b0, b1, b2, b3;
-      ldmatrix_x4_trans(b0, b1, b2, b3, vb + ((lane & 7) + (m & 1) * 8) * STRIDE + dt * 16 + (m >> 1) * 8);
+      if constexpr (TENSOR) {
+        const int row = (lane & 7) + (m & 1) * 8, chunk = ((dt & 3) << 1) | (m >> 1);
+        ldmatrix_x4_trans(b0, b1, b2, b3, half_tile(cur, 1, dt >> 2) + row * 128 + ((chunk ^ (row & 7)) << 4));
+      } else {
+        ldmatrix_x4_trans(b0, b1, b2, b3, vb + ((lane & 7) + (m & 1) * 8) * STRIDE + dt * 16 + (m >> 1) * 8);
+      }
       mma_bf16(o[2 * dt], a, b0, b1);
       mma_bf16(o[2 * dt + 1], a, b2, b3);
     }
@@ -264,7 +323,7 @@ __device__ __forceinline__ void paged_attention_mma(const bf16* __restrict__ q, 
     row_sum[rr] += __shfl_xor_sync(0xffffffffu, row_sum[rr], 2);
   }
   __syncthreads();
-  float* red_o = reinterpret_cast<float*>(smem_raw);  // [NW][16][D]
+  float* red_o = reinterpret_cast<float*>(smem);  // [NW][16][D]
 #pragma unroll
   for (int rr = 0; rr < 2; rr++) {
     const int row = quad_row + 8 * rr;
@@ -293,24 +352,31 @@ __device__ __forceinline__ void paged_attention_mma(const bf16* __restrict__ q, 
 #ifndef KVASS_DECODE_NAME
 #define KVASS_DECODE_NAME(name) name
 #endif
-#define PAGED_ATTENTION_MMA_VARIANT(D, BULK, SUFFIX)                                                                  \
-  extern "C" __global__ void __launch_bounds__(128) KVASS_DECODE_NAME(paged_attention_mma##SUFFIX##_d##D)(                              \
+// LOADS_TENSOR variants take the layer's K and V tensor maps (CudaKernels.kvMap) after the usual arguments.
+#define PAGED_ATTENTION_MMA_VARIANT(D, LOADS, SUFFIX, MAP_PARAMS, MAPS)                                               \
+  extern "C" __global__ void __launch_bounds__(128) KVASS_DECODE_NAME(paged_attention_mma##SUFFIX##_d##D)(            \
       const bf16* q, bf16* k_cache, bf16* v_cache, const int* block_tables, const int* tok_seq, const int* positions, \
       const int* token_list, bf16* out, float* part_out, float* part_ml, int* counters, int num_heads,               \
-      int num_kv_heads, int group, int block_size, int max_blocks, int part_size, float scale) {                      \
-    paged_attention_mma<D, false, BULK>(q, nullptr, nullptr, nullptr, nullptr, k_cache, v_cache, block_tables,       \
-                                        tok_seq, positions, token_list, out, part_out, part_ml, counters, num_heads,  \
-                                        num_kv_heads, group, block_size, max_blocks, part_size, scale);               \
+      int num_kv_heads, int group, int block_size, int max_blocks, int part_size, float scale MAP_PARAMS) {           \
+    paged_attention_mma<D, false, LOADS>(q, nullptr, nullptr, nullptr, nullptr, k_cache, v_cache, block_tables,      \
+                                         tok_seq, positions, token_list, out, part_out, part_ml, counters, num_heads, \
+                                         num_kv_heads, group, block_size, max_blocks, part_size, scale, MAPS);        \
   }                                                                                                                   \
-  extern "C" __global__ void __launch_bounds__(128) KVASS_DECODE_NAME(paged_attention_mma_rope##SUFFIX##_d##D)(                         \
+  extern "C" __global__ void __launch_bounds__(128) KVASS_DECODE_NAME(paged_attention_mma_rope##SUFFIX##_d##D)(       \
       const float* qkv, const float* bias, const float* inv_freq, const int* slots, bf16* k_cache, bf16* v_cache,     \
       const int* block_tables, const int* tok_seq, const int* positions, bf16* out, float* part_out, float* part_ml, \
       int* counters, int num_heads, int num_kv_heads, int group, int block_size, int max_blocks, int part_size,      \
-      float scale) {                                                                                                  \
-    paged_attention_mma<D, true, BULK>(nullptr, qkv, bias, inv_freq, slots, k_cache, v_cache, block_tables, tok_seq,  \
-                                       positions, nullptr, out, part_out, part_ml, counters, num_heads, num_kv_heads, \
-                                       group, block_size, max_blocks, part_size, scale);                              \
+      float scale MAP_PARAMS) {                                                                                       \
+    paged_attention_mma<D, true, LOADS>(nullptr, qkv, bias, inv_freq, slots, k_cache, v_cache, block_tables, tok_seq, \
+                                        positions, nullptr, out, part_out, part_ml, counters, num_heads, num_kv_heads,\
+                                        group, block_size, max_blocks, part_size, scale, MAPS);                       \
   }
-#define PAGED_ATTENTION_MMA(D) PAGED_ATTENTION_MMA_VARIANT(D, false, ) PAGED_ATTENTION_MMA_VARIANT(D, true, _bulk)
+#define KVASS_NO_MAPS nullptr, nullptr
+#define KVASS_MAP_PARAMS , const __grid_constant__ KvMap k_map, const __grid_constant__ KvMap v_map
+#define KVASS_MAPS &k_map, &v_map
+#define PAGED_ATTENTION_MMA(D)                                                                     \
+  PAGED_ATTENTION_MMA_VARIANT(D, LOADS_CP_ASYNC, , , KVASS_NO_MAPS)                                \
+  PAGED_ATTENTION_MMA_VARIANT(D, LOADS_BULK, _bulk, , KVASS_NO_MAPS)                               \
+  PAGED_ATTENTION_MMA_VARIANT(D, LOADS_TENSOR, _tma, KVASS_MAP_PARAMS, KVASS_MAPS)
 PAGED_ATTENTION_MMA(64)
 PAGED_ATTENTION_MMA(128)

@@ -293,9 +293,9 @@ public final class CudaBackend implements Backend {
         graphs.clear();
     }
 
-    /** Bulk-copy K/V loads in the tensor-core decode kernel (benchmarks compare them). */
-    synchronized void setBulkAttentionLoads(boolean on) {
-        kernels.setBulkAttentionLoads(on);
+    /** How the tensor-core decode kernel loads K/V (benchmarks and tests compare them). */
+    synchronized void setAttentionLoads(CudaKernels.AttentionLoads loads) {
+        kernels.setAttentionLoads(loads);
         graphs.clear();
     }
 
@@ -637,13 +637,13 @@ public final class CudaBackend implements Backend {
                     config.headDim(), group, scratch.qkv, w.qkvBias(), weights.invFreq(), section(StepInputs.SLOTS),
                     cache.keys(layer), cache.values(layer), tables, tokSeq, positions, scratch.attn, scratch.partOut,
                     scratch.partMl, scratch.attentionCounters, heads, cache.blockSize, inputs.maxBlocks, plan.partSize(),
-                    attentionScale));
+                    attentionScale, cache.numBlocks * cache.blockSize));
             return;
         }
         phase("attention (paged)", () -> kernels.pagedAttention(attentionVariant, count, config.numKvHeads(), plan.parts(),
                 config.headDim(), group, scratch.q, cache.keys(layer), cache.values(layer), tables, tokSeq, positions, list,
                 scratch.attn, scratch.partOut, scratch.partMl, scratch.attentionCounters, heads, cache.blockSize,
-                inputs.maxBlocks, plan.partSize(), attentionScale));
+                inputs.maxBlocks, plan.partSize(), attentionScale, cache.numBlocks * cache.blockSize));
         if (plan.parts() > 1 && !CudaKernels.combinesPartitions(attentionVariant, config.headDim())) {
             phase("attention reduce", () -> kernels.attentionReduce(count, heads, scratch.partOut, scratch.partMl, positions,
                     list, scratch.attn, config.headDim(), plan.parts(), plan.partSize()));

@@ -41,6 +41,8 @@ final class CudaKernels implements AutoCloseable {
     private final java.util.Set<String> prefillReady = new java.util.HashSet<>();
     /** {@link #tensorMap}'s descriptors. */
     private final Map<TensorMapKey, long[]> tensorMaps = new HashMap<>();
+    /** {@link #kvMap}'s descriptors. */
+    private final Map<KvMapKey, long[]> kvMaps = new HashMap<>();
     private static final double LOG2_E = 1.4426950408889634;
 
     CudaKernels(CudaDevice device) {
@@ -171,12 +173,14 @@ final class CudaKernels implements AutoCloseable {
      */
     void pagedAttentionWithoutMath(int n, int kvHeads, int headDim, int group, long q, long kCache, long vCache,
                                    long blockTables, long tokSeq, long positions, long out, long counters, int heads,
-                                   int blockSize, int maxBlocks, int partSize, float scale) {
-        String kernel = "probe_no_math_paged_attention_mma" + bulkSuffix() + "_d" + headDim;
-        int shared = 4 * 4 * 16 * (headDim + 8) * 2;
-        allowDynamicShared("probe_attention", kernel, shared);
-        launchShared("probe_attention", kernel, kvHeads, n, 1, 128, shared, q, kCache, vCache, blockTables, tokSeq,
-                positions, 0L, out, 0L, 0L, counters, heads, kvHeads, group, blockSize, maxBlocks, partSize, scale);
+                                   int blockSize, int maxBlocks, int partSize, float scale, int cacheSlots) {
+        AttentionLoads loads = attentionLoads(blockSize, headDim);
+        String kernel = "probe_no_math_paged_attention_mma" + loads.suffix + "_d" + headDim;
+        allowDynamicShared("probe_attention", kernel, DECODE_ATTENTION_SHARED_MAX);
+        Object[] args = {q, kCache, vCache, blockTables, tokSeq, positions, 0L, out, 0L, 0L, counters, heads, kvHeads, group,
+                blockSize, maxBlocks, partSize, scale};
+        launchShared("probe_attention", kernel, kvHeads, n, 1, 128, loads.sharedBytes(headDim),
+                withMaps(args, loads, kCache, vCache, cacheSlots, kvHeads, headDim));
     }
 
     /** Benchmarks (probe.cu, sm_90): whole paged blocks (all kv heads), a block per (sequence, part). */
@@ -454,14 +458,15 @@ final class CudaKernels implements AutoCloseable {
     void pagedAttention(AttentionVariant variant, int n, int kvHeads, int parts, int headDim, int group, long q,
                         long kCache, long vCache, long blockTables, long tokSeq, long positions, long tokenList, long out,
                         long partOut, long partMl, long counters, int heads, int blockSize, int maxBlocks, int partSize,
-                        float scale) {
+                        float scale, int cacheSlots) {
         if (combinesPartitions(variant, headDim)) {
-            String kernel = variant.prefix + bulkSuffix() + "_d" + headDim;
-            int shared = 4 * 4 * 16 * (headDim + 8) * 2;
-            allowDynamicShared("decode", kernel, shared);
-            launchShared("decode", kernel, kvHeads, n, parts, 128, shared, q, kCache, vCache, blockTables, tokSeq,
-                    positions, tokenList, out, partOut, partMl, counters, heads, kvHeads, group, blockSize, maxBlocks,
-                    partSize, scale);
+            AttentionLoads loads = attentionLoads(blockSize, headDim);
+            String kernel = variant.prefix + loads.suffix + "_d" + headDim;
+            allowDynamicShared("decode", kernel, DECODE_ATTENTION_SHARED_MAX);
+            Object[] args = {q, kCache, vCache, blockTables, tokSeq, positions, tokenList, out, partOut, partMl, counters,
+                    heads, kvHeads, group, blockSize, maxBlocks, partSize, scale};
+            launchShared("decode", kernel, kvHeads, n, parts, 128, loads.sharedBytes(headDim),
+                    withMaps(args, loads, kCache, vCache, cacheSlots, kvHeads, headDim));
             return;
         }
         if (variant == AttentionVariant.MMA) {
@@ -484,28 +489,107 @@ final class CudaKernels implements AutoCloseable {
     void pagedAttentionRope(int n, int kvHeads, int parts, int headDim, int group, long qkv, long bias, long invFreq,
                             long slots, long kCache, long vCache, long blockTables, long tokSeq, long positions, long out,
                             long partOut, long partMl, long counters, int heads, int blockSize, int maxBlocks, int partSize,
-                            float scale) {
-        String kernel = "paged_attention_mma_rope" + bulkSuffix() + "_d" + headDim;
-        int shared = 4 * 4 * 16 * (headDim + 8) * 2;
-        allowDynamicShared("decode", kernel, shared);
-        launchShared("decode", kernel, kvHeads, n, parts, 128, shared, qkv, bias, invFreq, slots, kCache, vCache,
-                blockTables, tokSeq, positions, out, partOut, partMl, counters, heads, kvHeads, group, blockSize, maxBlocks,
-                partSize, scale);
+                            float scale, int cacheSlots) {
+        AttentionLoads loads = attentionLoads(blockSize, headDim);
+        String kernel = "paged_attention_mma_rope" + loads.suffix + "_d" + headDim;
+        allowDynamicShared("decode", kernel, DECODE_ATTENTION_SHARED_MAX);
+        Object[] args = {qkv, bias, invFreq, slots, kCache, vCache, blockTables, tokSeq, positions, out, partOut, partMl,
+                counters, heads, kvHeads, group, blockSize, maxBlocks, partSize, scale};
+        launchShared("decode", kernel, kvHeads, n, parts, 128, loads.sharedBytes(headDim),
+                withMaps(args, loads, kCache, vCache, cacheSlots, kvHeads, headDim));
+    }
+
+    /** The launch arguments, plus the K and V tensor maps for {@link AttentionLoads#TENSOR}. */
+    private Object[] withMaps(Object[] args, AttentionLoads loads, long kCache, long vCache, int cacheSlots, int kvHeads,
+                              int headDim) {
+        if (loads != AttentionLoads.TENSOR) {
+            return args;
+        }
+        Object[] all = java.util.Arrays.copyOf(args, args.length + 2);
+        all[args.length] = kvMap(new KvMapKey(kCache, cacheSlots, kvHeads, headDim));
+        all[args.length + 1] = kvMap(new KvMapKey(vCache, cacheSlots, kvHeads, headDim));
+        return all;
+    }
+
+    /** A layer's K or V cache {@code [slots][kv heads][head dim]} bf16, as TMA reads it (decode.cu, TENSOR). */
+    private record KvMapKey(long address, int slots, int kvHeads, int headDim) {
     }
 
     /**
-     * The tensor-core decode kernel's K/V loads: one bulk copy (TMA) per key row on Hopper (the default),
-     * or 16-byte cp.async per lane ({@code -Dkvass.cuda.attentionLoads=cpasync}, and the only choice before
-     * sm_90). Bulk copies issue far fewer load instructions per byte: 1-2% faster steps at batch 32 and 128.
+     * The TMA descriptor of a K or V cache: boxes of {64 dims, 1 kv head, 16 slots}, 128-byte swizzled.
+     * Made once per cache address; graphs capture the words by value.
      */
-    private boolean bulkAttentionLoads = !"cpasync".equals(System.getProperty("kvass.cuda.attentionLoads", "bulk"));
-
-    void setBulkAttentionLoads(boolean on) {
-        this.bulkAttentionLoads = on;
+    private long[] kvMap(KvMapKey key) {
+        return kvMaps.computeIfAbsent(key, k -> {
+            org.bytedeco.cuda.cudart.CUtensorMap map = new org.bytedeco.cuda.cudart.CUtensorMap();
+            long rowBytes = 2L * k.headDim();
+            int status = org.bytedeco.cuda.global.cudart.cuTensorMapEncodeTiled(map,
+                    org.bytedeco.cuda.global.cudart.CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 3, CuBlas.raw(k.address()),
+                    new long[] {k.headDim(), k.kvHeads(), k.slots()}, new long[] {rowBytes, rowBytes * k.kvHeads()},
+                    new int[] {64, 1, 16}, new int[] {1, 1, 1},
+                    org.bytedeco.cuda.global.cudart.CU_TENSOR_MAP_INTERLEAVE_NONE,
+                    org.bytedeco.cuda.global.cudart.CU_TENSOR_MAP_SWIZZLE_128B,
+                    org.bytedeco.cuda.global.cudart.CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+                    org.bytedeco.cuda.global.cudart.CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+            if (status != 0) {
+                throw new IllegalStateException("cuTensorMapEncodeTiled for a K/V cache of " + k.slots() + " slots failed: "
+                        + status);
+            }
+            long[] words = new long[16];
+            for (int i = 0; i < 16; i++) {
+                words[i] = map.opaque(i);
+            }
+            map.close();
+            return words;
+        });
     }
 
-    private String bulkSuffix() {
-        return bulkAttentionLoads && device.computeCapability >= 90 ? "_bulk" : "";
+    /** How the tensor-core decode kernel brings K/V tiles into shared memory. */
+    enum AttentionLoads {
+        /** 16-byte cp.async per lane into padded rows (any GPU). */
+        CPASYNC(""),
+        /** One bulk copy (TMA) per key row into padded rows (sm_90). */
+        BULK("_bulk"),
+        /** Tensor-map boxes of 16 slots x 64 dims, 128-byte swizzled rows (sm_90, block size a multiple of 16). */
+        TENSOR("_tma");
+
+        final String suffix;
+
+        AttentionLoads(String suffix) {
+            this.suffix = suffix;
+        }
+
+        int sharedBytes(int headDim) {
+            // 4 warps x 2 buffers x K and V x 16 rows; TENSOR: dense 128-byte half rows plus 1 KB to align.
+            return this == TENSOR ? 4 * 2 * 2 * 16 * 2 * headDim + 1024 : 4 * 4 * 16 * (headDim + 8) * 2;
+        }
+
+        static AttentionLoads fromProperty() {
+            return valueOf(System.getProperty("kvass.cuda.attentionLoads", "tensor").toUpperCase(java.util.Locale.ROOT));
+        }
+    }
+
+    /** The largest dynamic shared memory of the decode kernel's variants (head dim 128). */
+    private static final int DECODE_ATTENTION_SHARED_MAX = AttentionLoads.CPASYNC.sharedBytes(128);
+
+    /**
+     * Default {@code -Dkvass.cuda.attentionLoads=tensor}; what a GPU or cache cannot take falls back: TENSOR
+     * to BULK (block sizes not a multiple of 16, head dims not of 64), both to CPASYNC before sm_90.
+     */
+    private AttentionLoads attentionLoads = AttentionLoads.fromProperty();
+
+    void setAttentionLoads(AttentionLoads loads) {
+        this.attentionLoads = loads;
+    }
+
+    private AttentionLoads attentionLoads(int blockSize, int headDim) {
+        if (device.computeCapability < 90) {
+            return AttentionLoads.CPASYNC;
+        }
+        if (attentionLoads == AttentionLoads.TENSOR && (blockSize % 16 != 0 || headDim % 64 != 0)) {
+            return AttentionLoads.BULK;
+        }
+        return attentionLoads;
     }
 
     /**

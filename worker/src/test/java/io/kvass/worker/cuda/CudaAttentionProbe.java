@@ -45,8 +45,8 @@ public final class CudaAttentionProbe {
             System.out.printf(Locale.ROOT, "probe %d SMs; 3 blocks/SM = %d blocks per wave%n", sms, 3 * sms);
             Layer b128 = new Layer(device, kernels, 128), b256 = new Layer(device, kernels, 256);
             if (ncu) {
-                for (boolean bulk : new boolean[] {false, true}) {
-                    kernels.setBulkAttentionLoads(bulk);
+                for (CudaKernels.AttentionLoads loads : CudaKernels.AttentionLoads.values()) {
+                    kernels.setAttentionLoads(loads);
                     b128.attention().run();
                 }
                 device.synchronize();
@@ -63,26 +63,26 @@ public final class CudaAttentionProbe {
             }
             for (int rep = 0; rep < 3; rep++) {
                 for (Layer layer : List.of(b128, b256)) {
-                    for (boolean bulk : new boolean[] {false, true}) {
-                        kernels.setBulkAttentionLoads(bulk);
+                    for (CudaKernels.AttentionLoads loads : CudaKernels.AttentionLoads.values()) {
+                        kernels.setAttentionLoads(loads);
                         double ms = time(device, layer.attention(), 20);
                         System.out.printf(Locale.ROOT, "probe batch %3d %-8s loads: %.4f ms per layer, %.0f GB/s%n",
-                                layer.batch, bulk ? "bulk" : "cp.async", ms, layer.kvBytes() / ms / 1e6);
+                                layer.batch, loads, ms, layer.kvBytes() / ms / 1e6);
                     }
                 }
             }
             // The kernel itself without the tile arithmetic (loads, barriers, prologue, epilogue kept).
             for (int rep = 0; rep < 3; rep++) {
                 for (Layer layer : List.of(b128, b256)) {
-                    for (boolean bulk : new boolean[] {false, true}) {
-                        kernels.setBulkAttentionLoads(bulk);
+                    for (CudaKernels.AttentionLoads loads : CudaKernels.AttentionLoads.values()) {
+                        kernels.setAttentionLoads(loads);
                         double ms = time(device, layer.withoutMath(), 20);
                         System.out.printf(Locale.ROOT, "probe batch %3d %-8s loads, no arithmetic: %.4f ms per layer, %.0f GB/s%n",
-                                layer.batch, bulk ? "bulk" : "cp.async", ms, layer.kvBytes() / ms / 1e6);
+                                layer.batch, loads, ms, layer.kvBytes() / ms / 1e6);
                     }
                 }
             }
-            kernels.setBulkAttentionLoads(true);
+            kernels.setAttentionLoads(CudaKernels.AttentionLoads.TENSOR);
             // The read patterns alone: today's (a block per sequence and kv head, a warp's tile 16 rows of 256
             // bytes 2 KB apart) and whole paged blocks (32 KB runs) per sequence, in 1 or 2 parts, 2 or 3 stages.
             for (int rep = 0; rep < 3; rep++) {
@@ -116,11 +116,13 @@ public final class CudaAttentionProbe {
         final CudaKernels kernels;
         final StepInputs in;
         final DeviceBuffer inputs, k, v, q, out, partOut, partMl, counters;
+        final int slots;
 
         Layer(CudaDevice device, CudaKernels kernels, int batch) {
             this.batch = batch;
             this.kernels = kernels;
             int blocksPerSeq = (CTX + BLOCK - 1) / BLOCK, poolBlocks = batch * blocksPerSeq;
+            this.slots = poolBlocks * BLOCK;
             List<SequenceForward> list = new ArrayList<>();
             for (int s = 0; s < batch; s++) {
                 int[] table = new int[blocksPerSeq];
@@ -161,7 +163,7 @@ public final class CudaAttentionProbe {
             return () -> kernels.pagedAttentionWithoutMath(batch, KV_HEADS, HEAD_DIM, GROUP, q.address(), k.address(),
                     v.address(), inputs.address(in.tablesOffset()), inputs.address(in.sectionOffset(StepInputs.TOKEN_SEQUENCE)),
                     inputs.address(in.sectionOffset(StepInputs.POSITIONS)), out.address(), counters.address(),
-                    KV_HEADS * GROUP, BLOCK, MAX_LEN / BLOCK, MAX_LEN, 0.088f);
+                    KV_HEADS * GROUP, BLOCK, MAX_LEN / BLOCK, MAX_LEN, 0.088f, slots);
         }
 
         Runnable attention() {
@@ -169,7 +171,7 @@ public final class CudaAttentionProbe {
                     q.address(), k.address(), v.address(), inputs.address(in.tablesOffset()),
                     inputs.address(in.sectionOffset(StepInputs.TOKEN_SEQUENCE)),
                     inputs.address(in.sectionOffset(StepInputs.POSITIONS)), 0L, out.address(), partOut.address(),
-                    partMl.address(), counters.address(), KV_HEADS * GROUP, BLOCK, MAX_LEN / BLOCK, MAX_LEN, 0.088f);
+                    partMl.address(), counters.address(), KV_HEADS * GROUP, BLOCK, MAX_LEN / BLOCK, MAX_LEN, 0.088f, slots);
         }
     }
 

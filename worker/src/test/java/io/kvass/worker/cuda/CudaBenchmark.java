@@ -88,12 +88,12 @@ public final class CudaBenchmark {
             backend.setGemmTuning(tuning);
             backend.setSkinnyMaxTokens(1);
             backend.setDecodeGemm(false);
-            // The tensor-core decode kernel's K/V loads: cp.async and bulk copies, alternating, twice.
+            // The tensor-core decode kernel's K/V loads (cp.async, bulk copies, tensor maps), alternating, twice.
             List<String> variants = new ArrayList<>();
             for (int batch : new int[] {1, 32, 128, 256}) {
                 for (int rep = 0; rep < 2; rep++) {
-                    for (String loads : new String[] {"cpasync", "bulk"}) {
-                        backend.setBulkAttentionLoads(loads.equals("bulk"));
+                    for (CudaKernels.AttentionLoads loads : CudaKernels.AttentionLoads.values()) {
+                        backend.setAttentionLoads(loads);
                         double ms = decodeStepMs(backend, batch, context, blocksPerSeq, warmup, measured, true);
                         System.out.printf(Locale.ROOT, "attention loads %-7s: decode batch %3d: %.3f ms/step, %.0f tok/s%n",
                                 loads, batch, ms, batch * 1000 / ms);
@@ -102,7 +102,7 @@ public final class CudaBenchmark {
                     }
                 }
             }
-            backend.setBulkAttentionLoads(true);
+            backend.setAttentionLoads(CudaKernels.AttentionLoads.fromProperty());
             json.add("\"attention_loads\": [\n    " + String.join(",\n    ", variants) + "\n  ]");
             json.add("\"decode\": [\n    " + String.join(",\n    ", decode) + "\n  ]");
             json.add(prefill(backend, c, prefillLen, maxBatch * blocksPerSeq, quick ? 3 : 5));

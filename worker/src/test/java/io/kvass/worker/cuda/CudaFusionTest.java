@@ -54,24 +54,26 @@ class CudaFusionTest {
         }
     }
 
-    /** Bulk-copy K/V loads change no bit of the logits (against cp.async loads). */
+    /** Bulk-copy and tensor-map K/V loads change no bit of the logits (against cp.async loads). */
     @Test
-    void bulkLoadsAreBitIdentical() {
+    void attentionLoadsAreBitIdentical() {
         Gpu.assumePresent();
         ModelConfig c = new ModelConfig(Architecture.LLAMA, 512, 1024, 2, 8, 2, 64, 1000, 1e-5f, RopeScaling.plain(10000),
                 512, false, false, OptionalInt.empty(), Set.of());
         try (LoadedModel model = CudaBackendVsCpuTest.randomModel(c, 5);
              CudaBackend gpu = CudaBackend.open(model, CudaOptions.defaults(512).withKvBlocks(8))) {
-            gpu.setBulkAttentionLoads(false);
+            gpu.setAttentionLoads(CudaKernels.AttentionLoads.CPASYNC);
             List<float[]> plain = run(gpu, c);
             plain.addAll(runThree(gpu, c));
-            gpu.setBulkAttentionLoads(true);
-            List<float[]> bulk = run(gpu, c);
-            bulk.addAll(runThree(gpu, c));
-            for (int i = 0; i < plain.size(); i++) {
-                assertArrayEquals(plain.get(i), bulk.get(i), 0f, "bulk loads, row " + i);
+            for (CudaKernels.AttentionLoads loads : List.of(CudaKernels.AttentionLoads.BULK, CudaKernels.AttentionLoads.TENSOR)) {
+                gpu.setAttentionLoads(loads);
+                List<float[]> other = run(gpu, c);
+                other.addAll(runThree(gpu, c));
+                for (int i = 0; i < plain.size(); i++) {
+                    assertArrayEquals(plain.get(i), other.get(i), 0f, loads + " loads, row " + i);
+                }
             }
-            System.out.println("[cuda] bulk K/V loads bit-identical to cp.async (batch 1 and 3, graphs)");
+            System.out.println("[cuda] bulk and tensor-map K/V loads bit-identical to cp.async (batch 1 and 3, graphs)");
         }
     }
 

@@ -217,15 +217,16 @@ class CudaKernelsTest {
         List<AttentionPlan> plans = List.of(auto, new AttentionPlan(1, 2048, 2048), new AttentionPlan(32, 64, 2048));
         for (AttentionPlan plan : plans) {
           for (CudaKernels.AttentionVariant variant : CudaKernels.AttentionVariant.values()) {
-           // The tensor-core kernel with bulk-copy loads (1) and with cp.async (0).
-           for (int loads = 0; loads < (variant == CudaKernels.AttentionVariant.MMA ? 2 : 1); loads++) {
+           // The tensor-core kernel with each way of loading K/V.
+           for (CudaKernels.AttentionLoads loads : variant == CudaKernels.AttentionVariant.MMA
+                   ? CudaKernels.AttentionLoads.values() : new CudaKernels.AttentionLoads[] {CudaKernels.AttentionLoads.TENSOR}) {
             device.zero(out);
-            kernels.setBulkAttentionLoads(loads == 1);
+            kernels.setAttentionLoads(loads);
             kernels.pagedAttention(variant, n, kvHeads, plan.parts(), headDim, group, qd.address(), kd.address(), vd.address(),
                     inputs.address(in.tablesOffset()), inputs.address(in.sectionOffset(StepInputs.TOKEN_SEQUENCE)),
                     inputs.address(in.sectionOffset(StepInputs.POSITIONS)), 0L, out.address(), partOut.address(),
-                    partMl.address(), counters.address(), heads, blockSize, maxBlocks, plan.partSize(), scale);
-            kernels.setBulkAttentionLoads(true);
+                    partMl.address(), counters.address(), heads, blockSize, maxBlocks, plan.partSize(), scale, numBlocks * blockSize);
+            kernels.setAttentionLoads(CudaKernels.AttentionLoads.TENSOR);
             if (plan.parts() > 1 && !CudaKernels.combinesPartitions(variant, headDim)) {
                 kernels.attentionReduce(n, heads, partOut.address(), partMl.address(),
                         inputs.address(in.sectionOffset(StepInputs.POSITIONS)), 0L, out.address(), headDim, plan.parts(),
@@ -236,7 +237,7 @@ class CudaKernelsTest {
             for (int i = 0; i < got.length; i++) {
                 maxDiff = Math.max(maxDiff, Math.abs(Bf16.toFloat(got[i]) - expected[i]));
             }
-            System.out.printf("[cuda] attention %s loads %d D=%d G=%d kv=%d %s: max |diff| %.2e%n", variant, loads,
+            System.out.printf("[cuda] attention %s loads %s D=%d G=%d kv=%d %s: max |diff| %.2e%n", variant, loads,
                     headDim, group, kvHeads, plan, maxDiff);
             assertTrue(maxDiff < 1e-2, "attention " + variant + " loads " + loads + " " + plan + " differs by " + maxDiff);
            }
