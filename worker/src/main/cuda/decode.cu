@@ -5,8 +5,8 @@
 // (rows >= group are zero), so GQA reads each K/V row once and the products run as mma.sync
 // m16n8k16 instead of SIMT FMAs and shuffles (that kernel is issue-bound: ncu, H100, batch 256).
 // Each of the block's 4 warps walks its own 16-key tiles of the partition (tiles w, w + 4, ...):
-// K/V rows gathered through the block table into the warp's two shared-memory buffers with
-// cp.async, so the next tile loads while the current one computes; online softmax in registers
+// K/V rows gathered through the block table into the warp's two shared-memory buffers (TMA boxes or
+// cp.async, below), so the next tile loads while the current one computes; online softmax in registers
 // (log2 domain); the warps combine once at the end. With split-K the last partition block of a
 // (token, kv head) to finish combines the partitions itself (counters: one int per (item, kv head), 0
 // between launches), so there is no attention_reduce launch.
@@ -18,28 +18,29 @@
 // read that slot). Both rotate with rope_pair (common.cuh), so the same bits.
 #include "mma.cuh"
 
-// BULK (Hopper): a warp's K/V tile comes in as one 1-D bulk copy (cp.async.bulk, the TMA engine) per
-// key row, lanes 0..15 the K rows and 16..31 the V rows, completing on the buffer's mbarrier, instead of
-// 16 cp.async of 16 bytes per lane: far fewer load instructions per byte. Elsewhere it is cp.async.
+// TENSOR (Hopper): a warp's K/V tile comes in as tensor-map boxes (TMA) into dense, 128-byte-swizzled
+// rows, completing on the buffer's mbarrier; elsewhere (or block sizes not a multiple of 16) 16-byte
+// cp.async per lane into padded rows. The TMA path reads ~5% faster: the padded rows' 272-byte pitch
+// alone cost that much in the read-pattern probe (CudaAttentionProbe).
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-#define KVASS_BULK_COPY 1
+#define KVASS_TMA 1
 #else
-#define KVASS_BULK_COPY 0
+#define KVASS_TMA 0
 #endif
 
 __device__ __forceinline__ void bar_init(uint64_t* bar) {
-#if KVASS_BULK_COPY
+#if KVASS_TMA
   asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;\n" ::"r"(smem_addr(bar)) : "memory");
   asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
 #endif
 }
 __device__ __forceinline__ void bar_expect(uint64_t* bar, uint32_t bytes) {
-#if KVASS_BULK_COPY
+#if KVASS_TMA
   asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(smem_addr(bar)), "r"(bytes) : "memory");
 #endif
 }
 __device__ __forceinline__ void bar_wait(uint64_t* bar, uint32_t parity) {
-#if KVASS_BULK_COPY
+#if KVASS_TMA
   uint32_t done = 0;
   while (!done) {
     asm volatile("{\n.reg .pred p;\nmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\nselp.u32 %0, 1, 0, p;\n}\n"
@@ -47,13 +48,6 @@ __device__ __forceinline__ void bar_wait(uint64_t* bar, uint32_t parity) {
                  : "r"(smem_addr(bar)), "r"(parity)
                  : "memory");
   }
-#endif
-}
-__device__ __forceinline__ void bulk_copy(void* dst, const void* src, uint32_t bytes, uint64_t* bar) {
-#if KVASS_BULK_COPY
-  asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];\n"
-               ::"r"(smem_addr(dst)), "l"(src), "r"(bytes), "r"(smem_addr(bar))
-               : "memory");
 #endif
 }
 // A CUtensorMap (cuTensorMapEncodeTiled's 128 bytes), passed by value (as gemm.cu's).
@@ -64,7 +58,7 @@ struct __align__(64) KvMap {
 // 16 rows of 128 bytes, 128-byte swizzled (16-byte chunk c of row r at c ^ (r % 8)): aligned, dense,
 // and conflict-free for ldmatrix, which the 16-byte-padded rows of the other modes are not quite.
 __device__ __forceinline__ void tma_load_3d(void* dst, const KvMap* map, int c0, int c1, int c2, uint64_t* bar) {
-#if KVASS_BULK_COPY
+#if KVASS_TMA
   asm volatile(
       "cp.async.bulk.tensor.3d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3, %4}], [%5];\n"
       ::"r"(smem_addr(dst)), "l"(reinterpret_cast<uint64_t>(map)), "r"(c0), "r"(c1), "r"(c2), "r"(smem_addr(bar))
@@ -72,9 +66,7 @@ __device__ __forceinline__ void tma_load_3d(void* dst, const KvMap* map, int c0,
 #endif
 }
 
-enum KvLoads { LOADS_CP_ASYNC = 0, LOADS_BULK = 1, LOADS_TENSOR = 2 };
-
-template <int D, bool ROPE, int LOADS>
+template <int D, bool ROPE, bool TMA>
 __device__ __forceinline__ void paged_attention_mma(const bf16* __restrict__ q, const float* __restrict__ qkv,
                                                     const float* __restrict__ bias, const float* __restrict__ inv_freq,
                                                     const int* __restrict__ slots, bf16* __restrict__ k_cache,
@@ -95,7 +87,7 @@ __device__ __forceinline__ void paged_attention_mma(const bf16* __restrict__ q, 
   extern __shared__ __align__(1024) unsigned char smem_raw[];
   __shared__ __align__(16) bf16 q_s[16 * STRIDE];
   __shared__ float red_m[NW][16], red_l[NW][16];
-  __shared__ __align__(8) uint64_t bars[NW][2];  // BULK: one per warp and tile buffer
+  __shared__ __align__(8) uint64_t bars[NW][2];  // TENSOR: one per warp and tile buffer
 
 
   const int item = blockIdx.y, kvh = blockIdx.x, part = blockIdx.z;
@@ -106,8 +98,7 @@ __device__ __forceinline__ void paged_attention_mma(const bf16* __restrict__ q, 
   const int end = min(ctx, begin + part_size);
   const int* table = block_tables + (size_t)tok_seq[tok] * max_blocks;
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
-  constexpr bool BULK_COPY = LOADS == LOADS_BULK && KVASS_BULK_COPY;
-  constexpr bool TENSOR = LOADS == LOADS_TENSOR && KVASS_BULK_COPY;
+  constexpr bool TENSOR = TMA && KVASS_TMA;
   constexpr int HALVES = D / 64, HALF_BYTES = KT * 128;
   unsigned char* smem = smem_raw;
   if constexpr (TENSOR) smem = reinterpret_cast<unsigned char*>((reinterpret_cast<uintptr_t>(smem_raw) + 1023) & ~uintptr_t(1023));
@@ -115,7 +106,7 @@ __device__ __forceinline__ void paged_attention_mma(const bf16* __restrict__ q, 
   auto half_tile = [&](int buf, int kv, int h) {
     return smem + (size_t)(((warp * 2 + buf) * 2 + kv) * HALVES + h) * HALF_BYTES;
   };
-  if ((BULK_COPY || TENSOR) && lane == 0) {
+  if (TENSOR && lane == 0) {
     bar_init(&bars[warp][0]);
     bar_init(&bars[warp][1]);
   }
@@ -139,25 +130,6 @@ __device__ __forceinline__ void paged_attention_mma(const bf16* __restrict__ q, 
           tma_load_3d(half_tile(buf, 0, h), k_map, h * 64, kvh, slot0, &bars[warp][buf]);
           tma_load_3d(half_tile(buf, 1, h), v_map, h * 64, kvh, slot0, &bars[warp][buf]);
         }
-      }
-    } else if constexpr (BULK_COPY) {
-      // Lanes 0..15 copy K rows, 16..31 V rows. Rows past the partition are zeroed with ordinary stores;
-      // the barrier waits for the others' bytes.
-      const int rows = min(KT, end - k0), r = lane & (KT - 1);
-      bf16* dst = (lane < KT ? kd : vd) + r * STRIDE;
-      // NOTE: no proxy fence: the zeroed rows are never a bulk copy's destination within the block (only a
-      // range's last tile is partial), and a buffer is refilled only after __syncwarp orders the warp's
-      // ldmatrix reads of it before the copy is issued (a fence here stalled on the copies in flight).
-      if (r >= rows)
-        for (int c = 0; c < D; c += 8) *reinterpret_cast<uint4*>(dst + c) = make_uint4(0, 0, 0, 0);
-      __syncwarp();
-      if (lane == 0) bar_expect(&bars[warp][buf], 2u * rows * D * sizeof(bf16));
-      __syncwarp();
-      if (r < rows) {
-        const int pos = k0 + r;
-        const size_t slot = (size_t)table[pos / block_size] * block_size + pos % block_size;
-        bulk_copy(dst, (lane < KT ? k_cache : v_cache) + (slot * num_kv_heads + kvh) * D, D * sizeof(bf16),
-                  &bars[warp][buf]);
       }
     } else {
 #pragma unroll 4
@@ -206,8 +178,8 @@ __device__ __forceinline__ void paged_attention_mma(const bf16* __restrict__ q, 
         v_cache[off + j] = to_bf16(row[col] + (bias ? bias[col] : 0.f));
       }
       __threadfence_block();
-#if KVASS_BULK_COPY
-      if (BULK_COPY || TENSOR) asm volatile("fence.proxy.async.global;\n" ::: "memory");  // async copies read it
+#if KVASS_TMA
+      if (TENSOR) asm volatile("fence.proxy.async.global;\n" ::: "memory");  // TMA reads it
 #endif
     }
   } else {
@@ -235,7 +207,7 @@ __device__ __forceinline__ void paged_attention_mma(const bf16* __restrict__ q, 
 
   for (int t = warp, it = 0; t < tiles; t += NW, it++) {
     const int cur = it & 1;
-    if constexpr (BULK_COPY || TENSOR) {
+    if constexpr (TENSOR) {
       if (t + NW < tiles) load_tile(t + NW, cur ^ 1);
       bar_wait(&bars[warp][cur], (it >> 1) & 1);
       if (TENSOR && begin + t * KT + KT > end) {
@@ -352,31 +324,30 @@ __device__ __forceinline__ void paged_attention_mma(const bf16* __restrict__ q, 
 #ifndef KVASS_DECODE_NAME
 #define KVASS_DECODE_NAME(name) name
 #endif
-// LOADS_TENSOR variants take the layer's K and V tensor maps (CudaKernels.kvMap) after the usual arguments.
-#define PAGED_ATTENTION_MMA_VARIANT(D, LOADS, SUFFIX, MAP_PARAMS, MAPS)                                               \
+// The _tma variants take the layer's K and V tensor maps (CudaKernels.kvMap) after the usual arguments.
+#define PAGED_ATTENTION_MMA_VARIANT(D, TMA, SUFFIX, MAP_PARAMS, MAPS)                                                 \
   extern "C" __global__ void __launch_bounds__(128) KVASS_DECODE_NAME(paged_attention_mma##SUFFIX##_d##D)(            \
       const bf16* q, bf16* k_cache, bf16* v_cache, const int* block_tables, const int* tok_seq, const int* positions, \
       const int* token_list, bf16* out, float* part_out, float* part_ml, int* counters, int num_heads,               \
       int num_kv_heads, int group, int block_size, int max_blocks, int part_size, float scale MAP_PARAMS) {           \
-    paged_attention_mma<D, false, LOADS>(q, nullptr, nullptr, nullptr, nullptr, k_cache, v_cache, block_tables,      \
-                                         tok_seq, positions, token_list, out, part_out, part_ml, counters, num_heads, \
-                                         num_kv_heads, group, block_size, max_blocks, part_size, scale, MAPS);        \
+    paged_attention_mma<D, false, TMA>(q, nullptr, nullptr, nullptr, nullptr, k_cache, v_cache, block_tables,        \
+                                       tok_seq, positions, token_list, out, part_out, part_ml, counters, num_heads,   \
+                                       num_kv_heads, group, block_size, max_blocks, part_size, scale, MAPS);          \
   }                                                                                                                   \
   extern "C" __global__ void __launch_bounds__(128) KVASS_DECODE_NAME(paged_attention_mma_rope##SUFFIX##_d##D)(       \
       const float* qkv, const float* bias, const float* inv_freq, const int* slots, bf16* k_cache, bf16* v_cache,     \
       const int* block_tables, const int* tok_seq, const int* positions, bf16* out, float* part_out, float* part_ml, \
       int* counters, int num_heads, int num_kv_heads, int group, int block_size, int max_blocks, int part_size,      \
       float scale MAP_PARAMS) {                                                                                       \
-    paged_attention_mma<D, true, LOADS>(nullptr, qkv, bias, inv_freq, slots, k_cache, v_cache, block_tables, tok_seq, \
-                                        positions, nullptr, out, part_out, part_ml, counters, num_heads, num_kv_heads,\
-                                        group, block_size, max_blocks, part_size, scale, MAPS);                       \
+    paged_attention_mma<D, true, TMA>(nullptr, qkv, bias, inv_freq, slots, k_cache, v_cache, block_tables, tok_seq,   \
+                                      positions, nullptr, out, part_out, part_ml, counters, num_heads, num_kv_heads,  \
+                                      group, block_size, max_blocks, part_size, scale, MAPS);                         \
   }
 #define KVASS_NO_MAPS nullptr, nullptr
 #define KVASS_MAP_PARAMS , const __grid_constant__ KvMap k_map, const __grid_constant__ KvMap v_map
 #define KVASS_MAPS &k_map, &v_map
-#define PAGED_ATTENTION_MMA(D)                                                                     \
-  PAGED_ATTENTION_MMA_VARIANT(D, LOADS_CP_ASYNC, , , KVASS_NO_MAPS)                                \
-  PAGED_ATTENTION_MMA_VARIANT(D, LOADS_BULK, _bulk, , KVASS_NO_MAPS)                               \
-  PAGED_ATTENTION_MMA_VARIANT(D, LOADS_TENSOR, _tma, KVASS_MAP_PARAMS, KVASS_MAPS)
+#define PAGED_ATTENTION_MMA(D)                                            \
+  PAGED_ATTENTION_MMA_VARIANT(D, false, , , KVASS_NO_MAPS)                \
+  PAGED_ATTENTION_MMA_VARIANT(D, true, _tma, KVASS_MAP_PARAMS, KVASS_MAPS)
 PAGED_ATTENTION_MMA(64)
 PAGED_ATTENTION_MMA(128)

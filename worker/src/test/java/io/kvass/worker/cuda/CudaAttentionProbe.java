@@ -22,11 +22,11 @@ import jcuda.driver.CUevent;
 
 /**
  * Decode attention alone, one layer at context 1,025 (Llama 3 8B heads: 8 kv heads, group 4, dim 128):
- * GB/s of K/V read by the tensor-core kernel, with 16-byte cp.async loads and with one bulk copy (TMA)
- * per key row, alternating, at batch 128 and 256; then the same reads without the arithmetic (probe.cu:
+ * GB/s of K/V read by the tensor-core kernel, with 16-byte cp.async loads into padded rows and with
+ * tensor-map (TMA) boxes into swizzled rows, alternating, at batch 128 and 256; then the same reads without the arithmetic (probe.cu:
  * today's pattern, and whole paged blocks per sequence). Plus the ceilings: a read-only kernel and a
  * device-to-device copy. Usage: {@code CudaAttentionProbe [ncu]}
- * (with ncu: one launch each of batch 128 with cp.async and with bulk loads).
+ * (with ncu: one launch each of batch 128 with each way of loading).
  *
  * <p>Session 4's sweep (slot-major vs head-plane layouts, shuffled block tables, waves, split-K) is in
  * docs/benchmarks.md; none of it mattered.

@@ -88,7 +88,7 @@ public final class CudaBenchmark {
             backend.setGemmTuning(tuning);
             backend.setSkinnyMaxTokens(1);
             backend.setDecodeGemm(false);
-            // The tensor-core decode kernel's K/V loads (cp.async, bulk copies, tensor maps), alternating, twice.
+            // The tensor-core decode kernel's K/V loads (cp.async, tensor maps), alternating, twice.
             List<String> variants = new ArrayList<>();
             for (int batch : new int[] {1, 32, 128, 256}) {
                 for (int rep = 0; rep < 2; rep++) {

@@ -54,7 +54,7 @@ class CudaFusionTest {
         }
     }
 
-    /** Bulk-copy and tensor-map K/V loads change no bit of the logits (against cp.async loads). */
+    /** Tensor-map K/V loads change no bit of the logits (against cp.async loads). */
     @Test
     void attentionLoadsAreBitIdentical() {
         Gpu.assumePresent();
@@ -65,7 +65,7 @@ class CudaFusionTest {
             gpu.setAttentionLoads(CudaKernels.AttentionLoads.CPASYNC);
             List<float[]> plain = run(gpu, c);
             plain.addAll(runThree(gpu, c));
-            for (CudaKernels.AttentionLoads loads : List.of(CudaKernels.AttentionLoads.BULK, CudaKernels.AttentionLoads.TENSOR)) {
+            for (CudaKernels.AttentionLoads loads : List.of(CudaKernels.AttentionLoads.TENSOR)) {
                 gpu.setAttentionLoads(loads);
                 List<float[]> other = run(gpu, c);
                 other.addAll(runThree(gpu, c));
@@ -73,7 +73,7 @@ class CudaFusionTest {
                     assertArrayEquals(plain.get(i), other.get(i), 0f, loads + " loads, row " + i);
                 }
             }
-            System.out.println("[cuda] bulk and tensor-map K/V loads bit-identical to cp.async (batch 1 and 3, graphs)");
+            System.out.println("[cuda] tensor-map K/V loads bit-identical to cp.async (batch 1 and 3, graphs)");
         }
     }
 
