@@ -23,8 +23,9 @@ import jcuda.driver.CUevent;
 /**
  * Decode attention alone, one layer at context 1,025 (Llama 3 8B heads: 8 kv heads, group 4, dim 128):
  * GB/s of K/V read by the tensor-core kernel, with 16-byte cp.async loads into padded rows and with
- * tensor-map (TMA) boxes into swizzled rows, alternating, at batch 128 and 256; then the same reads without the arithmetic (probe.cu:
- * today's pattern, and whole paged blocks per sequence). Plus the ceilings: a read-only kernel and a
+ * tensor-map (TMA) boxes into swizzled rows, alternating, at batch 128 and 256; the kernel without its
+ * arithmetic (probe_attention.cu); the reads alone (probe.cu: today's pattern with dense and padded rows,
+ * and whole paged blocks per sequence). Plus the ceilings: a read-only kernel and a
  * device-to-device copy. Usage: {@code CudaAttentionProbe [ncu]}
  * (with ncu: one launch each of batch 128 with each way of loading).
  *
