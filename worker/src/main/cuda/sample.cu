@@ -361,3 +361,83 @@ extern "C" __global__ void __launch_bounds__(ST) sample_rows(const float* __rest
   __syncthreads();
   if (tid == 0) ids[blockIdx.x] = s_token;
 }
+
+// Logprobs of sampled rows, so that only they (not whole logits rows) go back to the host: for request j,
+// descriptor requests[2j] (its logits row and, in ids, the token drawn) and n = requests[2j + 1] <= 20,
+// out[j] = {logprob of the drawn token, the count c <= n of listed tokens (int bits; fewer than n when the
+// row has fewer rankable logits), then c pairs (token id as int bits, logprob)}, the raw model
+// output's log-softmax as the CPU's Logprobs computes it: a float max, then the sum of exp(l - max) in
+// double; the top n ranked by (logit descending, id ascending), NaN never listed. grid: requests, block: 512.
+constexpr int LOGPROB_WORDS = 2 + 2 * 20;
+
+extern "C" __global__ void __launch_bounds__(ST) logprob_rows(const float* __restrict__ logits,
+                                                             const SampleRow* __restrict__ rows,
+                                                             const int* __restrict__ ids,
+                                                             const int* __restrict__ requests, int vocab,
+                                                             float* __restrict__ out) {
+  const int desc = requests[2 * blockIdx.x], n = requests[2 * blockIdx.x + 1];
+  const float* row = logits + (size_t)rows[desc].row * vocab;
+  float* o = out + (size_t)blockIdx.x * LOGPROB_WORDS;
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  __shared__ float s_val[32];
+  __shared__ int s_idx[32];
+  __shared__ double s_sum[32];
+
+  float m = -CUDART_INF_F;
+  for_row(row, vocab, [&](float v, int) { m = fmaxf(m, v); });
+  m = warp_max(m);
+  if (lane == 0) s_val[warp] = m;
+  __syncthreads();
+  m = s_val[0];
+  for (int w = 1; w < ST / 32; w++) m = fmaxf(m, s_val[w]);
+  double sum = 0.0;
+  if (m > -CUDART_INF_F) for_row(row, vocab, [&](float v, int) { sum += exp((double)v - (double)m); });
+#pragma unroll
+  for (int d = 16; d > 0; d >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, d);
+  if (lane == 0) s_sum[warp] = sum;
+  __syncthreads();
+  double total = 0.0;
+  for (int w = 0; w < ST / 32; w++) total += s_sum[w];
+  const double lse = m > -CUDART_INF_F ? (double)m + log(total) : (double)m;
+  if (tid == 0) o[0] = (float)((double)row[ids[desc]] - lse);
+  int listed = 0;
+
+  // The top n, one block-wide selection each: the best entry ranked after the previous pick.
+  float prev_v = CUDART_INF_F;
+  int prev_i = -1;
+  for (int k = 0; k < n; k++) {
+    float best = -CUDART_INF_F;
+    int arg = 0x7fffffff;
+    for_row(row, vocab, [&](float v, int i) {
+      const bool after = v < prev_v || (v == prev_v && i > prev_i);  // NaN: never
+      if (after && (v > best || (v == best && i < arg))) {
+        best = v;
+        arg = i;
+      }
+    });
+    warp_argmax(best, arg);
+    __syncthreads();  // s_val / s_idx of the previous round are read
+    if (lane == 0) {
+      s_val[warp] = best;
+      s_idx[warp] = arg;
+    }
+    __syncthreads();
+    best = s_val[0];
+    arg = s_idx[0];
+    for (int w = 1; w < ST / 32; w++) {
+      if (s_val[w] > best || (s_val[w] == best && s_idx[w] < arg)) {
+        best = s_val[w];
+        arg = s_idx[w];
+      }
+    }
+    if (arg == 0x7fffffff) break;  // fewer than n rankable logits
+    if (tid == 0) {
+      o[2 + 2 * k] = __int_as_float(arg);
+      o[3 + 2 * k] = (float)((double)best - lse);
+    }
+    listed = k + 1;
+    prev_v = best;
+    prev_i = arg;
+  }
+  if (tid == 0) o[1] = __int_as_float(listed);
+}

@@ -11,6 +11,7 @@ import io.kvass.worker.sampling.SampledToken;
 import io.kvass.worker.sampling.Sampler;
 import io.kvass.worker.sampling.SamplingParams;
 import io.kvass.worker.sampling.SequenceSamplingState;
+import io.kvass.worker.sampling.TokenLogprob;
 import java.nio.ByteBuffer;
 import java.nio.FloatBuffer;
 import java.nio.IntBuffer;
@@ -52,6 +53,11 @@ public final class CudaBackend implements Backend {
     private final ByteBuffer sampleHost;     // [logitRows] sample.cu's SampleRow
     private final DeviceBuffer sampleDevice;
     private final ByteBuffer idsHost;
+    /** Logprob requests of a step's device-sampled rows ([descriptor, n] ints) and their results. */
+    private final ByteBuffer logprobRequestsHost;
+    private final DeviceBuffer logprobRequestsDevice;
+    private final ByteBuffer logprobsHost;
+    private final DeviceBuffer logprobsDevice;
     /** {@code -Dkvass.cuda.sampling=cpu} sends every row's logits to the host sampler (debugging, comparisons). */
     private final boolean deviceSampling = !"cpu".equalsIgnoreCase(System.getProperty("kvass.cuda.sampling", "gpu"));
     private final DeviceBuffer copyDevice;
@@ -149,6 +155,10 @@ public final class CudaBackend implements Backend {
         this.sampleHost = device.allocateHost((long) CudaKernels.SAMPLE_ROW_BYTES * logitRows);
         this.sampleDevice = device.allocate((long) CudaKernels.SAMPLE_ROW_BYTES * logitRows, "sampling parameters");
         this.idsHost = device.allocateHost(4L * logitRows);
+        this.logprobRequestsHost = device.allocateHost(8L * logitRows);
+        this.logprobRequestsDevice = device.allocate(8L * logitRows, "logprob requests");
+        this.logprobsHost = device.allocateHost(4L * CudaKernels.LOGPROB_WORDS * logitRows);
+        this.logprobsDevice = device.allocate(4L * CudaKernels.LOGPROB_WORDS * logitRows, "logprobs");
         this.copyDevice = device.allocate(8L * 4096, "block copies");
         this.lora = options.lora().enabled() ? new CudaLora(device, kernels, blas, config, options.lora(), tokens) : null;
         this.cache = new CudaKvCache(device, config, kvBlocks(), options.blockSize());
@@ -361,8 +371,9 @@ public final class CudaBackend implements Backend {
     /**
      * The forward pass, then sampling on the GPU for every row that {@link #samplesOnDevice} allows
      * (sample.cu: greedy, temperature, min_p, top_k, top_p, seeded through Philox keyed by the
-     * sequence's seed and output position): only token ids come back. Rows needing penalties,
-     * min_tokens masking or logprobs copy just their logits row to the host for {@code sampler}.
+     * sequence's seed and output position, and logprob_rows for rows that ask for logprobs): only token
+     * ids and the requested logprobs come back. Rows needing penalties or min_tokens masking copy just
+     * their logits row to the host for {@code sampler}.
      */
     @Override
     public synchronized List<SampledToken> forwardAndSample(List<SequenceForward> batch,
@@ -403,11 +414,16 @@ public final class CudaBackend implements Backend {
                 computeLogits(rowsAddress(r0), count);
             }
             int firstRow = logitsReady ? r0 : 0;  // row r0's index in scratch.logits
-            int onDevice = 0, onHost = 0;
+            int onDevice = 0, onHost = 0, withLogprobs = 0;
             for (int i = 0; i < count; i++) {
                 SequenceSamplingState state = states.get(sequenceOfRow[r0 + i]);
                 if (deviceSampling && samplesOnDevice(state)) {
                     putSampleRow(onDevice, state, firstRow + i);
+                    if (state.params().logprobs().isPresent()) {
+                        logprobRequestsHost.putInt(8 * withLogprobs, onDevice);
+                        logprobRequestsHost.putInt(8 * withLogprobs + 4, state.params().logprobs().getAsInt());
+                        withLogprobs++;
+                    }
                     deviceRows[onDevice++] = i;
                 } else {
                     hostRows[onHost++] = i;
@@ -419,13 +435,20 @@ public final class CudaBackend implements Backend {
                 kernels.sampleRows(onDevice, scratch.logits.address(), sampleDevice.address(), scratch.ids.address(), vocab);
                 device.download(idsHost, scratch.ids, 0, 4L * onDevice);
             }
+            if (withLogprobs > 0) {
+                device.upload(logprobRequestsDevice, 0, logprobRequestsHost.slice(0, 8 * withLogprobs), 8L * withLogprobs);
+                kernels.logprobRows(withLogprobs, scratch.logits.address(), sampleDevice.address(), scratch.ids.address(),
+                        logprobRequestsDevice.address(), vocab, logprobsDevice.address());
+                long bytes = 4L * CudaKernels.LOGPROB_WORDS * withLogprobs;
+                device.download(logprobsHost, logprobsDevice, 0, bytes);
+            }
             for (int j = 0; j < onHost; j++) {
                 device.download(logitsHost.slice(4 * j * vocab, 4 * vocab), scratch.logits,
                         4L * (firstRow + hostRows[j]) * vocab, 4L * vocab);
             }
             device.synchronize();
             IntBuffer ids = idsHost.asIntBuffer();
-            for (int j = 0; j < onDevice; j++) {
+            for (int j = 0, lp = 0; j < onDevice; j++) {
                 int id = ids.get(j);
                 if (id < 0 || id >= vocab) {
                     throw new IllegalStateException("every logit is -inf or NaN; nothing can be sampled (GPU sampler gave "
@@ -433,7 +456,8 @@ public final class CudaBackend implements Backend {
                 }
                 int seq = sequenceOfRow[r0 + deviceRows[j]];
                 states.get(seq).recordSampled(id);
-                out[seq] = new SampledToken(id, Float.NaN, List.of());
+                out[seq] = states.get(seq).params().logprobs().isPresent() ? logprobs(id, lp++)
+                        : new SampledToken(id, Float.NaN, List.of());
             }
             FloatBuffer host = logitsHost.asFloatBuffer();
             for (int j = 0; j < onHost; j++) {
@@ -449,13 +473,24 @@ public final class CudaBackend implements Backend {
         return java.util.Arrays.asList(out);
     }
 
+    /** Token {@code id} with logprob_rows' result {@code j} of this step. */
+    private SampledToken logprobs(int id, int j) {
+        int base = j * CudaKernels.LOGPROB_WORDS * 4;
+        int listed = logprobsHost.getInt(base + 4);
+        List<TokenLogprob> top = new ArrayList<>(listed);
+        for (int k = 0; k < listed; k++) {
+            top.add(new TokenLogprob(logprobsHost.getInt(base + 8 + 8 * k), logprobsHost.getFloat(base + 12 + 8 * k)));
+        }
+        return new SampledToken(id, logprobsHost.getFloat(base), top);
+    }
+
     /**
-     * Whether the GPU sampler can draw this row: no logprobs (they need the whole raw row), no
-     * penalties and no min_tokens masking left (both edit the row from host-side state).
+     * Whether the GPU sampler can draw this row: no penalties and no min_tokens masking left (both edit
+     * the row from host-side state). Logprobs are computed on the GPU too.
      */
     static boolean samplesOnDevice(SequenceSamplingState state) {
         SamplingParams p = state.params();
-        return p.logprobs().isEmpty() && p.repetitionPenalty() == 1f && p.frequencyPenalty() == 0f
+        return p.repetitionPenalty() == 1f && p.frequencyPenalty() == 0f
                 && p.presencePenalty() == 0f
                 && (state.outputLength() >= p.minTokens() || state.minTokensStopIds().size() == 0);
     }

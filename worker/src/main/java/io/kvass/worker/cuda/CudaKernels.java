@@ -226,6 +226,18 @@ final class CudaKernels implements AutoCloseable {
         launch("sample", "sample_rows", count, 1, 1, SAMPLE_THREADS, logits, rows, ids, vocab);
     }
 
+    /** Words of one {@link #logprobRows} result: logprob, count, then 20 (id, logprob) pairs. */
+    static final int LOGPROB_WORDS = 2 + 2 * 20;
+
+    /**
+     * For request j ({@code requests}: [descriptor index, n] int pairs), {@code out[j]} = the raw
+     * log-softmax logprob of the token {@link #sampleRows} drew for that descriptor, the count of listed
+     * tokens, and the n most likely (id, logprob) pairs; see sample.cu's logprob_rows.
+     */
+    void logprobRows(int count, long logits, long rows, long ids, long requests, int vocab, long out) {
+        launch("sample", "logprob_rows", count, 1, 1, SAMPLE_THREADS, logits, rows, ids, requests, vocab, out);
+    }
+
     /** y (+)= x w^T for n <= {@link #SKINNY_MAX_TOKENS} tokens; mode 0 bf16 out, 1 fp32 out, 2 fp32 accumulate. */
     void skinnyGemm(long w, long x, long y, int n, int out, int k, int mode) {
         skinnyGemm(w, x, y, n, out, k, mode, skinnySplit(out, k));

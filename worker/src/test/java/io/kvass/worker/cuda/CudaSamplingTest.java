@@ -14,6 +14,7 @@ import io.kvass.worker.sampling.SampledToken;
 import io.kvass.worker.sampling.Sampler;
 import io.kvass.worker.sampling.SamplingParams;
 import io.kvass.worker.sampling.SequenceSamplingState;
+import io.kvass.worker.sampling.TokenLogprob;
 import java.nio.ByteBuffer;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -373,7 +374,7 @@ class CudaSamplingTest {
     }
 
     @Test
-    void backendSamplesOnTheGpuAndLeavesLogprobRowsToTheHost() {
+    void backendSamplesOnTheGpuWithLogprobs() {
         Gpu.assumePresent();
         ModelConfig c = new ModelConfig(Architecture.LLAMA, 256, 512, 2, 8, 2, 32, 1000, 1e-5f,
                 RopeScaling.plain(10000), 512, false, false, OptionalInt.empty(), Set.of());
@@ -398,8 +399,17 @@ class CudaSamplingTest {
             assertEquals(argmax(logits.get(0)[0], 0, 1000), tokens.get(0).tokenId());
             assertFalse(tokens.get(0).hasLogprob());
             assertEquals(argmax(logits.get(2)[0], 0, 1000), tokens.get(2).tokenId());
-            assertTrue(tokens.get(2).hasLogprob(), "a logprobs row is sampled on the host, with its logprobs");
+            assertTrue(tokens.get(2).hasLogprob(), "a logprobs row comes back with its logprobs");
             assertEquals(3, tokens.get(2).topLogprobs().size());
+            // The same as the CPU sampler computes from the row (raw log-softmax in double, top 3 by logit).
+            SampledToken cpu = Sampler.cpu().sample(logits.get(2)[0].clone(),
+                    SequenceSamplingState.create(logprobs, prompts[2], new int[0]));
+            assertEquals(cpu.tokenId(), tokens.get(2).tokenId());
+            assertEquals(cpu.logprob(), tokens.get(2).logprob(), 1e-5f);
+            for (int k = 0; k < 3; k++) {
+                assertEquals(cpu.topLogprobs().get(k).tokenId(), tokens.get(2).topLogprobs().get(k).tokenId(), "rank " + k);
+                assertEquals(cpu.topLogprobs().get(k).logprob(), tokens.get(2).topLogprobs().get(k).logprob(), 1e-5f);
+            }
             for (SequenceSamplingState s : states) {
                 assertEquals(1, s.outputLength());
             }
@@ -431,7 +441,31 @@ class CudaSamplingTest {
             for (int s = 0; s < 3; s++) {
                 assertEquals(argmax(graphLogits.get(s)[0], 0, 1000), graphTokens.get(s).tokenId(), "graph step, row " + s);
             }
-            System.out.println("[cuda] backend forwardAndSample: GPU greedy/seeded rows, host logprob rows, graph decode");
+            // A seeded row with logprobs (20, the most allowed): its drawn token's logprob under the raw row.
+            SamplingParams seededLogprobs = params().temperature(1.1f).topK(40).seed(77).logprobs(20).build();
+            SampledToken drawn = gpu.forwardAndSample(batch, List.of(
+                    SequenceSamplingState.create(greedy, prompts[0], new int[0]),
+                    SequenceSamplingState.create(seededLogprobs, prompts[1], new int[0]),
+                    SequenceSamplingState.create(greedy, prompts[2], new int[0])), Sampler.cpu()).get(1);
+            float[] row = logits.get(1)[0];
+            double max = Double.NEGATIVE_INFINITY, sum = 0;
+            for (float v : row) {
+                max = Math.max(max, v);
+            }
+            for (float v : row) {
+                sum += Math.exp(v - max);
+            }
+            double lse = max + Math.log(sum);
+            assertEquals((float) (row[drawn.tokenId()] - lse), drawn.logprob(), 1e-5f);
+            assertEquals(20, drawn.topLogprobs().size());
+            for (int k = 0; k < 20; k++) {
+                TokenLogprob t = drawn.topLogprobs().get(k);
+                assertEquals((float) (row[t.tokenId()] - lse), t.logprob(), 1e-5f);
+                if (k > 0) {
+                    assertTrue(t.logprob() <= drawn.topLogprobs().get(k - 1).logprob(), "most likely first");
+                }
+            }
+            System.out.println("[cuda] backend forwardAndSample: GPU greedy/seeded rows with and without logprobs, graph decode");
         }
     }
 }
