@@ -21,6 +21,7 @@ import java.util.List;
  * adapted projection ({@link CpuLora}), so one step mixes the base model and many adapters.
  */
 public final class CpuBackend implements Backend {
+    private static final org.slf4j.Logger LOG = org.slf4j.LoggerFactory.getLogger(CpuBackend.class);
     private final ModelConfig config;
     private final Arena arena = Arena.ofShared();
     private final CpuWeights weights;
@@ -52,6 +53,7 @@ public final class CpuBackend implements Backend {
         this.loraCapacity = lora;
         this.lora = new CpuLora(config, lora);
         this.weights = CpuWeights.of(model.tensors(), memory, format, arena);
+        LOG.info("{}", weights.formatSummary(format));
         this.cache = new CpuKvCache(config.numLayers(), numKvBlocks, blockSize, config.kvDim());
         this.threads = new CpuThreads(threads);
         this.ropeFreqs = new float[][] {config.rope().inverseFrequencies(config.headDim())};

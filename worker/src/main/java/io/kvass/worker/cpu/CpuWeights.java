@@ -36,6 +36,21 @@ record CpuWeights(Matrix embedding, List<Layer> layers, float[] finalNorm, Matri
         return new CpuWeights(embedding, layers, Matrix.vector(t.finalNorm()), head);
     }
 
+    /**
+     * What the chosen format became, for the log: with {@code packed}, how many matrices packed (the others
+     * stayed bf16: no 512-bit vectors, too narrow, or too many exponents) and the bytes a step streams.
+     */
+    String formatSummary(CpuWeightFormat format) {
+        String gb = String.format(java.util.Locale.ROOT, "%.3f GB per decode step", decodeBytes() / 1e9);
+        if (format != CpuWeightFormat.PACKED) {
+            return "cpu-weight-format bf16: " + gb;
+        }
+        List<Matrix> all = decodeMatrices();
+        long packed = all.stream().filter(m -> m instanceof PackedBf16Matrix).count();
+        String why = PackedBf16Matrix.SUPPORTED ? "" : " (no 512-bit vectors here, so bf16)";
+        return "cpu-weight-format packed: " + packed + " of " + all.size() + " decode matrices packed" + why + ", " + gb;
+    }
+
     /** Bytes a decode step must stream: every layer matrix and the LM head (the embedding is only gathered). */
     long decodeBytes() {
         return layers.stream().mapToLong(Layer::matrixBytes).sum() + lmHead.byteSize();

@@ -40,12 +40,22 @@ final class PackedBf16Matrix implements Matrix {
     private static final ValueLayout.OfShort SHORT = ValueLayout.JAVA_SHORT_UNALIGNED;
     private static final ValueLayout.OfByte BYTE = ValueLayout.JAVA_BYTE;
 
-    /** Whether this machine's preferred vectors are the 512 bits the kernel is written for. */
+    /**
+     * Whether this machine's preferred vectors are the 512 bits the kernel is written for. NOTE: x is split
+     * by {@link Bf16Matrix#split} in blocks of {@link Bf16Matrix}'s preferred-species width, which must be
+     * this kernel's block: checked below, so a future change of this test cannot silently mismatch them.
+     */
     static final boolean SUPPORTED = FloatVector.SPECIES_PREFERRED.vectorBitSize() == 512;
     /** Weights per block (2 short vectors). */
     static final int BLOCK = 2 * S.length();
     static final int BLOCK_BYTES = BLOCK * 3 / 2;
     private static final int BLOCK_SHIFT = Integer.numberOfTrailingZeros(BLOCK);
+
+    static {
+        if (SUPPORTED && Bf16Matrix.BLOCK != BLOCK / 2) {
+            throw new AssertionError("x is split in blocks of " + Bf16Matrix.BLOCK + "; the packed kernel needs " + BLOCK / 2);
+        }
+    }
     /** A matrix escaping more of its weights than this stays bf16: the side list would cost more than it saves. */
     static final double MAX_ESCAPE_RATE = 0.01;
     private static final int TILE = Bf16Matrix.TILE;
@@ -85,8 +95,17 @@ final class PackedBf16Matrix implements Matrix {
      * parallel (a 1B model's 1.2 G weights take seconds), so {@code tensor} and {@code arena} must be shared ones.
      */
     static Matrix of(MemorySegment tensor, int rows, int cols, CpuWeightMemory memory, Arena arena) {
+        return of(tensor, rows, cols, memory, arena, SUPPORTED);
+    }
+
+    /** {@link #of} as on a machine with ({@code supported}) or without 512-bit vectors (tests take both). */
+    static Matrix of(MemorySegment tensor, int rows, int cols, CpuWeightMemory memory, Arena arena, boolean supported) {
+        // NOTE: the cheap tests first: the table is a full pass over the weights, wasted where nothing packs.
+        if (!supported || cols < BLOCK) {
+            return new Bf16Matrix(tensor, rows, cols, memory, arena);
+        }
         HighByteTable t = HighByteTable.of(tensor, (long) rows * cols);
-        if (!SUPPORTED || cols < BLOCK || t.escapeRate() > MAX_ESCAPE_RATE) {
+        if (t.escapeRate() > MAX_ESCAPE_RATE) {
             return new Bf16Matrix(tensor, rows, cols, memory, arena);
         }
         int vecEnd = cols - cols % BLOCK;

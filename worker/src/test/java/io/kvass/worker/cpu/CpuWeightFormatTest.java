@@ -30,7 +30,8 @@ class CpuWeightFormatTest {
                     "the floor streams what the kernels stream");
             List<float[]> a = CpuWeightMemoryTest.logits(bf16), b = CpuWeightMemoryTest.logits(packed);
             for (int i = 0; i < a.size(); i++) {
-                assertArrayEquals(a.get(i), b.get(i), 1e-4f, "step " + i);
+                // NOTE: the same weights, but escapes are added after the lanes' sum: equal to rounding (~2e-6 here).
+                assertArrayEquals(a.get(i), b.get(i), 1e-5f, "step " + i);
             }
         }
     }

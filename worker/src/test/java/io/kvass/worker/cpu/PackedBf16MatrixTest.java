@@ -11,7 +11,6 @@ import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.util.Arrays;
 import java.util.Random;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 import org.junit.jupiter.api.Test;
@@ -21,8 +20,8 @@ class PackedBf16MatrixTest {
     private static final ValueLayout.OfShort SHORT = ValueLayout.JAVA_SHORT_UNALIGNED;
     private static final int TILE = Bf16Matrix.TILE;
 
-    @BeforeAll
-    static void needs512BitVectors() {
+    /** The kernels' tests; the fallback rules are tested everywhere. */
+    private static void needs512BitVectors() {
         assumeTrue(PackedBf16Matrix.SUPPORTED, "the packed kernel needs 512-bit vectors");
     }
 
@@ -59,6 +58,7 @@ class PackedBf16MatrixTest {
     @ParameterizedTest(name = "{0} x {1}")
     @CsvSource({"9, 64", "5, 200", "7, 4136", "3, 6144", "4, 2240", "2, 130"})
     void everyWeightDecodesToItsBf16Bits(int rows, int cols) {
+        needs512BitVectors();
         try (Arena arena = Arena.ofShared()) {
             MemorySegment t = weights(arena, rows, cols, rows * 31L + cols, true);
             PackedBf16Matrix m = packed(t, rows, cols, arena);
@@ -80,6 +80,7 @@ class PackedBf16MatrixTest {
     @ParameterizedTest(name = "{0} x {1}")
     @CsvSource({"9, 64", "5, 200", "7, 4136", "6, 6144", "4, 2240"})
     void multiplyMatchesADoubleReference(int rows, int cols) {
+        needs512BitVectors();
         Random random = new Random(11);
         try (Arena arena = Arena.ofShared()) {
             MemorySegment t = weights(arena, rows, cols, rows * 7L + cols, false);
@@ -127,7 +128,52 @@ class PackedBf16MatrixTest {
             }
             HighByteTable table = HighByteTable.of(t, (long) rows * cols);
             assertTrue(table.escapeRate() > PackedBf16Matrix.MAX_ESCAPE_RATE, "rate " + table.escapeRate());
-            assertInstanceOf(Bf16Matrix.class, CpuWeightFormat.PACKED.matrix(t, rows, cols, CpuWeightMemory.MMAP, arena));
+            assertInstanceOf(Bf16Matrix.class,
+                    PackedBf16Matrix.of(t, rows, cols, CpuWeightMemory.MMAP, arena, true));
+        }
+    }
+
+    @Test
+    void withoutWideVectorsEveryMatrixStaysBf16() {
+        try (Arena arena = Arena.ofShared()) {
+            MemorySegment t = weights(arena, 4, 256, 3, false);
+            assertInstanceOf(Bf16Matrix.class, PackedBf16Matrix.of(t, 4, 256, CpuWeightMemory.MMAP, arena, false));
+        }
+    }
+
+    /**
+     * One-hot x: every (token, column) reads exactly one weight, so each output must carry that weight's exact
+     * bits through whichever kernel runs (one token in one tile, tile by tile, the decoded row for 3, 4 and 9
+     * tokens), with the rows split in two ranges as the threads split them.
+     */
+    @ParameterizedTest(name = "{0} x {1}")
+    @CsvSource({"5, 64", "3, 127", "4, 2047", "3, 2112", "2, 4160", "2, 6200"})
+    void everyKernelPassesEveryWeightExactly(int rows, int cols) {
+        needs512BitVectors();
+        try (Arena arena = Arena.ofShared()) {
+            MemorySegment t = weights(arena, rows, cols, rows * 1000L + cols, false);
+            PackedBf16Matrix m = packed(t, rows, cols, arena);
+            for (int nTok : new int[] {1, 3, 4, 9}) {
+                for (int c0 = 0; c0 < cols; c0 += nTok) {
+                    float[] x = new float[nTok * cols];
+                    for (int k = 0; k < nTok; k++) {
+                        x[k * cols + (c0 + 7 * k) % cols] = 1f;
+                    }
+                    float[] out = new float[nTok * rows];
+                    m.multiply(x, nTok, out, 0, rows / 2);
+                    m.multiply(x, nTok, out, rows / 2, rows);
+                    for (int k = 0; k < nTok; k++) {
+                        int c = (c0 + 7 * k) % cols;
+                        for (int r = 0; r < rows; r++) {
+                            float w = Matrix.Widening.bf16(t.getAtIndex(SHORT, (long) r * cols + c));
+                            float got = out[k * rows + r];
+                            // NOTE: -0.0 * 1 summed onto +0.0 is +0.0, so zeros compare as zeros.
+                            assertEquals(w == 0 ? 0 : Float.floatToRawIntBits(w), got == 0 ? 0 : Float.floatToRawIntBits(got),
+                                    nTok + " tokens, token " + k + ", row " + r + ", column " + c);
+                        }
+                    }
+                }
+            }
         }
     }
 
@@ -136,7 +182,7 @@ class PackedBf16MatrixTest {
         try (Arena arena = Arena.ofShared()) {
             MemorySegment t = weights(arena, 3, PackedBf16Matrix.BLOCK - 1, 1, false);
             assertInstanceOf(Bf16Matrix.class,
-                    CpuWeightFormat.PACKED.matrix(t, 3, PackedBf16Matrix.BLOCK - 1, CpuWeightMemory.MMAP, arena));
+                    PackedBf16Matrix.of(t, 3, PackedBf16Matrix.BLOCK - 1, CpuWeightMemory.MMAP, arena, true));
         }
     }
 
