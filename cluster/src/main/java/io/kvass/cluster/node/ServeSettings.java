@@ -76,13 +76,7 @@ public record ServeSettings(ReplicaOptions replica, String servedModelName, Engi
         if (!Files.isDirectory(modelDir)) {
             throw new SettingsException("model", "not a directory: " + model);
         }
-        ReplicaOptions.Device device = r.get("device", k -> {
-            try {
-                return ReplicaOptions.Device.parse(r.c.getString(k));
-            } catch (IllegalArgumentException e) {
-                throw new SettingsException(k, e.getMessage());
-            }
-        });
+        ReplicaOptions.Device device = r.parsed("device", ReplicaOptions.Device::parse);
         double gpuMemoryUtilization = ReplicaOptions.DEFAULT_GPU_MEMORY_UTILIZATION;
         if (r.c.hasPath("gpu-memory-utilization")) {
             double f = r.get("gpu-memory-utilization", r.c::getDouble);
@@ -95,20 +89,8 @@ public record ServeSettings(ReplicaOptions replica, String servedModelName, Engi
                         "applies to --device cuda only; the CPU backend sizes its KV cache with kv-cache-memory");
             }
         }
-        CpuWeightMemory cpuWeights = r.get("cpu-weights", k -> {
-            try {
-                return CpuWeightMemory.parse(r.c.getString(k));
-            } catch (IllegalArgumentException e) {
-                throw new SettingsException(k, e.getMessage());
-            }
-        });
-        CpuWeightFormat cpuWeightFormat = r.get("cpu-weight-format", k -> {
-            try {
-                return CpuWeightFormat.parse(r.c.getString(k));
-            } catch (IllegalArgumentException e) {
-                throw new SettingsException(k, e.getMessage());
-            }
-        });
+        CpuWeightMemory cpuWeights = r.parsed("cpu-weights", CpuWeightMemory::parse);
+        CpuWeightFormat cpuWeightFormat = r.parsed("cpu-weight-format", CpuWeightFormat::parse);
         int maxNumSeqs = r.atLeast("max-num-seqs", 1);
         int threads = r.atLeast("threads", 0);
         ReplicaOptions replica;
@@ -174,6 +156,16 @@ public record ServeSettings(ReplicaOptions replica, String servedModelName, Engi
 
         String string(String key) {
             return get(key, c::getString);
+        }
+
+        /** The key's string through {@code parse}, whose IllegalArgumentException names the problem. */
+        <T> T parsed(String key, java.util.function.Function<String, T> parse) {
+            String value = string(key);
+            try {
+                return parse.apply(value);
+            } catch (IllegalArgumentException e) {
+                throw new SettingsException(key, e.getMessage());
+            }
         }
 
         int atLeast(String key, int min) {
