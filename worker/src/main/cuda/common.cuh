@@ -142,6 +142,24 @@ __device__ __forceinline__ void warp_argmax(float& best, int& arg) {
   }
 }
 
+// Argmax over the block (blockDim.x a multiple of 32): every thread gets the largest value and its index,
+// ties and "none" as warp_argmax. NOTE: uses shared arrays; a second call in the same kernel needs a
+// __syncthreads() before it (as block_sum).
+__device__ __forceinline__ void block_argmax(float& best, int& arg) {
+  __shared__ float values[32];
+  __shared__ int indices[32];
+  warp_argmax(best, arg);
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
+  if (lane == 0) {
+    values[warp] = best;
+    indices[warp] = arg;
+  }
+  __syncthreads();
+  best = lane < warps ? values[lane] : -CUDART_INF_F;
+  arg = lane < warps ? indices[lane] : 0x7fffffff;
+  warp_argmax(best, arg);
+}
+
 // The end of a paged-attention block whose NW warps each hold, for every query head g < group of a
 // K/V head, an online-softmax partial: running max red_m[w * rows + g] (log2 units when BASE2), sum
 // red_l[w * rows + g] and unnormalised output red_o[(w * rows + g) * D + d]. Merges the warps and

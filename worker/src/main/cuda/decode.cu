@@ -22,42 +22,10 @@
 // rows, completing on the buffer's mbarrier; elsewhere (or block sizes not a multiple of 16) 16-byte
 // cp.async per lane into padded rows. The TMA path reads ~5% faster: the padded rows' 272-byte pitch
 // alone cost that much in the read-pattern probe (CudaAttentionProbe).
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-#define KVASS_TMA 1
-#else
-#define KVASS_TMA 0
-#endif
-
-__device__ __forceinline__ void bar_init(uint64_t* bar) {
-#if KVASS_TMA
-  asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;\n" ::"r"(smem_addr(bar)) : "memory");
-  asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
-#endif
-}
-__device__ __forceinline__ void bar_expect(uint64_t* bar, uint32_t bytes) {
-#if KVASS_TMA
-  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(smem_addr(bar)), "r"(bytes) : "memory");
-#endif
-}
-__device__ __forceinline__ void bar_wait(uint64_t* bar, uint32_t parity) {
-#if KVASS_TMA
-  uint32_t done = 0;
-  while (!done) {
-    asm volatile("{\n.reg .pred p;\nmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\nselp.u32 %0, 1, 0, p;\n}\n"
-                 : "=r"(done)
-                 : "r"(smem_addr(bar)), "r"(parity)
-                 : "memory");
-  }
-#endif
-}
-// A CUtensorMap (cuTensorMapEncodeTiled's 128 bytes), passed by value (as gemm.cu's).
-struct __align__(64) KvMap {
-  unsigned long long v[16];
-};
 // TENSOR loads: a box of {64 dims, 1 kv head, 16 slots} of a layer's cache ([slots][kv heads][D]) into
 // 16 rows of 128 bytes, 128-byte swizzled (16-byte chunk c of row r at c ^ (r % 8)): aligned, dense,
 // and conflict-free for ldmatrix, which the 16-byte-padded rows of the other modes are not quite.
-__device__ __forceinline__ void tma_load_3d(void* dst, const KvMap* map, int c0, int c1, int c2, uint64_t* bar) {
+__device__ __forceinline__ void tma_load_3d(void* dst, const TmaMap* map, int c0, int c1, int c2, uint64_t* bar) {
 #if KVASS_TMA
   asm volatile(
       "cp.async.bulk.tensor.3d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3, %4}], [%5];\n"
@@ -76,7 +44,7 @@ __device__ __forceinline__ void paged_attention_mma(const bf16* __restrict__ q, 
                                                     float* __restrict__ part_out, float* __restrict__ part_ml,
                                                     int* __restrict__ counters, int num_heads, int num_kv_heads, int group, int block_size,
                                                     int max_blocks, int part_size, float scale,
-                                                    const KvMap* __restrict__ k_map, const KvMap* __restrict__ v_map) {
+                                                    const TmaMap* __restrict__ k_map, const TmaMap* __restrict__ v_map) {
   constexpr int NW = 4;             // warps per block
   constexpr int KT = 16;            // keys per warp tile
   constexpr int STRIDE = D + 8;     // padded rows: ldmatrix rows land in different banks
@@ -107,8 +75,9 @@ __device__ __forceinline__ void paged_attention_mma(const bf16* __restrict__ q, 
     return smem + (size_t)(((warp * 2 + buf) * 2 + kv) * HALVES + h) * HALF_BYTES;
   };
   if (TENSOR && lane == 0) {
-    bar_init(&bars[warp][0]);
-    bar_init(&bars[warp][1]);
+    mbar_init(&bars[warp][0], 1);
+    mbar_init(&bars[warp][1], 1);
+    mbar_init_fence();
   }
   __syncwarp();
   const float scale_log2 = scale * LOG2E;
@@ -124,7 +93,7 @@ __device__ __forceinline__ void paged_attention_mma(const bf16* __restrict__ q, 
       // per half of K and of V. Slots past the partition come in too; attention() zeroes their V rows.
       if (lane == 0) {
         const int slot0 = table[k0 / block_size] * block_size + k0 % block_size;
-        bar_expect(&bars[warp][buf], 2u * HALVES * HALF_BYTES);
+        mbar_expect_tx(&bars[warp][buf], 2u * HALVES * HALF_BYTES);
 #pragma unroll
         for (int h = 0; h < HALVES; h++) {
           tma_load_3d(half_tile(buf, 0, h), k_map, h * 64, kvh, slot0, &bars[warp][buf]);
@@ -209,7 +178,7 @@ __device__ __forceinline__ void paged_attention_mma(const bf16* __restrict__ q, 
     const int cur = it & 1;
     if constexpr (TENSOR) {
       if (t + NW < tiles) load_tile(t + NW, cur ^ 1);
-      bar_wait(&bars[warp][cur], (it >> 1) & 1);
+      mbar_wait(&bars[warp][cur], (it >> 1) & 1);
       if (TENSOR && begin + t * KT + KT > end) {
         // Past the partition's end: zero the V rows (whatever a slot holds must not reach O through P = 0;
         // K's are masked to -inf below). Whole 128-byte rows, so the swizzle does not matter.
@@ -344,7 +313,7 @@ __device__ __forceinline__ void paged_attention_mma(const bf16* __restrict__ q, 
                                       group, block_size, max_blocks, part_size, scale, MAPS);                         \
   }
 #define KVASS_NO_MAPS nullptr, nullptr
-#define KVASS_MAP_PARAMS , const __grid_constant__ KvMap k_map, const __grid_constant__ KvMap v_map
+#define KVASS_MAP_PARAMS , const __grid_constant__ TmaMap k_map, const __grid_constant__ TmaMap v_map
 #define KVASS_MAPS &k_map, &v_map
 #define PAGED_ATTENTION_MMA(D)                                            \
   PAGED_ATTENTION_MMA_VARIANT(D, false, , , KVASS_NO_MAPS)                \

@@ -29,10 +29,6 @@ constexpr int GEMM_SMEM = 200 * 1024;
 // Epilogues (kvass's CuBlas.Out order, then the fused gate/up).
 enum GemmMode { GEMM_BF16 = 0, GEMM_F32 = 1, GEMM_F32_ADD = 2, GEMM_SILU = 3 };
 
-// A CUtensorMap (cuTensorMapEncodeTiled's 128 bytes), passed by value.
-struct __align__(64) TmaMap {
-  unsigned long long v[16];
-};
 
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900 && defined(__CUDA_ARCH_FEAT_SM90_ALL)
 #define KVASS_WGMMA 1
@@ -84,21 +80,6 @@ __device__ __forceinline__ void zero_accumulators(float (&acc)[MT][NB][64]) {
       for (int e = 0; e < 64; e++) acc[i][j][e] = 0.f;
 }
 
-__device__ __forceinline__ void mbar_init(uint64_t* bar, int count) {
-  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(smem_addr(bar)), "r"(count) : "memory");
-}
-__device__ __forceinline__ void mbar_expect_tx(uint64_t* bar, uint32_t bytes) {
-  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(smem_addr(bar)), "r"(bytes) : "memory");
-}
-__device__ __forceinline__ void mbar_wait(uint64_t* bar, int parity) {
-  uint32_t done = 0;
-  while (!done) {
-    asm volatile("{\n.reg .pred p;\nmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\nselp.u32 %0, 1, 0, p;\n}\n"
-                 : "=r"(done)
-                 : "r"(smem_addr(bar)), "r"(parity)
-                 : "memory");
-  }
-}
 // A 2-D box (c0 along the inner dimension, c1 rows) of the tensor map into shared memory; completes on bar.
 __device__ __forceinline__ void tma_load_2d(void* dst, const TmaMap* map, int c0, int c1, uint64_t* bar) {
   asm volatile("cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3}], [%4];\n"
@@ -156,7 +137,7 @@ __device__ __forceinline__ void decode_gemm(const TmaMap* wmap, const TmaMap* xm
   };
   if (tid == 0) {
     for (int s = 0; s < STAGES; s++) mbar_init(full + s, 1);
-    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+    mbar_init_fence();
     for (int s = 0; s < STAGES && u0 + s < u1; s++) load(u0 + s, s);
   }
   __syncthreads();

@@ -220,27 +220,14 @@ extern "C" __global__ void argmax_rows(const float* __restrict__ logits, int* __
       arg = i;
     }
   }
-  warp_argmax(best, arg);
-  __shared__ float bv[32];
-  __shared__ int ba[32];
+  block_argmax(best, arg);
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  if (lane == 0) {
-    bv[warp] = best;
-    ba[warp] = arg;
-  }
-  __syncthreads();
-  if (warp == 0) {
-    const int warps = blockDim.x >> 5;
-    best = lane < warps ? bv[lane] : -CUDART_INF_F;
-    arg = lane < warps ? ba[lane] : 0x7fffffff;
-    warp_argmax(best, arg);
-    if (lane == 0) {
-      if (slices == 1) {
-        ids[row] = arg == 0x7fffffff ? 0 : arg;
-      } else {
-        part_v[row * slices + slice] = best;
-        part_i[row * slices + slice] = arg;
-      }
+  if (threadIdx.x == 0) {
+    if (slices == 1) {
+      ids[row] = arg == 0x7fffffff ? 0 : arg;
+    } else {
+      part_v[row * slices + slice] = best;
+      part_i[row * slices + slice] = arg;
     }
   }
   if (slices > 1 && last_block_to_arrive(counters + row, slices) && warp == 0) {

@@ -2,6 +2,11 @@
 #pragma once
 #include "common.cuh"
 
+// A CUtensorMap (cuTensorMapEncodeTiled's 128 bytes, CudaKernels.encodeTensorMap), passed by value.
+struct __align__(64) TmaMap {
+  unsigned long long v[16];
+};
+
 __device__ __forceinline__ uint32_t smem_addr(const void* p) {
   return static_cast<uint32_t>(__cvta_generic_to_shared(p));
 }
@@ -75,4 +80,40 @@ __device__ __forceinline__ void online_softmax_step(float (&s)[NT][4], float (&o
       o[dt][2 * rr + 1] *= alpha;
     }
   }
+}
+
+// mbarriers that TMA and bulk copies complete on (sm_90; on older GPUs these compile to nothing, and the
+// kernels that use them take other paths there).
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+#define KVASS_TMA 1
+#else
+#define KVASS_TMA 0
+#endif
+
+__device__ __forceinline__ void mbar_init(uint64_t* bar, int count) {
+#if KVASS_TMA
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(smem_addr(bar)), "r"(count) : "memory");
+#endif
+}
+// After a thread's mbar_init calls, before other threads or the copy engine use the barriers.
+__device__ __forceinline__ void mbar_init_fence() {
+#if KVASS_TMA
+  asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void mbar_expect_tx(uint64_t* bar, uint32_t bytes) {
+#if KVASS_TMA
+  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(smem_addr(bar)), "r"(bytes) : "memory");
+#endif
+}
+__device__ __forceinline__ void mbar_wait(uint64_t* bar, int parity) {
+#if KVASS_TMA
+  uint32_t done = 0;
+  while (!done) {
+    asm volatile("{\n.reg .pred p;\nmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\nselp.u32 %0, 1, 0, p;\n}\n"
+                 : "=r"(done)
+                 : "r"(smem_addr(bar)), "r"(parity)
+                 : "memory");
+  }
+#endif
 }

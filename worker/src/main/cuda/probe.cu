@@ -4,21 +4,7 @@
 #include "mma.cuh"
 
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-__device__ __forceinline__ void pbar_init(uint64_t* bar) {
-  asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;\n" ::"r"(smem_addr(bar)) : "memory");
-  asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
-}
-__device__ __forceinline__ void pbar_expect(uint64_t* bar, uint32_t bytes) {
-  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(smem_addr(bar)), "r"(bytes) : "memory");
-}
-__device__ __forceinline__ void pbar_wait(uint64_t* bar, uint32_t parity) {
-  uint32_t done = 0;
-  while (!done) {
-    asm volatile("{\n.reg .pred p;\nmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\nselp.u32 %0, 1, 0, p;\n}\n"
-                 : "=r"(done) : "r"(smem_addr(bar)), "r"(parity) : "memory");
-  }
-}
-__device__ __forceinline__ void pbulk(void* dst, const void* src, uint32_t bytes, uint64_t* bar) {
+__device__ __forceinline__ void bulk_copy(void* dst, const void* src, uint32_t bytes, uint64_t* bar) {
   asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];\n"
                ::"r"(smem_addr(dst)), "l"(src), "r"(bytes), "r"(smem_addr(bar)) : "memory");
 }
@@ -35,23 +21,24 @@ extern "C" __global__ void __launch_bounds__(128) read_pattern_head(const char* 
   const int* table = tables + (size_t)item * max_blocks;
   unsigned char* mine = smem + warp * 4 * 16 * row_stride;
   if (lane == 0) {
-    pbar_init(&bars[warp][0]);
-    pbar_init(&bars[warp][1]);
+    mbar_init(&bars[warp][0], 1);
+    mbar_init(&bars[warp][1], 1);
+    mbar_init_fence();
   }
   __syncwarp();
   auto load = [&](int tile, int buf) {
-    if (lane == 0) pbar_expect(&bars[warp][buf], 32 * head_bytes);
+    if (lane == 0) mbar_expect_tx(&bars[warp][buf], 32 * head_bytes);
     __syncwarp();
     const int r = lane & 15;
     const char* src = (lane < 16 ? k : v) + (((size_t)table[tile] * 16 + r) * kv_heads + kvh) * head_bytes;
-    pbulk(mine + (2 * buf + (lane >> 4)) * 16 * row_stride + r * row_stride, src, head_bytes, &bars[warp][buf]);
+    bulk_copy(mine + (2 * buf + (lane >> 4)) * 16 * row_stride + r * row_stride, src, head_bytes, &bars[warp][buf]);
   };
   unsigned x = 0;
   if (warp < blocks) load(warp, 0);
   for (int t = warp, it = 0; t < blocks; t += 4, it++) {
     const int cur = it & 1;
     if (t + 4 < blocks) load(t + 4, cur ^ 1);
-    pbar_wait(&bars[warp][cur], (it >> 1) & 1);
+    mbar_wait(&bars[warp][cur], (it >> 1) & 1);
     x ^= reinterpret_cast<const unsigned*>(mine + 2 * cur * 16 * row_stride)[lane];
     __syncwarp();
   }
@@ -68,22 +55,24 @@ extern "C" __global__ void __launch_bounds__(128) read_pattern_seq(const char* k
   const int item = blockIdx.x, parts = gridDim.y, per = (blocks + parts - 1) / parts;
   const int first = blockIdx.y * per, last = min(blocks, first + per), n = last - first;
   const int* table = tables + (size_t)item * max_blocks + first;
-  if (threadIdx.x == 0)
-    for (int s = 0; s < stages; s++) pbar_init(&full[s]);
+  if (threadIdx.x == 0) {
+    for (int s = 0; s < stages; s++) mbar_init(&full[s], 1);
+    mbar_init_fence();
+  }
   __syncthreads();
   auto load = [&](int t) {
     const int s = t % stages;
-    pbar_expect(&full[s], 2 * block_bytes);
+    mbar_expect_tx(&full[s], 2 * block_bytes);
     const size_t off = (size_t)table[t] * block_bytes;
-    pbulk(smem + (size_t)2 * s * block_bytes, k + off, block_bytes, &full[s]);
-    pbulk(smem + (size_t)(2 * s + 1) * block_bytes, v + off, block_bytes, &full[s]);
+    bulk_copy(smem + (size_t)2 * s * block_bytes, k + off, block_bytes, &full[s]);
+    bulk_copy(smem + (size_t)(2 * s + 1) * block_bytes, v + off, block_bytes, &full[s]);
   };
   if (threadIdx.x == 0)
     for (int t = 0; t < min(stages, n); t++) load(t);
   unsigned x = 0;
   for (int t = 0; t < n; t++) {
     const int s = t % stages;
-    pbar_wait(&full[s], (t / stages) & 1);
+    mbar_wait(&full[s], (t / stages) & 1);
     x ^= reinterpret_cast<const unsigned*>(smem + (size_t)2 * s * block_bytes)[threadIdx.x];
     __syncthreads();
     if (threadIdx.x == 0 && t + stages < n) load(t + stages);

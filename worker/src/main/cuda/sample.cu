@@ -246,8 +246,6 @@ extern "C" __global__ void __launch_bounds__(ST) sample_rows(const float* __rest
   const SampleRow p = rows[blockIdx.x];
   const float* row = logits + (size_t)p.row * vocab;
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
-  __shared__ float s_val[32];
-  __shared__ int s_idx[32];
   __shared__ u64 s_wsum[32];
   __shared__ int s_token;
 
@@ -260,22 +258,7 @@ extern "C" __global__ void __launch_bounds__(ST) sample_rows(const float* __rest
       arg = i;
     }
   });
-  warp_argmax(best, arg);
-  if (lane == 0) {
-    s_val[warp] = best;
-    s_idx[warp] = arg;
-  }
-  __syncthreads();
-  best = s_val[0];
-  arg = s_idx[0];
-  for (int w = 1; w < ST / 32; w++) {
-    const float ov = s_val[w];
-    const int oa = s_idx[w];
-    if (ov > best || (ov == best && oa < arg)) {
-      best = ov;
-      arg = oa;
-    }
-  }
+  block_argmax(best, arg);
   if (arg == 0x7fffffff) {
     if (tid == 0) ids[blockIdx.x] = -1;
     return;
@@ -379,17 +362,17 @@ extern "C" __global__ void __launch_bounds__(ST) logprob_rows(const float* __res
   const float* row = logits + (size_t)rows[desc].row * vocab;
   float* o = out + (size_t)blockIdx.x * LOGPROB_WORDS;
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
-  __shared__ float s_val[32];
-  __shared__ int s_idx[32];
   __shared__ double s_sum[32];
 
   float m = -CUDART_INF_F;
-  for_row(row, vocab, [&](float v, int) { m = fmaxf(m, v); });
-  m = warp_max(m);
-  if (lane == 0) s_val[warp] = m;
-  __syncthreads();
-  m = s_val[0];
-  for (int w = 1; w < ST / 32; w++) m = fmaxf(m, s_val[w]);
+  int at = 0x7fffffff;
+  for_row(row, vocab, [&](float v, int i) {
+    if (v > m) {
+      m = v;
+      at = i;
+    }
+  });
+  block_argmax(m, at);
   double sum = 0.0;
   if (m > -CUDART_INF_F) for_row(row, vocab, [&](float v, int) { sum += exp((double)v - (double)m); });
 #pragma unroll
@@ -415,21 +398,8 @@ extern "C" __global__ void __launch_bounds__(ST) logprob_rows(const float* __res
         arg = i;
       }
     });
-    warp_argmax(best, arg);
-    __syncthreads();  // s_val / s_idx of the previous round are read
-    if (lane == 0) {
-      s_val[warp] = best;
-      s_idx[warp] = arg;
-    }
-    __syncthreads();
-    best = s_val[0];
-    arg = s_idx[0];
-    for (int w = 1; w < ST / 32; w++) {
-      if (s_val[w] > best || (s_val[w] == best && s_idx[w] < arg)) {
-        best = s_val[w];
-        arg = s_idx[w];
-      }
-    }
+    __syncthreads();  // block_argmax's arrays of the previous round are read
+    block_argmax(best, arg);
     if (arg == 0x7fffffff) break;  // fewer than n rankable logits
     if (tid == 0) {
       o[2 + 2 * k] = __int_as_float(arg);

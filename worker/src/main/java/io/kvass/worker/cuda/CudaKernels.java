@@ -386,27 +386,34 @@ final class CudaKernels implements AutoCloseable {
      * graphs capture the words by value.
      */
     private long[] tensorMap(TensorMapKey key) {
-        return tensorMaps.computeIfAbsent(key, k -> {
-            long address = k.address();
-            int rows = k.rows(), cols = k.cols(), boxRows = k.boxRows();
-            org.bytedeco.cuda.cudart.CUtensorMap map = new org.bytedeco.cuda.cudart.CUtensorMap();
-            int status = org.bytedeco.cuda.global.cudart.cuTensorMapEncodeTiled(map,
-                    org.bytedeco.cuda.global.cudart.CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2, CuBlas.raw(address),
-                    new long[] {cols, rows}, new long[] {2L * cols}, new int[] {64, boxRows}, new int[] {1, 1},
-                    org.bytedeco.cuda.global.cudart.CU_TENSOR_MAP_INTERLEAVE_NONE,
-                    org.bytedeco.cuda.global.cudart.CU_TENSOR_MAP_SWIZZLE_128B,
-                    org.bytedeco.cuda.global.cudart.CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
-                    org.bytedeco.cuda.global.cudart.CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
-            if (status != 0) {
-                throw new IllegalStateException("cuTensorMapEncodeTiled [" + rows + ", " + cols + "] failed: " + status);
-            }
-            long[] words = new long[16];
-            for (int i = 0; i < 16; i++) {
-                words[i] = map.opaque(i);
-            }
-            map.close();
-            return words;
-        });
+        return tensorMaps.computeIfAbsent(key, k -> encodeTensorMap(k.address(), new long[] {k.cols(), k.rows()},
+                new long[] {2L * k.cols()}, new int[] {64, k.boxRows()}, "[" + k.rows() + ", " + k.cols() + "]"));
+    }
+
+    /**
+     * cuTensorMapEncodeTiled of a bf16 tensor (dims innermost first, byte strides of the outer dims), boxes
+     * {@code box}, 128-byte swizzled: the descriptor's 16 words, which kernels take by value.
+     */
+    private static long[] encodeTensorMap(long address, long[] dims, long[] strides, int[] box, String what) {
+        org.bytedeco.cuda.cudart.CUtensorMap map = new org.bytedeco.cuda.cudart.CUtensorMap();
+        int[] elementStrides = new int[dims.length];
+        java.util.Arrays.fill(elementStrides, 1);
+        int status = org.bytedeco.cuda.global.cudart.cuTensorMapEncodeTiled(map,
+                org.bytedeco.cuda.global.cudart.CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, dims.length, CuBlas.raw(address), dims,
+                strides, box, elementStrides,
+                org.bytedeco.cuda.global.cudart.CU_TENSOR_MAP_INTERLEAVE_NONE,
+                org.bytedeco.cuda.global.cudart.CU_TENSOR_MAP_SWIZZLE_128B,
+                org.bytedeco.cuda.global.cudart.CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+                org.bytedeco.cuda.global.cudart.CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+        if (status != 0) {
+            throw new IllegalStateException("cuTensorMapEncodeTiled " + what + " failed: " + status);
+        }
+        long[] words = new long[16];
+        for (int i = 0; i < 16; i++) {
+            words[i] = map.opaque(i);
+        }
+        map.close();
+        return words;
     }
 
     /** lora.cu's shrink ({@code ranksPerBlock} 1 or 4) over {@code tiles} tile slots (StepInputs' LoRA sections at {@code order}, {@code tileStart}, {@code tileCount}). */
@@ -532,28 +539,10 @@ final class CudaKernels implements AutoCloseable {
      * Made once per cache address; graphs capture the words by value.
      */
     private long[] kvMap(KvMapKey key) {
-        return kvMaps.computeIfAbsent(key, k -> {
-            org.bytedeco.cuda.cudart.CUtensorMap map = new org.bytedeco.cuda.cudart.CUtensorMap();
-            long rowBytes = 2L * k.headDim();
-            int status = org.bytedeco.cuda.global.cudart.cuTensorMapEncodeTiled(map,
-                    org.bytedeco.cuda.global.cudart.CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 3, CuBlas.raw(k.address()),
-                    new long[] {k.headDim(), k.kvHeads(), k.slots()}, new long[] {rowBytes, rowBytes * k.kvHeads()},
-                    new int[] {64, 1, 16}, new int[] {1, 1, 1},
-                    org.bytedeco.cuda.global.cudart.CU_TENSOR_MAP_INTERLEAVE_NONE,
-                    org.bytedeco.cuda.global.cudart.CU_TENSOR_MAP_SWIZZLE_128B,
-                    org.bytedeco.cuda.global.cudart.CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
-                    org.bytedeco.cuda.global.cudart.CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
-            if (status != 0) {
-                throw new IllegalStateException("cuTensorMapEncodeTiled for a K/V cache of " + k.slots() + " slots failed: "
-                        + status);
-            }
-            long[] words = new long[16];
-            for (int i = 0; i < 16; i++) {
-                words[i] = map.opaque(i);
-            }
-            map.close();
-            return words;
-        });
+        long rowBytes = 2L * key.headDim();
+        return kvMaps.computeIfAbsent(key, k -> encodeTensorMap(k.address(),
+                new long[] {k.headDim(), k.kvHeads(), k.slots()}, new long[] {rowBytes, rowBytes * k.kvHeads()},
+                new int[] {64, 1, 16}, "for a K/V cache of " + k.slots() + " slots"));
     }
 
     /** How the tensor-core decode kernel brings K/V tiles into shared memory. */

@@ -62,27 +62,9 @@ public final class CudaAttentionProbe {
                 System.out.printf(Locale.ROOT, "probe device copy %d MB: %.3f ms, %.0f GB/s (read + write)%n",
                         bytes >> 22, ms, 2 * (bytes / 4) / ms / 1e6);
             }
-            for (int rep = 0; rep < 3; rep++) {
-                for (Layer layer : List.of(b128, b256)) {
-                    for (CudaKernels.AttentionLoads loads : CudaKernels.AttentionLoads.values()) {
-                        kernels.setAttentionLoads(loads);
-                        double ms = time(device, layer.attention(), 20);
-                        System.out.printf(Locale.ROOT, "probe batch %3d %-8s loads: %.4f ms per layer, %.0f GB/s%n",
-                                layer.batch, loads, ms, layer.kvBytes() / ms / 1e6);
-                    }
-                }
-            }
+            sweepLoads(device, kernels, List.of(b128, b256), "", Layer::attention);
             // The kernel itself without the tile arithmetic (loads, barriers, prologue, epilogue kept).
-            for (int rep = 0; rep < 3; rep++) {
-                for (Layer layer : List.of(b128, b256)) {
-                    for (CudaKernels.AttentionLoads loads : CudaKernels.AttentionLoads.values()) {
-                        kernels.setAttentionLoads(loads);
-                        double ms = time(device, layer.withoutMath(), 20);
-                        System.out.printf(Locale.ROOT, "probe batch %3d %-8s loads, no arithmetic: %.4f ms per layer, %.0f GB/s%n",
-                                layer.batch, loads, ms, layer.kvBytes() / ms / 1e6);
-                    }
-                }
-            }
+            sweepLoads(device, kernels, List.of(b128, b256), ", no arithmetic", Layer::withoutMath);
             kernels.setAttentionLoads(CudaKernels.AttentionLoads.TENSOR);
             // The read patterns alone: today's (a block per sequence and kv head, a warp's tile 16 rows of 256
             // bytes 2 KB apart) and whole paged blocks (32 KB runs) per sequence, in 1 or 2 parts, 2 or 3 stages.
@@ -106,6 +88,21 @@ public final class CudaAttentionProbe {
                                     + "%.4f ms, %.0f GB/s%n", layer.batch, parts, stages, ms, patternBytes / ms / 1e6);
                         }
                     }
+                }
+            }
+        }
+    }
+
+    /** Each way of loading K/V, for each layer, three times: GB/s of {@code kernel}'s launches. */
+    private static void sweepLoads(CudaDevice device, CudaKernels kernels, List<Layer> layers, String label,
+                                   java.util.function.Function<Layer, Runnable> kernel) {
+        for (int rep = 0; rep < 3; rep++) {
+            for (Layer layer : layers) {
+                for (CudaKernels.AttentionLoads loads : CudaKernels.AttentionLoads.values()) {
+                    kernels.setAttentionLoads(loads);
+                    double ms = time(device, kernel.apply(layer), 20);
+                    System.out.printf(Locale.ROOT, "probe batch %3d %-8s loads%s: %.4f ms per layer, %.0f GB/s%n",
+                            layer.batch, loads, label, ms, layer.kvBytes() / ms / 1e6);
                 }
             }
         }
