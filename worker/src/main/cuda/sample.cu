@@ -107,6 +107,20 @@ __device__ __forceinline__ void for_row(const float* __restrict__ row, int vocab
   }
 }
 
+// Max and argmax of the row over the block (NaN never wins; ties: the lowest id; 0x7fffffff: no
+// rankable logit); every thread gets them. Uses block_argmax's shared arrays.
+__device__ __forceinline__ void row_argmax(const float* __restrict__ row, int vocab, float& best, int& arg) {
+  best = -CUDART_INF_F;
+  arg = 0x7fffffff;
+  for_row(row, vocab, [&](float v, int i) {
+    if (v > best) {
+      best = v;
+      arg = i;
+    }
+  });
+  block_argmax(best, arg);
+}
+
 struct Filters {
   float m, inv_t, cut;
   unsigned k_key;  // top_k: keep key > k_key, or key == k_key and id < k_limit (off: k_key 0, limit max)
@@ -249,16 +263,9 @@ extern "C" __global__ void __launch_bounds__(ST) sample_rows(const float* __rest
   __shared__ u64 s_wsum[32];
   __shared__ int s_token;
 
-  // Max and argmax (NaN never wins; ties: lowest id).
-  float best = -CUDART_INF_F;
-  int arg = 0x7fffffff;
-  for_row(row, vocab, [&](float v, int i) {
-    if (v > best) {
-      best = v;
-      arg = i;
-    }
-  });
-  block_argmax(best, arg);
+  float best;
+  int arg;
+  row_argmax(row, vocab, best, arg);
   if (arg == 0x7fffffff) {
     if (tid == 0) ids[blockIdx.x] = -1;
     return;
@@ -364,15 +371,9 @@ extern "C" __global__ void __launch_bounds__(ST) logprob_rows(const float* __res
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   __shared__ double s_sum[32];
 
-  float m = -CUDART_INF_F;
-  int at = 0x7fffffff;
-  for_row(row, vocab, [&](float v, int i) {
-    if (v > m) {
-      m = v;
-      at = i;
-    }
-  });
-  block_argmax(m, at);
+  float m;
+  int at;
+  row_argmax(row, vocab, m, at);
   double sum = 0.0;
   if (m > -CUDART_INF_F) for_row(row, vocab, [&](float v, int) { sum += exp((double)v - (double)m); });
 #pragma unroll
