@@ -94,7 +94,7 @@ public record ModelConfig(
                 headDim,
                 requireInt(json, "vocab_size", where),
                 (float) json.path("rms_norm_eps").asDouble(1e-6),
-                rope(json, where, declaredDType(json)),
+                rope(json, where),
                 maxPositions,
                 json.path("tie_word_embeddings").asBoolean(false),
                 arch.alwaysQkvBias() || json.path("attention_bias").asBoolean(false),
@@ -103,22 +103,12 @@ public record ModelConfig(
     }
 
     /** Both styles: {@code rope_theta} + {@code rope_scaling} (older) and {@code rope_parameters} (transformers 5). */
-    /** transformers 5 writes {@code dtype}, older versions {@code torch_dtype}. */
-    private static DType declaredDType(JsonNode json) {
-        String name = json.path("dtype").asText(json.path("torch_dtype").asText("float32"));
-        return switch (name) {
-            case "bfloat16" -> DType.BF16;
-            case "float16" -> DType.F16;
-            default -> DType.F32;
-        };
-    }
-
-    private static RopeScaling rope(JsonNode json, String where, DType precision) {
+    private static RopeScaling rope(JsonNode json, String where) {
         JsonNode params = json.path("rope_parameters");
         JsonNode scaling = params.isObject() ? params : json.path("rope_scaling");
         double theta = params.path("rope_theta").asDouble(json.path("rope_theta").asDouble(10000.0));
         if (!scaling.isObject()) {
-            return new RopeScaling("default", theta, 1, 0, 0, 0, precision);
+            return new RopeScaling("default", theta, 1, 0, 0, 0);
         }
         String type = scaling.path("rope_type").asText(scaling.path("type").asText("default"));
         try {
@@ -126,7 +116,7 @@ public record ModelConfig(
                     scaling.path("factor").asDouble(1.0),
                     scaling.path("low_freq_factor").asDouble(1.0),
                     scaling.path("high_freq_factor").asDouble(4.0),
-                    scaling.path("original_max_position_embeddings").asInt(8192), precision);
+                    scaling.path("original_max_position_embeddings").asInt(8192));
         } catch (ModelLoadException e) {
             throw new ModelLoadException(where + ": " + e.getMessage());
         }

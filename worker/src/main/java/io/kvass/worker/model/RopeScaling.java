@@ -4,15 +4,14 @@ package io.kvass.worker.model;
  * Rotary embedding frequencies, as Hugging Face's {@code ROPE_INIT_FUNCTIONS} define them for the
  * types kvass supports: {@code default}, {@code linear} and {@code llama3}.
  *
- * @param precision the checkpoint's declared dtype. transformers keeps {@code inv_freq} as a module
- *     buffer, so a model loaded in bf16 carries bf16-rounded frequencies even when it then runs in
- *     fp32; its outputs (our references among them) depend on that rounding, so we reproduce it.
+ * <p>NOTE: the frequencies stay fp32 whatever the checkpoint's dtype, as {@code from_pretrained} and vLLM
+ * keep them; rounding them to bf16 would move the logits of long positions (see the fixtures README).
  */
 public record RopeScaling(String type, double theta, double factor, double lowFreqFactor, double highFreqFactor,
-                          int originalMaxPositions, DType precision) {
+                          int originalMaxPositions) {
 
     public static RopeScaling plain(double theta) {
-        return new RopeScaling("default", theta, 1, 0, 0, 0, DType.F32);
+        return new RopeScaling("default", theta, 1, 0, 0, 0);
     }
 
     public RopeScaling {
@@ -32,27 +31,10 @@ public record RopeScaling(String type, double theta, double factor, double lowFr
             float exponent = (float) (2 * i) / headDim;
             inv[i] = (float) (1.0 / Math.pow(theta, exponent));
         }
-        float[] scaled = switch (type) {
+        return switch (type) {
             case "linear" -> scaleAll(inv);
             case "llama3" -> llama3(inv);
             default -> inv;
-        };
-        for (int i = 0; i < scaled.length; i++) {
-            scaled[i] = roundTo(precision, scaled[i]);
-        }
-        return scaled;
-    }
-
-    /** Round to nearest even in {@code dtype}, back as fp32. */
-    static float roundTo(DType dtype, float value) {
-        return switch (dtype) {
-            case F32 -> value;
-            case F16 -> Float.float16ToFloat(Float.floatToFloat16(value));
-            case BF16 -> {
-                int bits = Float.floatToRawIntBits(value);
-                bits += 0x7FFF + ((bits >>> 16) & 1);
-                yield Float.intBitsToFloat(bits & 0xFFFF0000);
-            }
         };
     }
 

@@ -24,9 +24,9 @@ import org.junit.jupiter.params.provider.CsvSource;
 import org.junit.jupiter.params.provider.ValueSource;
 
 /**
- * LoRA on the CUDA backend (lora.cu) against PEFT's fp32 references, alone and in batches that mix
+ * LoRA on the CUDA backend (lora.cu) against the float64 transformers/PEFT references, alone and in batches that mix
  * the base model and both adapters in every step, prefill and graph-captured decode alike. The model
- * runs {@link Fixtures#asPeftLoadedIt as PEFT loaded it} (unrounded RoPE frequencies; see CpuLoraReferenceTest).
+ * loads as transformers loads it (RoPE frequencies in fp32 for every dtype).
  *
  * <p>Tolerances. The fixtures' random adapters make these tiny models chaotic (q and k grow ~4x in
  * layer 0, the softmax turns nearly one-hot, the residual stream grows 10-50x), so bf16 rounding moves
@@ -61,7 +61,7 @@ class CudaLoraReferenceTest {
     @CsvSource({"llama-gqa, adapter-a", "llama-gqa, adapter-b", "qwen2-bias, adapter-a", "qwen2-bias, adapter-b"})
     void eachPromptAloneMatchesPeft(String variant, String tag) {
         try (LoadedModel model = LoadedModel.load(Fixtures.reference(variant));
-             CudaBackend backend = open(Fixtures.asPeftLoadedIt(model), 64, new LoraCapacity(3, 16))) {
+             CudaBackend backend = open(model, 64, new LoraCapacity(3, 16))) {
             backend.loadAdapter(3, adapter(model, variant, tag)); // any slot: 3 is the last one
             for (ReferenceCase.Prompt p : ReferenceCase.load(variant, tag)) {
                 GreedyRunner.Result r = GreedyRunner.run(backend, List.of(p.ids()), new int[] {3}, p.greedy().length)
@@ -132,8 +132,8 @@ class CudaLoraReferenceTest {
     private static List<GreedyRunner.Result[]> onGpuAndCpu(String variant, List<int[]> prompts, int[] slots, int steps,
                                                            boolean expectGraphs) {
         try (LoadedModel model = LoadedModel.load(Fixtures.reference(variant));
-             CudaBackend gpu = open(Fixtures.asPeftLoadedIt(model), 128, new LoraCapacity(2, 8));
-             CpuBackend cpu = new CpuBackend(Fixtures.asPeftLoadedIt(model), 128, 16, 2, new LoraCapacity(2, 8))) {
+             CudaBackend gpu = open(model, 128, new LoraCapacity(2, 8));
+             CpuBackend cpu = new CpuBackend(model, 128, 16, 2, new LoraCapacity(2, 8))) {
             for (int slot = 1; slot <= 2; slot++) {
                 gpu.loadAdapter(slot, adapter(model, variant, TAGS.get(slot)));
                 cpu.loadAdapter(slot, adapter(model, variant, TAGS.get(slot)));

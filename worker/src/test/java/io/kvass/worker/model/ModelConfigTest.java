@@ -1,6 +1,5 @@
 package io.kvass.worker.model;
 
-import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -56,11 +55,5 @@ class ModelConfigTest {
     void missingFieldIsNamed() {
         var e = assertThrows(ModelLoadException.class, () -> parse("{\"architectures\":[\"LlamaForCausalLM\"]}"));
         assertTrue(e.getMessage().contains("hidden_size"), e.getMessage());
-    }
-
-    @Test
-    void bf16RoundingOfFrequencies() {
-        assertArrayEquals(new float[] {1.0f, 0.1f == RopeScaling.roundTo(DType.BF16, 0.1f) ? 0.1f : 0.10009765625f},
-                new float[] {RopeScaling.roundTo(DType.BF16, 1.0f), RopeScaling.roundTo(DType.BF16, 0.1f)});
     }
 }
