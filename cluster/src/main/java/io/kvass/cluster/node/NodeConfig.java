@@ -2,6 +2,7 @@ package io.kvass.cluster.node;
 
 import com.typesafe.config.Config;
 import com.typesafe.config.ConfigFactory;
+import io.kvass.cluster.wire.WireProtocol;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
@@ -35,6 +36,6 @@ final class NodeConfig {
         m.put("pekko.log-dead-letters-during-shutdown", "off");
         m.put("pekko.coordinated-shutdown.phases.service-requests-done.timeout",
                 (s.http().drainTimeout().toMillis() + 10_000) + "ms");
-        return ConfigFactory.parseMap(m);
+        return ConfigFactory.parseMap(m).withFallback(WireProtocol.PEKKO_CONFIG);
     }
 }

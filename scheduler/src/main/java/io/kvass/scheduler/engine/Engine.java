@@ -5,6 +5,7 @@ import io.kvass.scheduler.core.SequenceUpdates;
 import io.kvass.scheduler.output.RequestOutput;
 import io.kvass.worker.step.StepPlan;
 import io.kvass.worker.step.StepResult;
+import io.kvass.worker.wire.CrossNode;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
@@ -28,14 +29,14 @@ public final class Engine extends AbstractBehavior<Engine.Command> {
     }
 
     /** Queue a request; {@code replyTo} receives {@link Event}s until the last completion finishes. */
-    public record Submit(Request request, ActorRef<Event> replyTo) implements Command {
+    public record Submit(Request request, ActorRef<Event> replyTo) implements Command, CrossNode {
     }
 
     /** The client went away: free everything of this request now. */
-    public record Abort(String requestId) implements Command {
+    public record Abort(String requestId) implements Command, CrossNode {
     }
 
-    public record GetStats(ActorRef<EngineStats> replyTo) implements Command {
+    public record GetStats(ActorRef<EngineStats> replyTo) implements Command, CrossNode {
     }
 
     /** An adapter finished loading (or failed to): requests waiting for it may run now. */
@@ -51,15 +52,15 @@ public final class Engine extends AbstractBehavior<Engine.Command> {
     }
 
     /** New tokens and text of one completion; the last one carries the finish. */
-    public record Output(RequestOutput output) implements Event {
+    public record Output(RequestOutput output) implements Event, CrossNode {
     }
 
     /** The request can never run here (too long for the model or the KV pool, duplicate id). */
-    public record Rejected(String requestId, String reason) implements Event {
+    public record Rejected(String requestId, String reason) implements Event, CrossNode {
     }
 
     /** The engine could not complete the request (the worker failed repeatedly). */
-    public record Failed(String requestId, String reason) implements Event {
+    public record Failed(String requestId, String reason) implements Event, CrossNode {
     }
 
     private static final int MAX_CONSECUTIVE_STEP_FAILURES = 3;
