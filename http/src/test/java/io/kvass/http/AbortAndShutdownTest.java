@@ -114,9 +114,10 @@ class AbortAndShutdownTest {
         try (TestServer server = TestServer.start(HttpSettings.local().withLimits(1 << 20, 1), 1, STEP)) {
             Client client = server.client();
             try (Socket running = openStream(server, LONG); Socket waiting = openStream(server, LONG)) {
-                await("one running, one waiting", () -> {
-                    JsonNode r = client.replica();
-                    return r.path("num_requests_running").asInt() == 1 && r.path("num_requests_waiting").asInt() == 1;
+                await("one running, one waiting at the gateway", () -> {
+                    JsonNode all = client.get("/admin/replicas").json();
+                    return all.path("replicas").get(0).path("num_requests_running").asInt() == 1
+                            && all.path("num_requests_held").asInt() == 1;
                 });
                 Client.Reply refused = client.post("/v1/completions", Map.of("prompt", "hi", "max_tokens", 2));
                 JsonNode error = refused.error(503);

@@ -24,6 +24,19 @@ final class NodeConfig {
         m.put("pekko.remote.artery.canonical.port", s.cluster().port());
         m.put("pekko.cluster.seed-nodes", s.cluster().seedNodes());
         m.put("pekko.cluster.downing-provider-class", "org.apache.pekko.cluster.sbr.SplitBrainResolverProvider");
+        // NOTE: the minority side of a partition downs itself, so no replica ever runs twice (kvass serve also
+        // exits the JVM of a downed node: see ServeCommand).
+        m.put("pekko.cluster.split-brain-resolver.active-strategy", "keep-majority");
+        m.put("pekko.cluster.roles", List.copyOf(s.cluster().roles()));
+        m.put("pekko.cluster.min-nr-of-members", s.cluster().minNrOfMembers());
+        // NOTE: a replica moved by the placement (drain, re-placement) hands off within a few seconds.
+        m.put("pekko.cluster.sharding.rebalance-interval", "2s");
+        m.put(ReplicaHost.ENGINE_DISPATCHER + ".type", "PinnedDispatcher");
+        m.put(ReplicaHost.ENGINE_DISPATCHER + ".executor", "thread-pool-executor");
+        if (s.cluster().managementPort() > 0) {
+            m.put("pekko.management.http.hostname", s.cluster().hostname());
+            m.put("pekko.management.http.port", s.cluster().managementPort());
+        }
         // NOTE: a replica owns its model's memory and running sequences; it must never idle out.
         m.put("pekko.cluster.sharding.passivation.strategy", "none");
         m.put("pekko.cluster.jmx.multi-mbeans-in-same-jvm", "on");

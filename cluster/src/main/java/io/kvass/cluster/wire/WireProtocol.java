@@ -2,8 +2,16 @@ package io.kvass.cluster.wire;
 
 import com.typesafe.config.Config;
 import com.typesafe.config.ConfigFactory;
+import io.kvass.cluster.node.ReplicaHost;
+import io.kvass.cluster.placement.AdminReply;
+import io.kvass.cluster.placement.Assignment;
+import io.kvass.cluster.placement.Deployment;
+import io.kvass.cluster.placement.NodeInventory;
+import io.kvass.cluster.placement.PlacementCoordinator;
+import io.kvass.cluster.placement.PlacementState;
 import io.kvass.scheduler.engine.Engine;
 import io.kvass.scheduler.engine.EngineStats;
+import io.kvass.scheduler.engine.ReplicaLoad;
 import io.kvass.worker.step.StepPlan;
 import io.kvass.worker.step.StepResult;
 import java.util.ArrayList;
@@ -32,7 +40,9 @@ public final class WireProtocol {
 
     public static List<Class<?>> roots() {
         List<Class<?>> roots = new ArrayList<>(List.of(Engine.Command.class, Engine.Event.class, EngineStats.class,
-                StepPlan.class, StepResult.class));
+                ReplicaLoad.class, StepPlan.class, StepResult.class, ReplicaHost.Command.class,
+                PlacementCoordinator.Command.class, PlacementState.class, AdminReply.class, Deployment.class,
+                NodeInventory.class, Assignment.class));
         return roots;
     }
 

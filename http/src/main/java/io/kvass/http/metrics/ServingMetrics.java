@@ -1,8 +1,8 @@
 package io.kvass.http.metrics;
 
+import io.kvass.scheduler.engine.AdapterResidency;
 import io.kvass.scheduler.engine.EngineStats;
-import io.kvass.worker.lora.AdapterManager;
-import io.kvass.worker.lora.AdapterStatus;
+import io.kvass.scheduler.engine.ReplicaLoad;
 import io.prometheus.metrics.config.EscapingScheme;
 import io.prometheus.metrics.core.metrics.Counter;
 import io.prometheus.metrics.core.metrics.CounterWithCallback;
@@ -36,6 +36,8 @@ import java.util.stream.Collectors;
 public final class ServingMetrics {
     static final String MODEL = "model_name";
     static final String LORA = "lora_name";
+    static final String REPLICA = "replica";
+    static final String NODE = "node";
     static final String CONTENT_TYPE = PrometheusTextFormatWriter.CONTENT_TYPE;
 
     /** vLLM's buckets. */
@@ -47,8 +49,10 @@ public final class ServingMetrics {
         50.0, 60.0, 120.0, 240.0, 480.0, 960.0, 1920.0, 7680.0};
 
     private final PrometheusRegistry registry = new PrometheusRegistry();
-    private final Map<String, EngineStats> engines = new ConcurrentHashMap<>();
-    private final Map<String, AdapterManager> loraModels = new ConcurrentHashMap<>();
+    /** The replicas' last reports, as the gateway's router holds them (replaced on every scrape). */
+    private volatile List<ReplicaLoad> replicas = List.of();
+    /** Models served with LoRA, and their slots per replica. */
+    private final Map<String, Integer> loraModels = new ConcurrentHashMap<>();
     private final Counter loraPromptTokens;
     private final Counter loraGenerationTokens;
     private final Counter loraRequestSuccess;
@@ -85,9 +89,10 @@ public final class ServingMetrics {
                 E2E_BUCKETS);
         GaugeWithCallback.builder().name("vllm:lora_requests_info").help("Running stats on lora requests.")
                 .labelNames(MODEL, "max_lora", "waiting_lora_adapters", "running_lora_adapters")
-                .callback(cb -> loraModels.forEach((model, adapters) -> {
-                    List<AdapterStatus> all = adapters.adapters();
-                    cb.call(System.currentTimeMillis() / 1000.0, model, Integer.toString(adapters.maxLoras()),
+                .callback(cb -> loraModels.forEach((model, maxLoras) -> {
+                    List<AdapterResidency> all = replicas.stream().filter(r -> r.identity().model().equals(model))
+                            .flatMap(r -> r.adapters().stream()).toList();
+                    cb.call(System.currentTimeMillis() / 1000.0, model, Integer.toString(maxLoras),
                             names(all, ServingMetrics::waiting), names(all, s -> s.running() > 0));
                 }))
                 .register(registry);
@@ -105,23 +110,27 @@ public final class ServingMetrics {
      * An adapter has a waiting request when it has more requests in flight than sequences running.
      * NOTE: a request with n > 1 whose sequences run only in part is not counted as waiting.
      */
-    private static boolean waiting(AdapterStatus s) {
+    private static boolean waiting(AdapterResidency s) {
         return s.inFlight() > s.running();
     }
 
-    private static String names(List<AdapterStatus> adapters, Predicate<AdapterStatus> which) {
-        return adapters.stream().filter(which).map(s -> s.spec().name()).collect(Collectors.joining(","));
+    private static String names(List<AdapterResidency> adapters, Predicate<AdapterResidency> which) {
+        return adapters.stream().filter(which).map(AdapterResidency::name).distinct().sorted()
+                .collect(Collectors.joining(","));
     }
 
+    /** Per replica: labelled with its model, replica id and node. */
     private void engineGauge(String name, String help, ToDoubleFunction<EngineStats> value) {
-        GaugeWithCallback.builder().name(name).help(help).labelNames(MODEL)
-                .callback(cb -> engines.forEach((model, s) -> cb.call(value.applyAsDouble(s), model)))
+        GaugeWithCallback.builder().name(name).help(help).labelNames(MODEL, REPLICA, NODE)
+                .callback(cb -> replicas.forEach(r -> cb.call(value.applyAsDouble(r.stats()), r.identity().model(),
+                        r.identity().replicaId(), r.identity().node())))
                 .register(registry);
     }
 
     private void engineCounter(String name, String help, ToDoubleFunction<EngineStats> value) {
-        CounterWithCallback.builder().name(name).help(help).labelNames(MODEL)
-                .callback(cb -> engines.forEach((model, s) -> cb.call(value.applyAsDouble(s), model)))
+        CounterWithCallback.builder().name(name).help(help).labelNames(MODEL, REPLICA, NODE)
+                .callback(cb -> replicas.forEach(r -> cb.call(value.applyAsDouble(r.stats()), r.identity().model(),
+                        r.identity().replicaId(), r.identity().node())))
                 .register(registry);
     }
 
@@ -140,8 +149,8 @@ public final class ServingMetrics {
     }
 
     /** Reports {@code model}'s LoRA adapters in {@code vllm:lora_requests_info}. */
-    public void registerLora(String model, AdapterManager adapters) {
-        loraModels.put(model, adapters);
+    public void registerLora(String model, int maxLoras) {
+        loraModels.put(model, maxLoras);
     }
 
     public void loraPromptTokens(String model, String adapter, int tokens) {
@@ -156,8 +165,9 @@ public final class ServingMetrics {
         loraRequestSuccess.labelValues(model, adapter, finishedReason).inc();
     }
 
-    public void engineStats(String model, EngineStats stats) {
-        engines.put(model, stats);
+    /** The replicas' latest reports, for the per-replica series. */
+    public void replicas(List<ReplicaLoad> loads) {
+        replicas = List.copyOf(loads);
     }
 
     public void promptTokens(String model, int tokens) {
