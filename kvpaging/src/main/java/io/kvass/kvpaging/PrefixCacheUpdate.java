@@ -10,6 +10,9 @@ import java.util.Arrays;
  * <p>Hashes travel as flat {@code long[]} arrays of pairs: hash i is {@code (a[2i], a[2i + 1])}, its
  * {@link BlockHash#hi()} and {@link BlockHash#lo()}. Exact (the full 128 bits), and one array per list instead
  * of an object per hash, for the wire and for whoever applies thousands of them.
+ *
+ * <p>NOTE: the records do not reject an odd-length array (the wire layer builds sample messages field by field); a
+ * receiver checks {@link #isWellFormed()} and treats a malformed update as a lost one.
  */
 public sealed interface PrefixCacheUpdate {
 
@@ -35,11 +38,6 @@ public sealed interface PrefixCacheUpdate {
      * {@code removed} (the receiver never had it): both are no-ops for the receiver.
      */
     record Delta(long[] stored, long[] removed) implements PrefixCacheUpdate {
-        public Delta {
-            checkPairs(stored);
-            checkPairs(removed);
-        }
-
         public boolean isEmpty() {
             return stored.length == 0 && removed.length == 0;
         }
@@ -62,10 +60,6 @@ public sealed interface PrefixCacheUpdate {
 
     /** Every hash the cache holds (in no particular order): replaces whatever the receiver knew. */
     record Snapshot(long[] held) implements PrefixCacheUpdate {
-        public Snapshot {
-            checkPairs(held);
-        }
-
         @Override
         public boolean equals(Object o) {
             return o instanceof Snapshot s && Arrays.equals(held, s.held);
@@ -82,9 +76,11 @@ public sealed interface PrefixCacheUpdate {
         }
     }
 
-    private static void checkPairs(long[] pairs) {
-        if ((pairs.length & 1) != 0) {
-            throw new IllegalArgumentException("hash pairs need an even length, got " + pairs.length);
-        }
+    /** Whether every array of the update is a whole number of pairs (checked by the receiver, see the class note). */
+    default boolean isWellFormed() {
+        return switch (this) {
+            case Delta d -> (d.stored().length & 1) == 0 && (d.removed().length & 1) == 0;
+            case Snapshot s -> (s.held().length & 1) == 0;
+        };
     }
 }

@@ -189,8 +189,9 @@ class PrefixCacheUpdateTest {
 
     @Test
     void pairArraysMustBeEven() {
-        org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class,
-                () -> new PrefixCacheUpdate.Snapshot(new long[3]));
+        assertTrue(!new PrefixCacheUpdate.Snapshot(new long[3]).isWellFormed());
+        assertTrue(!new PrefixCacheUpdate.Delta(new long[2], new long[1]).isWellFormed());
+        assertTrue(new PrefixCacheUpdate.Delta(new long[2], new long[4]).isWellFormed());
         assertArrayEquals(new long[0], PromptBlockHashes.of(new BlockHasher(), tokens(0, 15), 15, BS, SCOPE));
     }
 }
