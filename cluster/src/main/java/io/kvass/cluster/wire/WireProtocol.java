@@ -4,6 +4,7 @@ import com.typesafe.config.Config;
 import com.typesafe.config.ConfigFactory;
 import io.kvass.scheduler.engine.Engine;
 import io.kvass.scheduler.engine.EngineStats;
+import io.kvass.scheduler.router.LoadReport;
 import io.kvass.worker.step.StepPlan;
 import io.kvass.worker.step.StepResult;
 import java.util.ArrayList;
@@ -32,7 +33,7 @@ public final class WireProtocol {
 
     public static List<Class<?>> roots() {
         List<Class<?>> roots = new ArrayList<>(List.of(Engine.Command.class, Engine.Event.class, EngineStats.class,
-                StepPlan.class, StepResult.class));
+                StepPlan.class, StepResult.class, LoadReport.class));
         return roots;
     }
 

@@ -13,7 +13,8 @@ import java.util.TreeMap;
 /**
  * The requests a gateway holds until some replica has room (late binding), and the order they leave in:
  * lower {@link RouteRequest#priority()} first (vLLM's convention); within a priority, round-robin over tenants, so a
- * tenant with a thousand queued requests takes turns with one that has two; first-in first-out within a tenant.
+ * tenant with a thousand queued requests takes turns with one that has two; first-in first-out within a tenant (per
+ * model: a tenant's request for a model without room does not hold up its requests for other models).
  *
  * <p>{@link #release} places every request that can be placed now, in that order. When a request of some model
  * cannot be placed, no later request of that model is placed in the same pass, so that neither a lower priority
@@ -43,22 +44,50 @@ public final class AdmissionQueue {
 
     private static final class Held {
         final RouteRequest request;
+        final long order;
         boolean aborted;
 
-        Held(RouteRequest request) {
+        Held(RouteRequest request, long order) {
             this.request = request;
+            this.order = order;
         }
     }
 
-    /** One priority level: each tenant's FIFO, in turn order (the tenant served last is at the end). */
+    /** One tenant's requests of one priority: a FIFO per model (a model without room holds up only its own). */
+    private static final class TenantQueue {
+        final LinkedHashMap<String, ArrayDeque<Held>> byModel = new LinkedHashMap<>(4);
+
+        /** The oldest live request whose model is not blocked, or null; drops aborted heads and empty FIFOs. */
+        Held next(Set<String> blockedModels, AdmissionQueue owner) {
+            Held best = null;
+            var it = byModel.entrySet().iterator();
+            while (it.hasNext()) {
+                var e = it.next();
+                Held head = owner.liveHead(e.getValue());
+                if (head == null) {
+                    it.remove();
+                } else if (!blockedModels.contains(e.getKey()) && (best == null || head.order < best.order)) {
+                    best = head;
+                }
+            }
+            return best;
+        }
+
+        boolean isEmpty() {
+            return byModel.isEmpty();
+        }
+    }
+
+    /** One priority level: its tenants in turn order (the tenant served last is at the end). */
     private static final class Level {
-        final LinkedHashMap<String, ArrayDeque<Held>> tenants = new LinkedHashMap<>();
+        final LinkedHashMap<String, TenantQueue> tenants = new LinkedHashMap<>();
     }
 
     private final int maxWaiting;
     private final TreeMap<Integer, Level> levels = new TreeMap<>();
     private final Map<String, Held> byId = new HashMap<>();
     private int numAborted; // still in a tenant's queue
+    private long arrivals;
 
     public AdmissionQueue(int maxWaiting) {
         if (maxWaiting < 0) {
@@ -83,10 +112,11 @@ public final class AdmissionQueue {
         if (byId.size() >= maxWaiting) {
             return Offer.QUEUE_FULL;
         }
-        Held held = new Held(request);
+        Held held = new Held(request, arrivals++);
         byId.put(request.requestId(), held);
         levels.computeIfAbsent(request.priority(), p -> new Level()).tenants
-                .computeIfAbsent(request.tenant(), t -> new ArrayDeque<>()).addLast(held);
+                .computeIfAbsent(request.tenant(), t -> new TenantQueue()).byModel
+                .computeIfAbsent(request.model(), m -> new ArrayDeque<>()).addLast(held);
         return Offer.QUEUED;
     }
 
@@ -105,8 +135,11 @@ public final class AdmissionQueue {
 
     private void sweepAborted() {
         for (Level level : levels.values()) {
-            level.tenants.values().forEach(q -> q.removeIf(h -> h.aborted));
-            level.tenants.values().removeIf(ArrayDeque::isEmpty);
+            for (TenantQueue tenant : level.tenants.values()) {
+                tenant.byModel.values().forEach(q -> q.removeIf(h -> h.aborted));
+                tenant.byModel.values().removeIf(ArrayDeque::isEmpty);
+            }
+            level.tenants.values().removeIf(TenantQueue::isEmpty);
         }
         levels.values().removeIf(l -> l.tenants.isEmpty());
         numAborted = 0;
@@ -140,33 +173,29 @@ public final class AdmissionQueue {
             var it = level.tenants.entrySet().iterator();
             while (it.hasNext()) {
                 var entry = it.next();
-                ArrayDeque<Held> queue = entry.getValue();
-                Held head = liveHead(queue);
-                if (head == null) {
-                    it.remove();
-                    continue;
-                }
-                if (blockedModels.contains(head.request.model())) {
-                    continue;
-                }
-                RouteDecision decision = policy.pick(head.request, view, nowNanos);
-                switch (decision) {
-                    case RouteDecision.Send send -> {
-                        queue.pollFirst();
+                TenantQueue tenant = entry.getValue();
+                // NOTE: the tenant's turn goes to its oldest request of a model that has room, if any
+                for (Held head = tenant.next(blockedModels, this); head != null; head = tenant.next(blockedModels, this)) {
+                    if (policy.pick(head.request, view, nowNanos) instanceof RouteDecision.Send send) {
+                        tenant.byModel.get(head.request.model()).pollFirst();
                         byId.remove(head.request.requestId());
                         view.recordSend(send);
                         placed.add(new Placed(head.request, send));
                         served.add(entry.getKey());
                         progress = true;
+                        break;
                     }
-                    case RouteDecision.Hold hold -> blockedModels.add(head.request.model());
+                    blockedModels.add(head.request.model());
+                }
+                if (tenant.isEmpty()) {
+                    it.remove();
                 }
             }
             // NOTE: served tenants go to the back in the order served; a tenant that could not go keeps its turn
-            for (String tenant : served) {
-                ArrayDeque<Held> queue = level.tenants.remove(tenant);
-                if (liveHead(queue) != null) {
-                    level.tenants.put(tenant, queue);
+            for (String name : served) {
+                TenantQueue tenant = level.tenants.remove(name);
+                if (tenant != null && tenant.next(Set.of(), this) != null) { // NOTE: next drops what emptied
+                    level.tenants.put(name, tenant);
                 }
             }
         }
