@@ -12,6 +12,7 @@ import io.kvass.cluster.placement.PlacementState;
 import io.kvass.scheduler.engine.Engine;
 import io.kvass.scheduler.engine.EngineStats;
 import io.kvass.scheduler.engine.ReplicaLoad;
+import io.kvass.scheduler.router.LoadReport;
 import io.kvass.worker.step.StepPlan;
 import io.kvass.worker.step.StepResult;
 import java.util.ArrayList;
@@ -40,7 +41,7 @@ public final class WireProtocol {
 
     public static List<Class<?>> roots() {
         List<Class<?>> roots = new ArrayList<>(List.of(Engine.Command.class, Engine.Event.class, EngineStats.class,
-                ReplicaLoad.class, StepPlan.class, StepResult.class, ReplicaHost.Command.class,
+                ReplicaLoad.class, LoadReport.class, StepPlan.class, StepResult.class, ReplicaHost.Command.class,
                 PlacementCoordinator.Command.class, PlacementState.class, AdminReply.class, Deployment.class,
                 NodeInventory.class, Assignment.class));
         return roots;
