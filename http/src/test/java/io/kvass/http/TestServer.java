@@ -8,7 +8,7 @@ import io.kvass.scheduler.engine.AdapterRegistry;
 import io.kvass.scheduler.engine.Engine;
 import io.kvass.scheduler.engine.EngineIdentity;
 import io.kvass.scheduler.engine.ReplicaLoad;
-import io.kvass.scheduler.router.ReplicaChooser;
+import io.kvass.scheduler.router.PrefixAwarePolicy;
 import io.kvass.scheduler.router.RouterActor;
 import io.kvass.scheduler.engine.LocalEngine;
 import io.kvass.scheduler.engine.StepExecutor;
@@ -82,8 +82,12 @@ final class TestServer implements AutoCloseable {
                 registry.gate());
         StepExecutor executor = StepExecutor.local(local.runner());
         CompletableFuture<ActorRef<ReplicaLoad>> reports = new CompletableFuture<>();
-        router = system.systemActorOf(RouterActor.create(RouterActor.Settings.defaults(settings.maxWaiting()),
-                ReplicaChooser.LEAST_LOADED, reports::complete), "router", Props.empty());
+        // NOTE: a gateway queue of a few requests gets replica queues as short (tests of 503 under load).
+        RouterActor.Settings routing = RouterActor.Settings.defaults(settings.maxWaiting());
+        routing = new RouterActor.Settings(routing.routing().withMaxQueuedPerReplica(Math.min(8, settings.maxWaiting())),
+                routing.maxHoldTime());
+        router = system.systemActorOf(RouterActor.create(routing, new PrefixAwarePolicy(), metrics::routed,
+                reports::complete), "router", Props.empty());
         engine = system.systemActorOf(Engine.create(local.core(), stepDelay.isZero() ? executor : slow(executor, stepDelay),
                 new EngineIdentity(name + "-0", name, "local", maxNumSeqs), registry, Optional.of(reports.join())),
                 "engine", Props.empty());

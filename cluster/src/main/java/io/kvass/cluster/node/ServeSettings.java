@@ -8,6 +8,7 @@ import io.kvass.cluster.placement.Deployment;
 import io.kvass.cluster.placement.DeviceKind;
 import io.kvass.http.HttpSettings;
 import io.kvass.scheduler.core.SchedulingPolicy;
+import io.kvass.scheduler.router.RouterSettings;
 import io.kvass.worker.ReplicaOptions;
 import io.kvass.worker.cpu.CpuWeightFormat;
 import io.kvass.worker.cpu.CpuWeightMemory;
@@ -34,6 +35,31 @@ import java.util.TreeSet;
  */
 public record ServeSettings(ReplicaOptions replica, String servedModelName, EngineSettings engine, LoraSettings lora,
                             HttpSettings http, ClusterSettings cluster, List<Deployment> deployments, Config config) {
+
+    /** {@code kvass.router}: the policy and the routing knobs ({@code max-waiting} is the gateway's http one). */
+    public record RouterConfig(boolean prefixAware, RouterSettings settings) {
+    }
+
+    /** Reads {@code kvass.router} of the node's configuration. */
+    public RouterConfig router() {
+        Reader r = new Reader(config.getConfig("kvass"));
+        String policy = r.string("router.policy");
+        if (!policy.equals("prefix-aware") && !policy.equals("round-robin")) {
+            throw new SettingsException("router.policy", "must be prefix-aware or round-robin, got '" + policy + "'");
+        }
+        Duration stale = r.duration("router.stale-after");
+        try {
+            return new RouterConfig(policy.equals("prefix-aware"), new RouterSettings(
+                    io.kvass.scheduler.engine.Engine.REPORT_INTERVAL.compareTo(stale) <= 0
+                            ? io.kvass.scheduler.engine.Engine.REPORT_INTERVAL : stale, stale,
+                    r.atLeast("router.max-queued-per-replica", 1), http.maxWaiting(),
+                    r.get("router.prefix-weight", r.c::getDouble), r.get("router.adapter-weight", r.c::getDouble),
+                    r.get("router.free-kv-weight", r.c::getDouble), r.get("router.queue-weight", r.c::getDouble),
+                    r.atLeast("router.balance-abs-threshold", 0), r.get("router.balance-rel-threshold", r.c::getDouble)));
+        } catch (IllegalArgumentException e) {
+            throw new SettingsException("router", e.getMessage());
+        }
+    }
 
     /** One replica's settings: the top-level {@code kvass} keys with a deployment's own keys over them. */
     public record ReplicaSettings(ReplicaOptions replica, String servedModelName, EngineSettings engine,

@@ -12,7 +12,8 @@ import io.kvass.http.ServedModel;
 import io.kvass.http.metrics.ServingMetrics;
 import io.kvass.scheduler.engine.ReplicaLoad;
 import io.kvass.scheduler.engine.StepExecutor;
-import io.kvass.scheduler.router.ReplicaChooser;
+import io.kvass.scheduler.router.PrefixAwarePolicy;
+import io.kvass.scheduler.router.RoundRobinPolicy;
 import io.kvass.scheduler.router.RouterActor;
 import io.kvass.worker.ModelCard;
 import io.kvass.worker.lora.AdapterLoadException;
@@ -117,8 +118,11 @@ public final class ServingNode {
             Optional<HttpServer> http = Optional.empty();
             Optional<ActorRef<RouterActor.Command>> gatewayRouter = Optional.empty();
             if (settings.cluster().isGateway()) {
+                ServeSettings.RouterConfig routing = settings.router();
+                ServingMetrics metrics = new ServingMetrics();
                 ActorRef<RouterActor.Command> router = system.systemActorOf(RouterActor.create(
-                        RouterActor.Settings.defaults(settings.http().maxWaiting()), ReplicaChooser.LEAST_LOADED,
+                        new RouterActor.Settings(routing.settings(), java.time.Duration.ofSeconds(60)),
+                        routing.prefixAware() ? new PrefixAwarePolicy() : new RoundRobinPolicy(), metrics::routed,
                         ref -> topic.tell(Topic.subscribe(ref))), "router", Props.empty());
                 List<ServedModel> served = new ArrayList<>();
                 for (Deployment d : settings.deployments()) {
@@ -126,7 +130,7 @@ public final class ServingNode {
                 }
                 gatewayRouter = Optional.of(router);
                 ClusterOperator operator = new ClusterOperator(system, coordinator, settings.cluster().adminToken());
-                http = Optional.of(HttpServer.start(system, settings.http(), served, new ServingMetrics(),
+                http = Optional.of(HttpServer.start(system, settings.http(), served, metrics,
                                 Optional.of(operator))
                         .toCompletableFuture().get(30, TimeUnit.SECONDS)
                         .stopOnShutdown(system, settings.http().drainTimeout()));

@@ -53,6 +53,8 @@ public final class ServingMetrics {
     private volatile List<ReplicaLoad> replicas = List.of();
     /** Models served with LoRA, and their slots per replica. */
     private final Map<String, Integer> loraModels = new ConcurrentHashMap<>();
+    private final Counter routerDecisions;
+    private final Histogram gatewayQueueTime;
     private final Counter loraPromptTokens;
     private final Counter loraGenerationTokens;
     private final Counter loraRequestSuccess;
@@ -96,6 +98,11 @@ public final class ServingMetrics {
                             names(all, ServingMetrics::waiting), names(all, s -> s.running() > 0));
                 }))
                 .register(registry);
+        routerDecisions = Counter.builder().name("kvass:router_decisions")
+                .help("Requests this gateway routed, by why it chose the replica (PREFIX, ADAPTER, LOAD, SPILL, "
+                        + "ROUND_ROBIN).").labelNames(MODEL, "reason").register(registry);
+        gatewayQueueTime = histogram("kvass:gateway_queue_time_seconds",
+                "Time a request waited at this gateway for a replica with room.", TTFT_BUCKETS);
         loraPromptTokens = Counter.builder().name("kvass:lora_prompt_tokens")
                 .help("Number of prefill tokens processed, per LoRA adapter.").labelNames(MODEL, LORA).register(registry);
         loraGenerationTokens = Counter.builder().name("kvass:lora_generation_tokens")
@@ -163,6 +170,12 @@ public final class ServingMetrics {
 
     public void loraFinished(String model, String adapter, String finishedReason) {
         loraRequestSuccess.labelValues(model, adapter, finishedReason).inc();
+    }
+
+    /** The router sent a request of {@code model} to a replica for {@code reason}, after holding it this long. */
+    public void routed(String model, String reason, double secondsHeld) {
+        routerDecisions.labelValues(model, reason).inc();
+        gatewayQueueTime.labelValues(model).observe(secondsHeld);
     }
 
     /** The replicas' latest reports, for the per-replica series. */

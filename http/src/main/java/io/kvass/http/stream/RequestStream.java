@@ -92,7 +92,7 @@ public final class RequestStream extends AbstractBehavior<RequestStream.Command>
     private void route(int p) {
         String id = job.engineRequestId(p);
         GenerationJob.Prompt prompt = job.prompts().get(p);
-        var request = new RouterActor.RouteRequest(id, job.model().base().name(), prompt.tokenIds(),
+        var request = new RouterActor.Request(id, job.model().base().name(), prompt.tokenIds(),
                 job.model().scope(), "", job.priority(), triedReplicas.getOrDefault(id, List.of()));
         job.model().base().router().tell(new RouterActor.Route(request, routerReplies));
     }

@@ -3,6 +3,9 @@ package io.kvass.scheduler.engine;
 import io.kvass.scheduler.core.Request;
 import io.kvass.scheduler.core.SequenceUpdates;
 import io.kvass.scheduler.output.RequestOutput;
+import io.kvass.scheduler.router.AdapterTier;
+import io.kvass.scheduler.router.LoadReport;
+import io.kvass.scheduler.router.ReplicaReporter;
 import io.kvass.worker.step.StepPlan;
 import io.kvass.worker.step.StepResult;
 import io.kvass.worker.wire.CrossNode;
@@ -60,6 +63,11 @@ public final class Engine extends AbstractBehavior<Engine.Command> {
      * Scale-down, node drain and shard hand-off all end a replica this way.
      */
     public enum Drain implements Command, CrossNode {
+        INSTANCE
+    }
+
+    /** A gateway missed a prefix-cache delta: the next report carries the whole cache. */
+    public enum SendSnapshot implements Command, CrossNode {
         INSTANCE
     }
 
@@ -125,7 +133,7 @@ public final class Engine extends AbstractBehavior<Engine.Command> {
     private boolean stepInFlight;
     private boolean draining;
     private int consecutiveFailures;
-    private long reportSeq;
+    private final ReplicaReporter reporter;
     private long lastReportNanos;
     private boolean reportScheduled;
     private final TimerScheduler<Command> timers;
@@ -158,6 +166,9 @@ public final class Engine extends AbstractBehavior<Engine.Command> {
         this.executor = executor;
         this.identity = identity;
         this.adapters = adapters;
+        // NOTE: a restarted engine is a new epoch: gateways drop what they knew of its cache and ask for a snapshot.
+        this.reporter = new ReplicaReporter(identity.replicaId(), identity.node(), identity.model(),
+                System.currentTimeMillis());
         this.reports = reports;
         ActorRef<Command> self = context.getSelf();
         core.scheduler().adapterGate().addListener(() -> self.tell(AdaptersChanged.INSTANCE));
@@ -182,6 +193,11 @@ public final class Engine extends AbstractBehavior<Engine.Command> {
                     return this;
                 })
                 .onMessageEquals(Drain.INSTANCE, this::onDrain)
+                .onMessageEquals(SendSnapshot.INSTANCE, () -> {
+                    reporter.onSnapshotAsked();
+                    reportChange();
+                    return this;
+                })
                 .onMessageEquals(Report.INSTANCE, () -> {
                     report();
                     return this;
@@ -237,9 +253,25 @@ public final class Engine extends AbstractBehavior<Engine.Command> {
     }
 
     private void report() {
+        if (reports.isEmpty()) {
+            return;
+        }
         lastReportNanos = System.nanoTime();
-        reports.ifPresent(r -> r.tell(new ReplicaLoad(getContext().getSelf(), identity, ++reportSeq,
-                System.currentTimeMillis(), stats(), adapters.residency(), !draining)));
+        var kv = core.scheduler().kvCache();
+        EngineStats stats = stats();
+        List<AdapterResidency> residency = adapters.residency();
+        Map<Long, AdapterTier> tiers = new HashMap<>();
+        for (AdapterResidency a : residency) {
+            switch (a.tier()) {
+                case "device" -> tiers.put(a.id(), AdapterTier.DEVICE);
+                case "host" -> tiers.put(a.id(), AdapterTier.HOST);
+                default -> { }
+            }
+        }
+        LoadReport routing = reporter.next(new ReplicaReporter.Load(kv.blockSize(), stats.numFreeKvBlocks(),
+                        stats.numKvBlocks(), stats.numRunning(), stats.numWaiting(), identity.maxNumSeqs()), tiers,
+                kv.drainPrefixCacheUpdate(reporter.takeSnapshotRequest()), !draining, System.currentTimeMillis());
+        reports.get().tell(new ReplicaLoad(getContext().getSelf(), identity, stats, residency, routing));
     }
 
     private Behavior<Command> onSubmit(Submit submit) {

@@ -1,5 +1,6 @@
 package io.kvass.scheduler.router;
 
+import io.kvass.kvpaging.BlockHasher;
 import io.kvass.kvpaging.CacheScope;
 import io.kvass.scheduler.engine.Engine;
 import io.kvass.scheduler.engine.ReplicaLoad;
@@ -7,10 +8,8 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.Iterator;
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.Optional;
 import java.util.function.Consumer;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.Behavior;
@@ -20,9 +19,10 @@ import org.apache.pekko.actor.typed.javadsl.Behaviors;
 import org.apache.pekko.actor.typed.javadsl.Receive;
 
 /**
- * A gateway's router: a thin shell over the replicas' load reports and a {@link ReplicaChooser}. Every
- * gateway has its own (no node whose loss stops routing); each hears every replica's {@link ReplicaLoad},
- * death-watches its engine, and holds a request until some replica has room for it (late binding).
+ * A gateway's router: a thin shell over {@link LoadView}, {@link AdmissionQueue} and a {@link RoutingPolicy}.
+ * Every gateway has its own (no node whose loss stops routing); each hears every replica's {@link ReplicaLoad},
+ * death-watches its engine, and holds a request until some replica has room for it (late binding), fair across
+ * tenants within a priority.
  */
 public final class RouterActor extends AbstractBehavior<RouterActor.Command> {
 
@@ -30,11 +30,11 @@ public final class RouterActor extends AbstractBehavior<RouterActor.Command> {
     }
 
     /** Pick a replica for one engine request; the answer is a {@link Routed}. */
-    public record Route(RouteRequest request, ActorRef<Routed> replyTo) implements Command {
+    public record Route(Request request, ActorRef<Routed> replyTo) implements Command {
     }
 
     /**
-     * May a new request come in? False while this gateway already holds {@code maxHeld} requests, so that a
+     * May a new request come in? False while this gateway already holds {@code max-waiting} requests, so that a
      * client hears 503 before its response starts (a streamed response cannot change its status later).
      */
     public record Admit(ActorRef<Boolean> replyTo) implements Command {
@@ -44,7 +44,7 @@ public final class RouterActor extends AbstractBehavior<RouterActor.Command> {
     public record Cancel(String requestId) implements Command {
     }
 
-    /** Every replica this gateway knows of, fresh or not, and how many requests it holds. */
+    /** Every replica this gateway knows of, and how many requests it holds. */
     public record GetReplicas(ActorRef<State> replyTo) implements Command {
     }
 
@@ -69,11 +69,12 @@ public final class RouterActor extends AbstractBehavior<RouterActor.Command> {
     /**
      * What the router needs of a request.
      *
-     * @param excluded replicas not to use (one that just failed this request)
+     * @param excluded replicas that just gave this request back (draining, restarting): not used until they
+     *                 report again
      */
-    public record RouteRequest(String requestId, String model, int[] promptTokenIds, CacheScope scope, String tenant,
-                               int priority, List<String> excluded) {
-        public RouteRequest {
+    public record Request(String requestId, String model, int[] promptTokenIds, CacheScope scope, String tenant,
+                          int priority, List<String> excluded) {
+        public Request {
             excluded = List.copyOf(excluded);
         }
     }
@@ -82,51 +83,67 @@ public final class RouterActor extends AbstractBehavior<RouterActor.Command> {
         String requestId();
     }
 
-    /** Send it to {@code engine}; {@code reason} says why this replica (for metrics). */
+    /** Send it to {@code engine}; {@code reason} says why this replica (counted in /metrics). */
     public record To(String requestId, ActorRef<Engine.Command> engine, String replicaId, String node, String reason)
             implements Routed {
     }
 
-    /** No replica will take it: the gateway's queue is full, or no replica served the model in time. */
+    /** No replica will take it: the gateway's queue is full, or no replica of the model came in time. */
     public record Refused(String requestId, String reason) implements Routed {
     }
 
+    /** What the gateway's metrics hear of each decision. */
+    public interface Listener {
+        void routed(String model, String reason, double secondsHeld);
+
+        Listener NONE = (model, reason, seconds) -> { };
+    }
+
     /**
-     * @param maxHeld       requests held at once before new ones are refused (the gateway's waiting queue)
-     * @param staleAfter    a replica whose last report is older than this is not used (its reports come every
-     *                      {@link Engine#REPORT_INTERVAL}; a few missed ones mean it is gone or stuck)
-     * @param maxHoldTime   a request held this long with no replica of its model at all is refused
+     * @param routing     the routing knobs (staleness bound, per-replica queue bound, max-waiting, weights, balance)
+     * @param maxHoldTime a request held this long is refused (no replica of its model, or none had room)
      */
-    public record Settings(int maxHeld, Duration staleAfter, Duration maxHoldTime) {
-        public static Settings defaults(int maxHeld) {
-            return new Settings(maxHeld, Duration.ofSeconds(2), Duration.ofSeconds(60));
+    public record Settings(RouterSettings routing, Duration maxHoldTime) {
+        public static Settings defaults(int maxWaiting) {
+            return new Settings(RouterSettings.defaults().withMaxWaiting(maxWaiting), Duration.ofSeconds(60));
         }
     }
 
     private static final Duration TICK = Duration.ofMillis(50);
+    /** Until a replica of a model reports its block size, its prompts are hashed with the common default. */
+    private static final int DEFAULT_BLOCK_SIZE = 16;
 
     private final Settings settings;
-    private final ReplicaChooser chooser;
-    private final Map<String, ReplicaView> views = new HashMap<>();
-    private final LinkedHashMap<String, Held> held = new LinkedHashMap<>();
+    private final RoutingPolicy policy;
+    private final Listener listener;
+    private final LoadView view;
+    private final AdmissionQueue queue;
+    private final BlockHasher hasher = new BlockHasher();
+    private final Map<String, ReplicaLoad> latest = new HashMap<>();
+    private final Map<String, Long> receivedNanos = new HashMap<>();
+    private final Map<String, Held> held = new HashMap<>();
 
     private record Held(Route route, long sinceNanos) {
     }
 
     /** @param subscribe called once with the ref that must receive every replica's load reports */
-    public static Behavior<Command> create(Settings settings, ReplicaChooser chooser,
+    public static Behavior<Command> create(Settings settings, RoutingPolicy policy, Listener listener,
                                            Consumer<ActorRef<ReplicaLoad>> subscribe) {
         return Behaviors.setup(ctx -> Behaviors.withTimers(timers -> {
             timers.startTimerWithFixedDelay(Tick.INSTANCE, TICK);
             subscribe.accept(ctx.messageAdapter(ReplicaLoad.class, Report::new));
-            return new RouterActor(ctx, settings, chooser);
+            return new RouterActor(ctx, settings, policy, listener);
         }));
     }
 
-    private RouterActor(ActorContext<Command> context, Settings settings, ReplicaChooser chooser) {
+    private RouterActor(ActorContext<Command> context, Settings settings, RoutingPolicy policy, Listener listener) {
         super(context);
         this.settings = settings;
-        this.chooser = chooser;
+        this.policy = policy;
+        this.listener = listener;
+        this.view = new LoadView(context.getSelf().path().address().toString() + context.getSelf().path().name(),
+                settings.routing());
+        this.queue = new AdmissionQueue(settings.routing().maxWaiting());
     }
 
     @Override
@@ -134,98 +151,133 @@ public final class RouterActor extends AbstractBehavior<RouterActor.Command> {
         return newReceiveBuilder()
                 .onMessage(Route.class, this::onRoute)
                 .onMessage(Admit.class, a -> {
-                    a.replyTo().tell(held.size() < settings.maxHeld());
+                    a.replyTo().tell(queue.size() < settings.routing().maxWaiting());
                     return this;
                 })
                 .onMessage(Cancel.class, c -> {
+                    queue.abort(c.requestId());
                     held.remove(c.requestId());
                     return this;
                 })
                 .onMessage(GetReplicas.class, g -> {
-                    g.replyTo().tell(new State(List.copyOf(views.values()), held.size()));
+                    g.replyTo().tell(state());
                     return this;
                 })
                 .onMessage(Broadcast.class, b -> {
-                    views.values().stream().filter(v -> v.load().identity().model().equals(b.model()))
-                            .forEach(v -> v.load().engine().tell(b.command()));
+                    latest.values().stream().filter(l -> l.identity().model().equals(b.model()))
+                            .forEach(l -> l.engine().tell(b.command()));
                     return this;
                 })
                 .onMessage(Report.class, r -> onReport(r.load()))
                 .onMessage(EngineGone.class, g -> onEngineGone(g.engine()))
                 .onMessageEquals(Tick.INSTANCE, () -> {
-                    releaseHeld();
+                    expireHeld();
+                    release();
                     return this;
                 })
                 .build();
     }
 
     private Behavior<Command> onRoute(Route route) {
-        Optional<ReplicaChooser.Choice> choice = chooser.choose(route.request(), fresh());
-        if (choice.isPresent() && held.isEmpty()) {
-            send(route, choice.get());
-        } else if (held.size() >= settings.maxHeld()) {
-            route.replyTo().tell(new Refused(route.request().requestId(), "The server is overloaded: " + held.size()
-                    + " requests are waiting. Retry later."));
-        } else {
-            held.put(route.request().requestId(), new Held(route, System.nanoTime()));
-            releaseHeld();
+        Request r = route.request();
+        for (String replica : r.excluded()) {
+            view.remove(replica); // NOTE: back with its next report (a draining one reports itself unhealthy)
+        }
+        int blockSize = latest.values().stream().filter(l -> l.identity().model().equals(r.model()))
+                .mapToInt(l -> l.report().blockSize()).findFirst().orElse(DEFAULT_BLOCK_SIZE);
+        RouteRequest request = RouteRequest.of(r.requestId(), r.tenant(), r.priority(), r.model(), r.scope(),
+                r.promptTokenIds(), blockSize, hasher);
+        switch (queue.offer(request)) {
+            case QUEUED -> {
+                held.put(r.requestId(), new Held(route, System.nanoTime()));
+                release();
+            }
+            case QUEUE_FULL -> route.replyTo().tell(new Refused(r.requestId(), "The server is overloaded: "
+                    + queue.size() + " requests are waiting. Retry later."));
+            case DUPLICATE -> route.replyTo().tell(new Refused(r.requestId(), "request id " + r.requestId()
+                    + " is already waiting"));
         }
         return this;
     }
 
     private Behavior<Command> onReport(ReplicaLoad load) {
-        ReplicaView old = views.get(load.identity().replicaId());
-        if (old != null && old.load().engine().equals(load.engine()) && old.load().seq() >= load.seq()) {
-            return this; // reordered or duplicate
-        }
-        if (old == null || !old.load().engine().equals(load.engine())) {
+        String id = load.identity().replicaId();
+        ReplicaLoad old = latest.get(id);
+        if (old == null || !old.engine().equals(load.engine())) {
             getContext().watchWith(load.engine(), new EngineGone(load.engine()));
         }
-        views.put(load.identity().replicaId(), new ReplicaView(load, System.nanoTime(), 0));
-        releaseHeld();
+        switch (view.apply(load.report(), System.nanoTime())) {
+            case APPLIED -> {
+                latest.put(id, load);
+                receivedNanos.put(id, System.nanoTime());
+            }
+            case ASK_FOR_SNAPSHOT -> {
+                latest.put(id, load);
+                receivedNanos.put(id, System.nanoTime());
+                load.engine().tell(Engine.SendSnapshot.INSTANCE);
+            }
+            case IGNORED_OLD -> { }
+        }
+        release();
         return this;
     }
 
     private Behavior<Command> onEngineGone(ActorRef<Engine.Command> engine) {
-        views.values().removeIf(v -> v.load().engine().equals(engine));
+        for (Iterator<Map.Entry<String, ReplicaLoad>> it = latest.entrySet().iterator(); it.hasNext(); ) {
+            var e = it.next();
+            if (e.getValue().engine().equals(engine)) {
+                view.remove(e.getKey());
+                receivedNanos.remove(e.getKey());
+                it.remove();
+            }
+        }
         return this;
     }
 
-    /** Late binding: the oldest held requests go first, each as soon as some replica has room for it. */
-    private void releaseHeld() {
+    /** Late binding: every held request that some replica has room for now goes there. */
+    private void release() {
+        if (queue.size() == 0) {
+            return;
+        }
         long now = System.nanoTime();
-        for (Iterator<Held> it = held.values().iterator(); it.hasNext(); ) {
-            Held h = it.next();
-            List<ReplicaView> fresh = fresh();
-            Optional<ReplicaChooser.Choice> choice = chooser.choose(h.route().request(), fresh);
-            if (choice.isPresent()) {
-                it.remove();
-                send(h.route(), choice.get());
-            } else if (now - h.sinceNanos() > settings.maxHoldTime().toNanos()) {
-                it.remove();
-                boolean any = fresh.stream().anyMatch(v -> v.load().identity().model().equals(h.route().request().model()));
-                h.route().replyTo().tell(new Refused(h.route().request().requestId(), any ? "No replica of " + h.route().request().model()
+        for (AdmissionQueue.Placed p : queue.release(policy, view, now)) {
+            Held h = held.remove(p.request().requestId());
+            ReplicaLoad load = latest.get(p.send().replicaId());
+            if (h == null) {
+                continue;
+            }
+            if (load == null) {
+                h.route().replyTo().tell(new Refused(p.request().requestId(), "The replica chosen went away. Retry."));
+                continue;
+            }
+            String reason = p.send().reason().name();
+            listener.routed(p.request().model(), reason, (now - h.sinceNanos()) / 1e9);
+            h.route().replyTo().tell(new To(p.request().requestId(), load.engine(), p.send().replicaId(),
+                    load.identity().node(), reason));
+        }
+    }
+
+    private void expireHeld() {
+        long limit = System.nanoTime() - settings.maxHoldTime().toNanos();
+        for (Held h : List.copyOf(held.values())) {
+            if (h.sinceNanos() < limit) {
+                Request r = h.route().request();
+                queue.abort(r.requestId());
+                held.remove(r.requestId());
+                boolean any = latest.values().stream().anyMatch(l -> l.identity().model().equals(r.model()));
+                h.route().replyTo().tell(new Refused(r.requestId(), any ? "No replica of " + r.model()
                         + " had room within " + settings.maxHoldTime().toSeconds() + " s. Retry later."
-                        : "No replica of " + h.route().request().model() + " is available."));
+                        : "No replica of " + r.model() + " is available."));
             }
         }
     }
 
-    private void send(Route route, ReplicaChooser.Choice choice) {
-        ReplicaView v = choice.replica();
-        views.put(v.load().identity().replicaId(), v.withOneMoreInFlight());
-        route.replyTo().tell(new To(route.request().requestId(), v.load().engine(), v.load().identity().replicaId(), v.load().identity().node(),
-                choice.reason()));
-    }
-
-    private List<ReplicaView> fresh() {
-        long now = System.nanoTime();
-        List<ReplicaView> out = new ArrayList<>(views.size());
-        for (ReplicaView v : views.values()) {
-            if (now - v.receivedNanos() <= settings.staleAfter().toNanos()) {
-                out.add(v);
-            }
+    private State state() {
+        List<ReplicaView> out = new ArrayList<>(latest.size());
+        for (var e : latest.entrySet()) {
+            out.add(new ReplicaView(e.getValue(), receivedNanos.getOrDefault(e.getKey(), 0L),
+                    view.inflight(e.getKey())));
         }
-        return out;
+        return new State(out, queue.size());
     }
 }
