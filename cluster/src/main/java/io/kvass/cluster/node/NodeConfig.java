@@ -31,6 +31,11 @@ final class NodeConfig {
         m.put("pekko.cluster.min-nr-of-members", s.cluster().minNrOfMembers());
         // NOTE: a replica moved by the placement (drain, re-placement) hands off within a few seconds.
         m.put("pekko.cluster.sharding.rebalance-interval", "2s");
+        // NOTE: a replica handed off (drain, scale-down, shutdown) finishes its running requests before it stops;
+        // these bound how long that may take.
+        m.put("pekko.cluster.sharding.handoff-timeout", "10m");
+        m.put("pekko.coordinated-shutdown.phases.cluster-sharding-shutdown-region.timeout",
+                (s.http().drainTimeout().toMillis() + 10_000) + "ms");
         m.put(ReplicaHost.ENGINE_DISPATCHER + ".type", "PinnedDispatcher");
         m.put(ReplicaHost.ENGINE_DISPATCHER + ".executor", "thread-pool-executor");
         if (s.cluster().managementPort() > 0) {

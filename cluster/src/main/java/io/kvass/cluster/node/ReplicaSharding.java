@@ -1,6 +1,14 @@
 package io.kvass.cluster.node;
 
+import java.time.Duration;
+import java.util.HashMap;
+import java.util.Map;
+import java.util.concurrent.CompletionStage;
 import org.apache.pekko.actor.typed.ActorSystem;
+import org.apache.pekko.actor.typed.javadsl.AskPattern;
+import org.apache.pekko.cluster.sharding.ShardRegion;
+import org.apache.pekko.cluster.sharding.typed.ClusterShardingQuery;
+import org.apache.pekko.cluster.sharding.typed.GetClusterShardingStats;
 import org.apache.pekko.cluster.sharding.external.ExternalShardAllocationStrategy;
 import org.apache.pekko.cluster.sharding.typed.ShardingEnvelope;
 import org.apache.pekko.cluster.sharding.typed.ShardingMessageExtractor;
@@ -39,6 +47,20 @@ public final class ReplicaSharding {
 
     public EntityRef<ReplicaHost.Command> replica(String replicaId) {
         return sharding.entityRefFor(TYPE, replicaId);
+    }
+
+    /** Replica entities running per node address, as the shard regions report them. */
+    public CompletionStage<Map<String, Integer>> hosted(ActorSystem<?> system) {
+        Duration timeout = Duration.ofSeconds(3);
+        return AskPattern.<ClusterShardingQuery, ShardRegion.ClusterShardingStats>ask(sharding.shardState(),
+                        replyTo -> new GetClusterShardingStats(TYPE, timeout, replyTo), timeout.plusSeconds(1),
+                        system.scheduler())
+                .thenApply(stats -> {
+                    Map<String, Integer> out = new HashMap<>();
+                    stats.getRegions().forEach((address, region) -> out.put(address.toString(),
+                            region.getStats().values().stream().mapToInt(n -> ((Number) n).intValue()).sum()));
+                    return out;
+                });
     }
 
     /** The shard of a replica is the replica: the placement moves replicas one by one. */

@@ -111,6 +111,11 @@ public final class ServingNode {
                         public void retire(String replicaId) {
                             sharding.replica(replicaId).tell(ReplicaHost.Retire.INSTANCE);
                         }
+
+                        @Override
+                        public CompletionStage<java.util.Map<String, Integer>> hosted() {
+                            return sharding.hosted(system);
+                        }
                     }), "placement-coordinator"));
             if (settings.cluster().isWorker()) {
                 system.systemActorOf(InventoryPublisher.create(inventory(self, settings)), "inventory", Props.empty());

@@ -75,6 +75,9 @@ public final class PlacementCoordinator extends AbstractBehavior<PlacementCoordi
     private record Ignored(Object rsp) implements Command {
     }
 
+    private record Hosted(Map<String, Integer> entitiesByNode) implements Command {
+    }
+
     public static final Key<LWWMap<String, Deployment>> DEPLOYMENTS = LWWMapKey.create("kvass-deployments");
     public static final Key<LWWMap<String, NodeInventory>> NODES = LWWMapKey.create("kvass-nodes");
     public static final Key<LWWMap<String, Assignment>> ASSIGNMENTS = LWWMapKey.create("kvass-assignments");
@@ -90,6 +93,9 @@ public final class PlacementCoordinator extends AbstractBehavior<PlacementCoordi
         void start(Assignment assignment, Deployment deployment);
 
         void retire(String replicaId);
+
+        /** How many replica entities run on each node now (a handed-off replica counts until it has stopped). */
+        java.util.concurrent.CompletionStage<Map<String, Integer>> hosted();
     }
 
     private final Cluster cluster;
@@ -166,6 +172,10 @@ public final class PlacementCoordinator extends AbstractBehavior<PlacementCoordi
                     return this;
                 })
                 .onMessage(Ignored.class, i -> this)
+                .onMessage(Hosted.class, h -> {
+                    leaveWhenDrained(h.entitiesByNode());
+                    return this;
+                })
                 .onMessageEquals(Tick.INSTANCE, this::onTick)
                 .build();
     }
@@ -283,7 +293,12 @@ public final class PlacementCoordinator extends AbstractBehavior<PlacementCoordi
         }
         assignmentsData.askUpdate(r -> new Replicator.Update<>(ASSIGNMENTS, LWWMap.create(), Replicator.writeLocal(), r,
                 map -> replaceAll(map, assignments)), Ignored::new);
-        leaveWhenDrained(up);
+        draining.retainAll(up);
+        toldToLeave.retainAll(up);
+        if (!draining.isEmpty()) {
+            getContext().pipeToSelf(replicas.hosted(), (hosted, failure) -> failure == null ? new Hosted(hosted)
+                    : new Ignored(failure));
+        }
     }
 
     private LWWMap<String, Assignment> replaceAll(LWWMap<String, Assignment> map, Map<String, Assignment> wanted) {
@@ -317,12 +332,14 @@ public final class PlacementCoordinator extends AbstractBehavior<PlacementCoordi
         replicas.start(a, d);
     }
 
-    private void leaveWhenDrained(Set<String> up) {
+    /**
+     * A draining node leaves once no replica is placed there and none still runs there: a replica handed off
+     * finishes its requests first, and a node that left early would cut them off.
+     */
+    private void leaveWhenDrained(Map<String, Integer> entitiesByNode) {
         for (String node : List.copyOf(draining)) {
-            if (!up.contains(node)) {
-                draining.remove(node);
-                toldToLeave.remove(node);
-            } else if (assignments.values().stream().noneMatch(a -> a.node().equals(node)) && toldToLeave.add(node)) {
+            boolean placed = assignments.values().stream().anyMatch(a -> a.node().equals(node));
+            if (!placed && entitiesByNode.getOrDefault(node, 0) == 0 && toldToLeave.add(node)) {
                 getContext().getLog().info("{} is drained: telling it to leave", node);
                 cluster.manager().tell(Leave.create(AddressFromURIString.parse(node)));
             }
