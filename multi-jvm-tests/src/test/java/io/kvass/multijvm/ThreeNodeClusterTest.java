@@ -44,14 +44,23 @@ class ThreeNodeClusterTest {
 
     @BeforeAll
     static void startCluster() throws Exception {
-        Path conf = Files.createDirectories(Path.of("target", "nodes")).resolve("three-nodes.conf");
+        Path dir = Files.createDirectories(Path.of("target", "nodes"));
+        Path adapter = storyAdapter(dir);
+        Path conf = dir.resolve("three-nodes.conf");
         Files.writeString(conf, """
                 kvass {
                   kv-cache-memory = 16M
                   max-num-seqs = 8
-                  deployments = [{ model = "%s", replicas = 2 }]
+                  # a replica counts as overloaded early, so that a burst of 24 requests spills
+                  router { max-queued-per-replica = 2, balance-abs-threshold = 4 }
+                  deployments = [{
+                    model = "%s"
+                    replicas = 2
+                    lora { enabled = on, modules = ["story-b=%s"], max-loras = 1, max-lora-rank = 8 }
+                  }]
                 }
-                """.formatted(Fixtures.stories260K().toString().replace("\\", "\\\\")));
+                """.formatted(Fixtures.stories260K().toString().replace("\\", "\\\\"),
+                adapter.toAbsolutePath().toString().replace("\\", "\\\\")));
         int[] ports = {KvassNode.freePort(), KvassNode.freePort(), KvassNode.freePort()};
         for (int i = 0; i < 3; i++) {
             NODES.add(KvassNode.start("node" + i, ports[i], List.of("--config", conf.toString(), "--seed-node",
@@ -60,6 +69,17 @@ class ThreeNodeClusterTest {
         for (KvassNode n : NODES) {
             await(n.name + " healthy (a replica reported to its router)", FORM, () -> healthy(n));
         }
+    }
+
+    /** llama-gqa's adapter-b (q_proj, v_proj) fits the shapes of stories260K's first two layers. */
+    private static Path storyAdapter(Path dir) throws Exception {
+        Path adapter = Files.createDirectories(dir.resolve("story-b"));
+        Path source = Fixtures.reference("llama-gqa").resolve("adapter-b");
+        Files.copy(source.resolve("adapter_model.safetensors"), adapter.resolve("adapter_model.safetensors"),
+                java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+        Files.writeString(adapter.resolve("adapter_config.json"), Files.readString(source.resolve("adapter_config.json"))
+                .replace("\"layers_to_transform\": null", "\"layers_to_transform\": [0, 1]"));
+        return adapter;
     }
 
     @AfterAll
@@ -157,8 +177,105 @@ class ThreeNodeClusterTest {
         assertEquals(2, deployments.get(0).path("placed").size());
     }
 
+    /** Per replica: its prefix-cache hits (in tokens) and queries, as the gateway of {@code via} last heard them. */
+    private static Map<String, long[]> prefixStats(KvassNode via) throws Exception {
+        Map<String, long[]> out = new java.util.TreeMap<>();
+        for (JsonNode r : via.getJson("/admin/replicas").path("replicas")) {
+            out.put(r.path("replica").asText(), new long[] {r.path("prefix_cache_hits").asLong(),
+                    r.path("prefix_cache_queries").asLong()});
+        }
+        return out;
+    }
+
+    /** A 200-token shared prefix (a fixed pseudo-random id sequence) and an 8-token suffix of its own. */
+    private static List<Integer> sharedPrefixPrompt(int variant) {
+        java.util.Random random = new java.util.Random(42);
+        List<Integer> ids = new ArrayList<>();
+        for (int i = 0; i < 200; i++) {
+            ids.add(3 + random.nextInt(500));
+        }
+        java.util.Random own = new java.util.Random(1000 + variant);
+        for (int i = 0; i < 8; i++) {
+            ids.add(3 + own.nextInt(500));
+        }
+        return ids;
+    }
+
+    private static void settle() throws InterruptedException {
+        Thread.sleep(600); // NOTE: a few load reports (every 200 ms at least) bring every gateway the new state
+    }
+
     @Test
     @Order(2)
+    void requestsSharingAPrefixReachTheReplicaHoldingItThroughEveryGateway() throws Exception {
+        Map<String, Object> first = Map.of("model", MODEL, "prompt", sharedPrefixPrompt(0), "max_tokens", 4);
+        assertEquals(200, NODES.getFirst().post("/v1/completions", first).statusCode());
+        settle();
+        Map<String, long[]> before = prefixStats(NODES.get(1));
+        for (int v = 1; v <= 6; v++) {
+            KvassNode via = NODES.get(v % 3);
+            HttpResponse<String> r = via.post("/v1/completions", Map.of("model", MODEL, "prompt",
+                    sharedPrefixPrompt(v), "max_tokens", 4));
+            assertEquals(200, r.statusCode(), r.body());
+            settle();
+        }
+        Map<String, long[]> after = prefixStats(NODES.get(1));
+        List<String> hitters = new ArrayList<>();
+        for (String replica : after.keySet()) {
+            long hits = after.get(replica)[0] - before.getOrDefault(replica, new long[2])[0];
+            if (hits > 0) {
+                hitters.add(replica);
+                assertTrue(hits >= 6 * 192, replica + " hit only " + hits + " tokens for six 200-token prefixes");
+            }
+        }
+        assertEquals(1, hitters.size(), "every request reached the replica holding the prefix: " + hitters);
+        String holder = hitters.getFirst();
+
+        // Overloaded: 24 long requests with the prefix at once; the holder takes what it has room for, the rest spill.
+        List<Future<HttpResponse<String>>> burst = new ArrayList<>();
+        for (int v = 0; v < 24; v++) {
+            int variant = 100 + v;
+            KvassNode via = NODES.get(v % 3);
+            burst.add(CLIENTS.submit(() -> via.post("/v1/completions", Map.of("model", MODEL, "prompt",
+                    sharedPrefixPrompt(variant), "max_tokens", 200, "ignore_eos", true))));
+        }
+        for (Future<HttpResponse<String>> f : burst) {
+            assertEquals(200, f.get().statusCode(), f.get().body());
+        }
+        settle();
+        Map<String, long[]> spilled = prefixStats(NODES.get(1));
+        for (String replica : spilled.keySet()) {
+            long queries = spilled.get(replica)[1] - after.get(replica)[1];
+            assertTrue(queries > 0, replica + " got none of the burst: the holder " + holder + " did not spill");
+        }
+    }
+
+    @Test
+    @Order(3)
+    void requestsForAnAdapterStayOnTheReplicaThatHasItLoaded() throws Exception {
+        Map<String, Object> request = Map.of("model", "story-b", "prompt", "Once upon a time", "max_tokens", 8,
+                "temperature", 0);
+        String expected = text(NODES.getFirst().post("/v1/completions", request));
+        settle();
+        for (int i = 0; i < 6; i++) {
+            assertEquals(expected, text(NODES.get(i % 3).post("/v1/completions", request)));
+            settle();
+        }
+        int holding = 0;
+        for (JsonNode r : NODES.get(2).getJson("/admin/replicas").path("replicas")) {
+            for (JsonNode a : r.path("adapters")) {
+                if (a.path("name").asText().equals("story-b") && a.path("tier").asText().equals("device")) {
+                    holding++;
+                }
+            }
+        }
+        assertEquals(1, holding, "one replica has the adapter in a device slot and got all its requests");
+        assertTrue(NODES.get(2).get("/metrics").body().lines().anyMatch(l -> l.startsWith("kvass:router_decisions_total")
+                && l.contains("reason=\"ADAPTER\"")), "routed for the adapter");
+    }
+
+    @Test
+    @Order(4)
     void scalingToThreeUsesTheThirdNodeAndToOneFailsNoRunningRequest() throws Exception {
         String expected = text(NODES.getFirst().post("/v1/completions", completion(300)));
         scale(3);
@@ -182,7 +299,7 @@ class ThreeNodeClusterTest {
     }
 
     @Test
-    @Order(3)
+    @Order(5)
     void drainingANodeUnderLoadFailsNoRequestAndTheNodeLeaves() throws Exception {
         scale(2);
         KvassNode gateway = NODES.getFirst();
