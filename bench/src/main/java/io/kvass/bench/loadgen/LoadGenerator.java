@@ -193,7 +193,7 @@ public final class LoadGenerator {
                     ? RandomDataset.words(n, o.randomInputLen(), o.randomOutputLen(), o.randomRangeRatio(),
                             o.randomPrefixLen(), counter, seed)
                     : RandomDataset.tokenIds(n, o.randomInputLen(), o.randomOutputLen(), o.randomRangeRatio(),
-                            o.randomPrefixLen(), pool, seed);
+                            o.randomPrefixLen(), o.randomPrefixGroups(), pool, seed);
         }
     }
 

@@ -22,6 +22,7 @@ public record Options(
         int randomOutputLen,
         double randomRangeRatio,
         int randomPrefixLen,
+        int randomPrefixGroups,
         int randomVocabSize,
         long seed,
         boolean ignoreEos,
@@ -48,6 +49,7 @@ public record Options(
               --random-output-len O        max_tokens (default 128)
               --random-range-ratio X       lengths uniform in [L*(1-X), L*(1+X)] (default 0.0)
               --random-prefix-len P        a random prefix of P tokens shared by all prompts (default 0)
+              --random-prefix-groups K     K distinct shared prefixes (tenants), one drawn per prompt (default 1)
               --random-vocab-size V        draw ids from [0, V) (default: ids the server's /tokenize
                                            gives for random words)
               --seed S                     seed of prompts, lengths and arrivals (default 0)
@@ -85,7 +87,7 @@ public record Options(
         if (randomRangeRatio < 0 || randomRangeRatio >= 1) {
             throw new IllegalArgumentException("--random-range-ratio must be in [0, 1), got " + randomRangeRatio);
         }
-        if (randomPrefixLen < 0 || randomVocabSize < 0 || warmupRequests < 0) {
+        if (randomPrefixLen < 0 || randomPrefixGroups < 1 || randomVocabSize < 0 || warmupRequests < 0) {
             throw new IllegalArgumentException("--random-prefix-len, --random-vocab-size, --warmup-requests must be >= 0");
         }
         for (double p : percentiles) {
@@ -152,6 +154,7 @@ public record Options(
                 case "--random-output-len" -> b.randomOutputLen = Integer.parseInt(v);
                 case "--random-range-ratio" -> b.randomRangeRatio = Double.parseDouble(v);
                 case "--random-prefix-len" -> b.randomPrefixLen = Integer.parseInt(v);
+                case "--random-prefix-groups" -> b.randomPrefixGroups = Integer.parseInt(v);
                 case "--random-vocab-size" -> b.randomVocabSize = Integer.parseInt(v);
                 case "--seed" -> b.seed = Long.parseLong(v);
                 case "--temperature" -> b.temperature = Optional.of(Double.parseDouble(v));
@@ -199,6 +202,7 @@ public record Options(
         public int randomOutputLen = 128;
         public double randomRangeRatio = 0.0;
         public int randomPrefixLen = 0;
+        public int randomPrefixGroups = 1;
         public int randomVocabSize = 0;
         public long seed = 0;
         public boolean ignoreEos;
@@ -213,7 +217,7 @@ public record Options(
 
         public Options build() {
             return new Options(baseUrl, endpoint, model, numPrompts, maxConcurrency, requestRate, burstiness, dataset,
-                    randomInputLen, randomOutputLen, randomRangeRatio, randomPrefixLen, randomVocabSize, seed,
+                    randomInputLen, randomOutputLen, randomRangeRatio, randomPrefixLen, randomPrefixGroups, randomVocabSize, seed,
                     ignoreEos, temperature, apiKey, resultFile, saveDetailed, percentiles.clone(), warmupRequests,
                     timeoutSeconds, quiet);
         }

@@ -44,18 +44,30 @@ public final class RandomDataset {
     /** Token-id prompts, ids drawn uniformly from {@code pool}. */
     public static List<BenchRequest> tokenIds(int n, int inputLen, int outputLen, double ratio, int prefixLen,
                                               int[] pool, long seed) {
+        return tokenIds(n, inputLen, outputLen, ratio, prefixLen, 1, pool, seed);
+    }
+
+    /**
+     * As above with {@code groups} distinct shared prefixes (tenants, each with its own long system prompt): request
+     * r uses a prefix drawn at random among them.
+     */
+    public static List<BenchRequest> tokenIds(int n, int inputLen, int outputLen, double ratio, int prefixLen,
+                                              int groups, int[] pool, long seed) {
         if (pool.length == 0) {
             throw new IllegalArgumentException("empty token pool");
         }
         SplittableRandom random = new SplittableRandom(seed);
         int[] inputs = lengths(random, n, inputLen, ratio);
         int[] outputs = lengths(random, n, outputLen, ratio);
-        int[] prefix = new int[prefixLen];
-        for (int i = 0; i < prefixLen; i++) {
-            prefix[i] = pool[random.nextInt(pool.length)];
+        int[][] prefixes = new int[Math.max(1, groups)][prefixLen];
+        for (int[] prefix : prefixes) {
+            for (int i = 0; i < prefixLen; i++) {
+                prefix[i] = pool[random.nextInt(pool.length)];
+            }
         }
         List<BenchRequest> out = new ArrayList<>(n);
         for (int r = 0; r < n; r++) {
+            int[] prefix = prefixes[random.nextInt(prefixes.length)];
             int[] ids = new int[prefixLen + inputs[r]];
             System.arraycopy(prefix, 0, ids, 0, prefixLen);
             for (int i = prefixLen; i < ids.length; i++) {
