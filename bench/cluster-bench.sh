@@ -11,7 +11,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 out="$(mkdir -p "${1:?usage: cluster-bench.sh OUT_DIR}" && cd "$1" && pwd)"
 source "$root/bin/jdk.sh"
 cd "$root"
-mvn -q -B -o -DskipTests package -pl bench -am
+mvn -q -B -o -DskipTests package -pl cluster,bench -am
 mvn -q -B -o dependency:build-classpath -pl bench -Dmdep.outputFile=target/classpath.txt >/dev/null
 cp="bench/target/classes:$(cat bench/target/classpath.txt)"
 lg() { "$JAVA_HOME/bin/java" -XX:TieredStopAtLevel=1 -XX:+UseSerialGC -cp "$cp" io.kvass.bench.loadgen.LoadGenerator "$@"; }
@@ -29,9 +29,14 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap cleanup EXIT
 policy=(prefix-aware round-robin prefix-aware)
+# NOTE: the jar built above, started directly (bin/kvass would rebuild it in three processes at once if a
+# source changed meanwhile)
+flags=(--enable-native-access=ALL-UNNAMED --sun-misc-unsafe-memory-access=allow --add-modules jdk.incubator.vector
+  --add-opens java.base/jdk.internal.misc=ALL-UNNAMED --add-opens java.base/java.lang=ALL-UNNAMED
+  -Dai.djl.offline=true -DRUST_FLAVOR=cpu -XX:+UseParallelGC -Xmx512m)
 for i in 0 1 2; do
-  KVASS_JAVA_OPTS="-Xmx512m -Dkvass.router.policy=${policy[$i]}" bin/kvass serve --config "$conf" \
-    --cluster-port $((25510 + i)) --port $((18500 + i)) --threads 1 >"$out/node$i.log" 2>&1 &
+  "$JAVA_HOME/bin/java" "${flags[@]}" -Dkvass.router.policy="${policy[$i]}" -jar cluster/target/kvass.jar serve \
+    --config "$conf" --cluster-port $((25510 + i)) --port $((18500 + i)) --threads 1 >"$out/node$i.log" 2>&1 &
   pids+=($!)
 done
 until curl -sf localhost:18500/health >/dev/null && curl -sf localhost:18501/health >/dev/null; do sleep 1; done

@@ -28,22 +28,33 @@ public final class Placement {
     public record Result(Map<String, Assignment> assignments, List<String> pending) {
     }
 
+    /** As below, with no node that only keeps what it has. */
+    public static Result place(List<Deployment> deployments, List<NodeInventory> eligible,
+                               Map<String, Assignment> current) {
+        return place(deployments, eligible, List.of(), current);
+    }
+
     /**
      * @param eligible nodes that may host replicas now (up, worker role, not draining)
+     * @param keeping  nodes that keep the replicas they have but get no new ones: unreachable members, which the
+     *                 split-brain resolver has not downed yet (moving a replica off one would hand it off to a
+     *                 node that cannot answer, and wait for it)
      * @param current  replica id -> where it runs now
      */
-    public static Result place(List<Deployment> deployments, List<NodeInventory> eligible,
+    public static Result place(List<Deployment> deployments, List<NodeInventory> eligible, List<NodeInventory> keeping,
                                Map<String, Assignment> current) {
         Map<String, Deployment> byName = new TreeMap<>();
         deployments.forEach(d -> byName.put(d.name(), d));
         Map<String, NodeInventory> nodes = new TreeMap<>();
         eligible.forEach(n -> nodes.put(n.address(), n));
+        Map<String, NodeInventory> holding = new TreeMap<>(nodes);
+        keeping.forEach(n -> holding.put(n.address(), n));
         Map<String, Set<Integer>> used = new HashMap<>();
         Map<String, Assignment> out = new TreeMap<>();
 
         for (Assignment a : new TreeMap<>(current).values()) {
             Deployment d = byName.get(a.deployment());
-            NodeInventory node = nodes.get(a.node());
+            NodeInventory node = holding.get(a.node());
             if (d == null || a.index() >= d.replicas() || node == null || !stillFits(a, d, node, used)) {
                 continue;
             }

@@ -269,16 +269,21 @@ public final class PlacementCoordinator extends AbstractBehavior<PlacementCoordi
         Set<String> unreachable = new HashSet<>();
         cluster.state().getUnreachable().forEach(m -> unreachable.add(m.address().toString()));
         List<NodeInventory> eligible = new ArrayList<>();
+        List<NodeInventory> keeping = new ArrayList<>();
         Set<String> up = new HashSet<>();
         for (Member m : cluster.state().getMembers()) {
             String address = m.address().toString();
             up.add(address);
-            if (m.status() == MemberStatus.up() && m.hasRole("worker") && !unreachable.contains(address)
-                    && !draining.contains(address) && inventories.containsKey(address)) {
+            if (m.status() != MemberStatus.up() || !m.hasRole("worker") || !inventories.containsKey(address)) {
+                continue;
+            }
+            if (unreachable.contains(address)) {
+                keeping.add(inventories.get(address)); // NOTE: its replicas move once it is downed, not before
+            } else if (!draining.contains(address)) {
                 eligible.add(inventories.get(address));
             }
         }
-        Placement.Result result = Placement.place(List.copyOf(deployments.values()), eligible, assignments);
+        Placement.Result result = Placement.place(List.copyOf(deployments.values()), eligible, keeping, assignments);
         for (Assignment old : assignments.values()) {
             if (!result.assignments().containsKey(old.replicaId()) && up.contains(old.node())
                     && !unreachable.contains(old.node())) {

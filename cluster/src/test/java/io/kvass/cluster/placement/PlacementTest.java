@@ -68,6 +68,19 @@ class PlacementTest {
     }
 
     @Test
+    void anUnreachableNodeKeepsItsReplicaUntilDownedButGetsNoNewOne() {
+        var a = cpuNode("a", 1);
+        var b = cpuNode("b", 2);
+        var c = cpuNode("c", 1);
+        var two = Placement.place(List.of(cpu("m", 2)), List.of(a, c), Map.of()).assignments();
+        var unreachableC = Placement.place(List.of(cpu("m", 3)), List.of(a, b), List.of(c), two);
+        assertEquals(two.get("m-1"), unreachableC.assignments().get("m-1"), "not moved while only unreachable");
+        assertEquals("b", unreachableC.assignments().get("m-2").node());
+        var downedC = Placement.place(List.of(cpu("m", 3)), List.of(a, b), List.of(), unreachableC.assignments());
+        assertEquals("b", downedC.assignments().get("m-1").node(), "moved once downed");
+    }
+
+    @Test
     void neverTwoReplicasOnOneGpuAndPendingWhenFull() {
         var r = Placement.place(List.of(new Deployment("m", 3, 1, DeviceKind.CUDA, "{}")), List.of(gpuNode("a", 2)),
                 Map.of());

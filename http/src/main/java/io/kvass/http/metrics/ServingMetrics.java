@@ -54,6 +54,8 @@ public final class ServingMetrics {
     /** Models served with LoRA, and their slots per replica. */
     private final Map<String, Integer> loraModels = new ConcurrentHashMap<>();
     private final Counter routerDecisions;
+    private final Counter migrations;
+    private final Counter migrationPrefill;
     private final Histogram gatewayQueueTime;
     private final Counter loraPromptTokens;
     private final Counter loraGenerationTokens;
@@ -101,6 +103,12 @@ public final class ServingMetrics {
         routerDecisions = Counter.builder().name("kvass:router_decisions")
                 .help("Requests this gateway routed, by why it chose the replica (PREFIX, ADAPTER, LOAD, SPILL, "
                         + "ROUND_ROBIN).").labelNames(MODEL, "reason").register(registry);
+        migrations = Counter.builder().name("kvass:request_migrations")
+                .help("Completions continued on another replica after theirs was lost or drained.")
+                .labelNames(MODEL, "reason").register(registry);
+        migrationPrefill = Counter.builder().name("kvass:migration_prefill_tokens")
+                .help("Tokens recomputed by migrated completions (prompt plus the tokens already delivered).")
+                .labelNames(MODEL).register(registry);
         gatewayQueueTime = histogram("kvass:gateway_queue_time_seconds",
                 "Time a request waited at this gateway for a replica with room.", TTFT_BUCKETS);
         loraPromptTokens = Counter.builder().name("kvass:lora_prompt_tokens")
@@ -176,6 +184,12 @@ public final class ServingMetrics {
     public void routed(String model, String reason, double secondsHeld) {
         routerDecisions.labelValues(model, reason).inc();
         gatewayQueueTime.labelValues(model).observe(secondsHeld);
+    }
+
+    /** A completion moved to another replica for {@code reason}, recomputing {@code tokens} there. */
+    public void migrated(String model, String reason, int tokens) {
+        migrations.labelValues(model, reason).inc();
+        migrationPrefill.labelValues(model).inc(tokens);
     }
 
     /** The replicas' latest reports, for the per-replica series. */

@@ -76,6 +76,20 @@ final class JobProgress {
         return p != null && p.lastOutputNanos < 0;
     }
 
+    /** The completions of engine request {@code requestId} still running, by index. */
+    List<Integer> unfinishedChildren(String requestId) {
+        Prompt p = prompts.get(requestId);
+        List<Integer> out = new ArrayList<>();
+        if (p != null) {
+            for (int i = 0; i < job.n(); i++) {
+                if (!p.finished[i]) {
+                    out.add(i);
+                }
+            }
+        }
+        return out;
+    }
+
     boolean done() {
         return unfinished == 0;
     }

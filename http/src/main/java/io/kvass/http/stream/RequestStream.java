@@ -63,6 +63,9 @@ public final class RequestStream extends AbstractBehavior<RequestStream.Command>
     /** Engine request id -> the replica running it; absent while the router holds it. */
     private final Map<String, RouterActor.To> placed = new HashMap<>();
     private final Map<String, List<String>> triedReplicas = new HashMap<>();
+    private final EngineRequests requests;
+    /** How often one completion may move to another replica before the request ends with an error. */
+    public static final int MIGRATION_LIMIT = 3;
     private final Set<ActorRef<Engine.Command>> watched = new HashSet<>();
 
     public static Behavior<Command> create(GenerationJob job, ResponseWriter writer, ServingMetrics metrics,
@@ -83,18 +86,27 @@ public final class RequestStream extends AbstractBehavior<RequestStream.Command>
         writer.begin();
         this.replyTo = context.messageAdapter(Engine.Event.class, FromEngine::new);
         this.routerReplies = context.messageAdapter(RouterActor.Routed.class, FromRouter::new);
+        this.requests = new EngineRequests(job, new java.util.SplittableRandom(), MIGRATION_LIMIT);
         for (int p = 0; p < job.prompts().size(); p++) {
-            route(p);
+            route(job.engineRequestId(p));
         }
     }
 
-    /** Asks the gateway's router for a replica for prompt {@code p}: now, or once one has room. */
-    private void route(int p) {
-        String id = job.engineRequestId(p);
-        GenerationJob.Prompt prompt = job.prompts().get(p);
+    /** Asks the gateway's router for a replica for engine request {@code id}: now, or once one has room. */
+    private void route(String id) {
+        GenerationJob.Prompt prompt = job.prompts().get(requests.target(id).orElseThrow().prompt());
         var request = new RouterActor.Request(id, job.model().base().name(), prompt.tokenIds(),
                 job.model().scope(), "", job.priority(), triedReplicas.getOrDefault(id, List.of()));
         job.model().base().router().tell(new RouterActor.Route(request, routerReplies));
+    }
+
+    /** True while engine request {@code id} has a completion the client still waits for. */
+    private boolean live(String id) {
+        return requests.target(id).map(t -> {
+            String original = job.engineRequestId(t.prompt());
+            return t.child() < 0 ? progress.unfinishedRequests().contains(original)
+                    : progress.unfinishedChildren(original).contains(t.child());
+        }).orElse(false);
     }
 
     private Behavior<Command> onRouted(RouterActor.Routed routed) {
@@ -102,17 +114,18 @@ public final class RequestStream extends AbstractBehavior<RequestStream.Command>
             case RouterActor.Refused r -> fail(ApiError.overloaded(r.reason()));
             case RouterActor.To to -> {
                 String id = to.requestId();
-                int p = promptOf(id);
-                if (p < 0 || !progress.unfinishedRequests().contains(id)) {
+                if (!live(id)) {
                     yield this; // ended meanwhile
                 }
                 placed.put(id, to);
                 if (watched.add(to.engine())) {
                     getContext().watchWith(to.engine(), new EngineGone(to.engine()));
                 }
-                GenerationJob.Prompt prompt = job.prompts().get(p);
-                Request request = new Request(id, prompt.tokenIds(), prompt.params(), job.model().scope(), 0,
-                        job.priority(), arrivalNanos);
+                Request request = requests.request(id, arrivalNanos);
+                if (request.resumeTokens().length > 0 || id.contains("~m")) {
+                    getContext().getLog().info("request {}: {} continues on {} ({}) after {} delivered tokens", job.id(),
+                            id, to.replicaId(), to.node(), request.resumeTokens().length);
+                }
                 to.engine().tell(new Engine.Submit(request, job.model().adapter().map(AdapterCatalog::source), replyTo));
                 yield this;
             }
@@ -120,22 +133,44 @@ public final class RequestStream extends AbstractBehavior<RequestStream.Command>
     }
 
     /**
-     * The replica of {@code requestId} cannot go on with it (draining, restarting, gone). Before its first token
-     * reached the client the request simply starts over on another replica.
+     * The replica of {@code requestId} cannot go on with it (draining, restarting, killed). Before a token reached
+     * the client the request simply starts over on another replica; after, each unfinished completion continues on
+     * another replica from the tokens the client has (same seed, same position), so the client sees no gap and no
+     * repeat. Past the migration limit the request ends with an error.
      */
     private Behavior<Command> onReplicaLost(String requestId, String reason) {
         RouterActor.To lost = placed.remove(requestId);
-        int p = promptOf(requestId);
-        if (p < 0 || !progress.unfinishedRequests().contains(requestId)) {
+        if (!live(requestId)) {
             return this;
         }
-        if (!progress.nothingDelivered(requestId)) {
-            return fail(ApiError.overloaded("The replica serving this request went away (" + reason + ")."));
-        }
+        List<String> tried = new ArrayList<>(triedReplicas.getOrDefault(requestId, List.of()));
         if (lost != null) {
-            triedReplicas.computeIfAbsent(requestId, k -> new ArrayList<>()).add(lost.replicaId());
+            tried.add(lost.replicaId());
         }
-        route(p);
+        EngineRequests.Target t = requests.target(requestId).orElseThrow();
+        String original = job.engineRequestId(t.prompt());
+        List<Integer> children = t.child() < 0 ? progress.unfinishedChildren(original) : List.of(t.child());
+        if (t.child() < 0 && progress.nothingDelivered(original)) {
+            triedReplicas.put(requestId, tried);
+            route(requestId);
+            return this;
+        }
+        var continuations = requests.migrate(requestId, children);
+        if (continuations.isEmpty()) {
+            return fail(ApiError.overloaded("The request could not be continued: its replica went away " + (MIGRATION_LIMIT + 1)
+                    + " times (" + reason + ")."));
+        }
+        String from = lost == null ? "?" : lost.replicaId() + " (" + lost.node() + ")";
+        for (String id : continuations.get()) {
+            EngineRequests.Target c = requests.target(id).orElseThrow();
+            int resumed = requests.deliveredTokens(c.prompt(), c.child());
+            getContext().getLog().info("request {}: migrating completion {} from {} after {} delivered tokens: {}",
+                    job.id(), job.choiceIndex(c.prompt(), c.child()), from, resumed, reason);
+            metrics.migrated(job.model().base().name(), reason.contains("draining") ? "drain" : "replica_lost",
+                    job.prompts().get(c.prompt()).tokenIds().length + resumed);
+            triedReplicas.put(id, tried);
+            route(id);
+        }
         return this;
     }
 
@@ -151,15 +186,6 @@ public final class RequestStream extends AbstractBehavior<RequestStream.Command>
             }
         }
         return next;
-    }
-
-    private int promptOf(String requestId) {
-        for (int p = 0; p < job.prompts().size(); p++) {
-            if (job.engineRequestId(p).equals(requestId)) {
-                return p;
-            }
-        }
-        return -1;
     }
 
     @Override
@@ -179,18 +205,22 @@ public final class RequestStream extends AbstractBehavior<RequestStream.Command>
 
     private Behavior<Command> onEngine(Engine.Event event) {
         return switch (event) {
-            case Engine.Output(RequestOutput o) -> onOutput(o);
+            // NOTE: only the replica an engine request is placed on speaks for it: a late output of one given up
+            // (it went unreachable, then came back) would repeat tokens its continuation sends
+            case Engine.Output(RequestOutput o) -> placed.containsKey(o.requestId()) ? onOutput(o) : this;
             case Engine.Rejected(String id, String reason) -> fail(rejected(reason));
             case Engine.Failed(String id, String reason) -> fail(ApiError.internal(reason));
             case Engine.Unavailable(String id, String reason) -> onReplicaLost(id, reason);
         };
     }
 
-    private Behavior<Command> onOutput(RequestOutput o) {
+    private Behavior<Command> onOutput(RequestOutput fromEngine) {
+        RequestOutput o = requests.translate(fromEngine);
         var recorded = progress.record(o, System.nanoTime());
         if (recorded.isEmpty()) {
             return this;
         }
+        requests.delivered(o);
         JobProgress.Step step = recorded.get();
         String model = job.model().base().name();
         if (step.firstOfPrompt()) {
@@ -254,7 +284,7 @@ public final class RequestStream extends AbstractBehavior<RequestStream.Command>
 
     /** Frees the KV blocks of every engine request still running, and the router's hold of those not placed yet. */
     private void abortEngineRequests() {
-        for (String id : progress.unfinishedRequests()) {
+        for (String id : requests.all()) {
             RouterActor.To to = placed.get(id);
             if (to != null) {
                 to.engine().tell(new Engine.Abort(id));

@@ -51,9 +51,14 @@ public final class SequenceState {
         this.ignoreEos = params.ignoreEos();
         this.stopTokenIds = params.stopTokenIds().isEmpty()
                 ? NO_TOKENS : params.stopTokenIds().stream().mapToInt(Integer::intValue).toArray();
-        int capacity = maxLength - promptLength <= RESERVED_OUTPUT_TOKENS ? maxLength : promptLength + 16;
+        int[] resumed = request.resumeTokens();
+        int capacity = maxLength - promptLength <= RESERVED_OUTPUT_TOKENS ? maxLength
+                : promptLength + resumed.length + 16;
         this.tokens = Arrays.copyOf(request.promptTokenIds(), capacity);
-        this.numTokens = promptLength;
+        // NOTE: resumed output tokens (a migrated request) are outputs already: they are recomputed like a
+        // preempted sequence's, counted against max_tokens, and never sampled or sent again.
+        System.arraycopy(resumed, 0, tokens, promptLength, resumed.length);
+        this.numTokens = promptLength + resumed.length;
     }
 
     /** A request's only completion keeps the request id; completion i of n > 1 is {@code id#i}. */

@@ -32,7 +32,7 @@ public final class EngineCore {
         scheduler.submit(request);
         for (int i = 0; i < request.params().n(); i++) {
             outputs.track(SequenceState.seqIdOf(request.requestId(), request.params().n(), i), request.promptTokenIds(),
-                    request.params().forChild(i));
+                    request.params().forChild(i), request.resumeTokens());
         }
     }
 

@@ -42,8 +42,22 @@ public final class OutputProcessor {
 
     /** Registers completion {@code seqId} before its first token. */
     public void track(String seqId, int[] promptTokenIds, SamplingParams params) {
-        completions.put(seqId, new Completion(new IncrementalDetokenizer(tokenizer, promptTokenIds, params.skipSpecialTokens()),
-                new StopStringMatcher(params.stop()), promptTokenIds.length));
+        track(seqId, promptTokenIds, params, new int[0]);
+    }
+
+    /**
+     * As above, for a completion that already produced {@code resumed} elsewhere: they go through the detokenizer
+     * and the stop-string matcher as they did there (which rebuilds what the matcher held back), and what that
+     * released is not released again.
+     */
+    public void track(String seqId, int[] promptTokenIds, SamplingParams params, int[] resumed) {
+        Completion c = new Completion(new IncrementalDetokenizer(tokenizer, promptTokenIds, params.skipSpecialTokens()),
+                new StopStringMatcher(params.stop()), promptTokenIds.length);
+        for (int token : resumed) {
+            c.stops.offer(c.detokenizer.next(token));
+        }
+        c.completionTokens = resumed.length;
+        completions.put(seqId, c);
     }
 
     public void forget(String seqId) {
