@@ -125,7 +125,8 @@ final class ApiRoutes extends AllDirectives {
                         path("adapters", () -> endpoint(HttpMethods.GET, this::adapters)),
                         path("nodes", () -> endpoint(HttpMethods.GET, () -> admin(ClusterAdmin::nodes))),
                         path(PathMatchers.segment("nodes").slash(PathMatchers.segment()).slash("drain"),
-                                node -> endpoint(HttpMethods.POST, () -> admin(c -> c.drain(node)))),
+                                node -> endpoint(HttpMethods.POST, () -> parameterOptional("migrate", migrate ->
+                                        admin(c -> c.drain(node, migrate.map("true"::equalsIgnoreCase).orElse(false)))))),
                         path("deployments", () -> endpoint(HttpMethods.GET, () -> admin(ClusterAdmin::deployments))),
                         path(PathMatchers.segment("deployments").slash(PathMatchers.segment()),
                                 model -> endpoint(HttpMethods.PUT, () -> scale(model))),

@@ -23,10 +23,11 @@ public interface ClusterAdmin {
     CompletionStage<JsonNode> scale(String model, int replicas);
 
     /**
-     * {@code POST /admin/nodes/{id}/drain}: its replicas move elsewhere (running requests finish first), then it
-     * leaves the cluster. {@code id} is the node's address or its host:port.
+     * {@code POST /admin/nodes/{id}/drain[?migrate=true]}: its replicas move elsewhere, then it leaves the cluster.
+     * Running requests finish there first, or with {@code migrate} continue on other replicas at once.
+     * {@code id} is the node's address or its host:port.
      */
-    CompletionStage<JsonNode> drain(String node);
+    CompletionStage<JsonNode> drain(String node, boolean migrate);
 
     /** The bearer token of {@code /admin/*} when it differs from the API key. */
     Optional<String> adminToken();

@@ -243,4 +243,28 @@ class FailoverTest {
         frozen.signal("CONT");
         assertTrue(frozen.awaitExit(Duration.ofSeconds(60)), "the downed node exits instead of serving again");
     }
+
+    @Test
+    @Order(3)
+    void drainWithMigrationMovesRunningStreamsAtOnceAndTheNodeLeavesInSeconds() throws Exception {
+        List<Answer> expected = answers(send(24, true, 1), true, 1);
+        List<Future<HttpResponse<String>>> sent = send(24, true, 1);
+        awaitRunning();
+        KvassNode drained = victim();
+        long start = System.nanoTime();
+        HttpResponse<String> drain = gateway().post("/admin/nodes/127.0.0.1:" + drained.clusterPort
+                + "/drain?migrate=true", Map.of());
+        assertEquals(200, drain.statusCode(), drain.body());
+        assertTrue(drained.awaitExit(Duration.ofSeconds(60)), "the drained node left and exited");
+        double leftAfter = (System.nanoTime() - start) / 1e9;
+        List<Answer> got = answers(sent, true, 1);
+        for (int i = 0; i < expected.size(); i++) {
+            assertEquals(expected.get(i).texts(), got.get(i).texts(), "request " + i + " differs");
+            assertEquals(MAX_TOKENS, got.get(i).completionTokens());
+        }
+        System.out.printf("FAILOVER drain?migrate=true %s: left the cluster %.1f s after the drain; 24 streams unchanged%n",
+                drained.name, leftAfter);
+        assertTrue(gateway().get("/metrics").body().contains("kvass:request_migrations_total{model_name=\"stories260K\","
+                + "reason=\"drain\"}"), "migrations counted as drain");
+    }
 }

@@ -129,8 +129,8 @@ final class ClusterOperator implements ClusterAdmin {
     }
 
     @Override
-    public CompletionStage<JsonNode> drain(String node) {
-        return change(r -> new PlacementCoordinator.Drain(node, r));
+    public CompletionStage<JsonNode> drain(String node, boolean migrate) {
+        return change(r -> new PlacementCoordinator.Drain(node, migrate, r));
     }
 
     private CompletionStage<JsonNode> change(

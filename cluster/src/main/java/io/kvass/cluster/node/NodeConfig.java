@@ -32,8 +32,9 @@ final class NodeConfig {
         // NOTE: a replica moved by the placement (drain, re-placement) hands off within a few seconds.
         m.put("pekko.cluster.sharding.rebalance-interval", "2s");
         // NOTE: a replica handed off (drain, scale-down, shutdown) finishes its running requests before it stops;
-        // these bound how long that may take.
-        m.put("pekko.cluster.sharding.handoff-timeout", "10m");
+        // a hand-off not done in this time is tried again (the replica keeps draining meanwhile), so it also bounds
+        // how long a hand-off to a region that died just then can hold the shard (the coordinator noticed it late).
+        m.put("pekko.cluster.sharding.handoff-timeout", "20s");
         m.put("pekko.coordinated-shutdown.phases.cluster-sharding-shutdown-region.timeout",
                 (s.http().drainTimeout().toMillis() + 10_000) + "ms");
         m.put(ReplicaHost.ENGINE_DISPATCHER + ".type", "PinnedDispatcher");

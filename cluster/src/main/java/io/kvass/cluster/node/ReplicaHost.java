@@ -49,6 +49,11 @@ public final class ReplicaHost extends AbstractBehavior<ReplicaHost.Command> {
         INSTANCE
     }
 
+    /** Stop now: running requests continue on other replicas (a drain with migration). */
+    public enum Evacuate implements Command, CrossNode {
+        INSTANCE
+    }
+
     private record Loaded(Start start, ModelReplica model, Optional<AdapterManager> adapters,
                           ServeSettings.ReplicaSettings settings, Throwable failure) implements Command {
     }
@@ -97,6 +102,14 @@ public final class ReplicaHost extends AbstractBehavior<ReplicaHost.Command> {
                 .onMessage(Start.class, this::onStart)
                 .onMessage(Loaded.class, this::onLoaded)
                 .onMessageEquals(Retire.INSTANCE, this::onRetire)
+                .onMessageEquals(Evacuate.INSTANCE, () -> {
+                    retiring = true;
+                    if (engine != null) {
+                        engine.tell(Engine.Evacuate.INSTANCE);
+                        return this;
+                    }
+                    return started.isPresent() ? this : Behaviors.stopped();
+                })
                 .onMessageEquals(EngineStopped.INSTANCE, () -> Behaviors.stopped())
                 .onSignal(PostStop.class, s -> {
                     if (model != null) {

@@ -113,6 +113,11 @@ public final class ServingNode {
                         }
 
                         @Override
+                        public void evacuate(String replicaId) {
+                            sharding.replica(replicaId).tell(ReplicaHost.Evacuate.INSTANCE);
+                        }
+
+                        @Override
                         public CompletionStage<java.util.Map<String, Integer>> hosted() {
                             return sharding.hosted(system);
                         }

@@ -51,8 +51,11 @@ public final class PlacementCoordinator extends AbstractBehavior<PlacementCoordi
     public record Scale(String model, int replicas, ActorRef<AdminReply> replyTo) implements Command, CrossNode {
     }
 
-    /** Move every replica off {@code node} (its address, or host:port), then make it leave. */
-    public record Drain(String node, ActorRef<AdminReply> replyTo) implements Command, CrossNode {
+    /**
+     * Move every replica off {@code node} (its address, or host:port), then make it leave. With {@code migrate}
+     * its running requests continue on other replicas at once instead of finishing there.
+     */
+    public record Drain(String node, boolean migrate, ActorRef<AdminReply> replyTo) implements Command, CrossNode {
     }
 
     private enum Tick implements Command {
@@ -93,6 +96,9 @@ public final class PlacementCoordinator extends AbstractBehavior<PlacementCoordi
         void start(Assignment assignment, Deployment deployment);
 
         void retire(String replicaId);
+
+        /** Stop it now; its requests continue elsewhere. */
+        void evacuate(String replicaId);
 
         /** How many replica entities run on each node now (a handed-off replica counts until it has stopped). */
         java.util.concurrent.CompletionStage<Map<String, Integer>> hosted();
@@ -219,9 +225,14 @@ public final class PlacementCoordinator extends AbstractBehavior<PlacementCoordi
         String address = member.address().toString();
         draining.add(address);
         long moving = assignments.values().stream().filter(a -> a.node().equals(address)).count();
+        if (drain.migrate()) {
+            assignments.values().stream().filter(a -> a.node().equals(address))
+                    .forEach(a -> replicas.evacuate(a.replicaId()));
+        }
         getContext().getLog().info("draining {}: {} replicas move elsewhere, then it leaves", address, moving);
-        drain.replyTo().tell(AdminReply.ok("draining " + address + ": " + moving + " replicas move elsewhere, then it"
-                + " leaves the cluster"));
+        drain.replyTo().tell(AdminReply.ok("draining " + address + ": " + moving + " replicas move elsewhere"
+                + (drain.migrate() ? " and their running requests with them" : " once their running requests finish")
+                + ", then it leaves the cluster"));
         place();
         return this;
     }

@@ -154,6 +154,62 @@ class ServingNodeTest {
         node.awaitTermination();
     }
 
+    /**
+     * A backend that throws at its 6th step (a test hook on the real step executor, as a CUDA error or a bug would):
+     * the replica's engine recomputes the running sequences, and the streamed and whole answers equal those of a
+     * replica that never failed.
+     */
+    @Test
+    void aStepThatThrowsIsRecomputedAndEveryAnswerIsUnchanged() throws Exception {
+        String body = "{\"prompt\": \"Once upon a time\", \"max_tokens\": 40, \"temperature\": 1.0, \"seed\": 7, "
+                + "\"ignore_eos\": true}";
+        String expected;
+        ServingNode healthy = start(UnaryOperator.identity());
+        try {
+            expected = JSON.readTree(post(healthy, "/v1/completions", body).body()).path("choices").get(0)
+                    .path("text").asText();
+        } finally {
+            healthy.shutdown().toCompletableFuture().get(60, TimeUnit.SECONDS);
+        }
+        java.util.concurrent.atomic.AtomicInteger steps = new java.util.concurrent.atomic.AtomicInteger();
+        ServingNode failing = start(inner -> new StepExecutor() {
+            @Override
+            public CompletionStage<StepResult> execute(StepPlan plan) {
+                if (steps.incrementAndGet() == 6) {
+                    return CompletableFuture.failedFuture(new IllegalStateException("injected: the device failed"));
+                }
+                return inner.execute(plan);
+            }
+
+            @Override
+            public CompletionStage<Void> reset() {
+                return inner.reset();
+            }
+
+            @Override
+            public void close() {
+                inner.close();
+            }
+        });
+        try {
+            CompletableFuture<HttpResponse<String>> streamed = HTTP.sendAsync(HttpRequest.newBuilder(
+                    URI.create("http://127.0.0.1:" + failing.httpPort() + "/v1/completions")).POST(HttpRequest
+                    .BodyPublishers.ofString(body.replace("}", ", \"stream\": true}"))).build(),
+                    HttpResponse.BodyHandlers.ofString());
+            HttpResponse<String> whole = post(failing, "/v1/completions", body);
+            assertEquals(200, whole.statusCode(), whole.body());
+            assertEquals(expected, JSON.readTree(whole.body()).path("choices").get(0).path("text").asText());
+            StringBuilder text = new StringBuilder();
+            for (JsonNode c : chunks(streamed.get(60, TimeUnit.SECONDS).body())) {
+                text.append(c.path("choices").path(0).path("text").asText());
+            }
+            assertEquals(expected, text.toString());
+            assertTrue(steps.get() > 6, "the failure happened while they ran");
+        } finally {
+            failing.shutdown().toCompletableFuture().get(60, TimeUnit.SECONDS);
+        }
+    }
+
     /** 20 ms more per step, without blocking the step thread. */
     private static StepExecutor slow(StepExecutor inner) {
         return new StepExecutor() {

@@ -66,6 +66,14 @@ public final class Engine extends AbstractBehavior<Engine.Command> {
         INSTANCE
     }
 
+    /**
+     * Stop at once, handing every request back (each hears {@link Unavailable} and its stream continues on another
+     * replica from the tokens it delivered): a drain that does not wait for running requests.
+     */
+    public enum Evacuate implements Command, CrossNode {
+        INSTANCE
+    }
+
     /** A gateway missed a prefix-cache delta: the next report carries the whole cache. */
     public enum SendSnapshot implements Command, CrossNode {
         INSTANCE
@@ -193,6 +201,17 @@ public final class Engine extends AbstractBehavior<Engine.Command> {
                     return this;
                 })
                 .onMessageEquals(Drain.INSTANCE, this::onDrain)
+                .onMessageEquals(Evacuate.INSTANCE, () -> {
+                    getContext().getLog().info("replica {} evacuating: {} requests continue elsewhere",
+                            identity.replicaId(), subscribers.size());
+                    for (var e : List.copyOf(subscribers.entrySet())) {
+                        core.abort(e.getKey(), e.getValue().n());
+                    }
+                    releaseAll("replica " + identity.replicaId() + " is draining; continue elsewhere");
+                    draining = true;
+                    report();
+                    return next();
+                })
                 .onMessageEquals(SendSnapshot.INSTANCE, () -> {
                     reporter.onSnapshotAsked();
                     reportChange();
