@@ -490,7 +490,7 @@ public final class CudaBackend implements Backend {
      */
     static boolean samplesOnDevice(SequenceSamplingState state) {
         SamplingParams p = state.params();
-        return p.repetitionPenalty() == 1f && p.frequencyPenalty() == 0f
+        return state.grammar().isEmpty() && p.repetitionPenalty() == 1f && p.frequencyPenalty() == 0f
                 && p.presencePenalty() == 0f
                 && (state.outputLength() >= p.minTokens() || state.minTokensStopIds().size() == 0);
     }

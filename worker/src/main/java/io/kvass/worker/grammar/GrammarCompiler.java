@@ -26,7 +26,7 @@ public final class GrammarCompiler {
     private static final Map<Tokenizer, Map<Integer, GrammarCompiler>> BY_TOKENIZER = new WeakHashMap<>();
     static final int CAPACITY = 512;
 
-    private final TokenVocabulary vocab;
+    private final java.util.function.Supplier<TokenVocabulary> vocab;
     private final Map<GrammarSpec, CompletableFuture<TokenGrammar>> cache =
             new LinkedHashMap<>(16, 0.75f, true) {
                 @Override
@@ -36,19 +36,32 @@ public final class GrammarCompiler {
             };
 
     public GrammarCompiler(TokenVocabulary vocab) {
-        this.vocab = vocab;
+        this.vocab = () -> vocab;
+    }
+
+    /** Builds the vocabulary (a pass over every token) on first use: most replicas never see a constraint. */
+    private GrammarCompiler(Tokenizer tokenizer, int modelVocabSize) {
+        TokenVocabulary[] built = new TokenVocabulary[1];
+        this.vocab = () -> {
+            synchronized (built) {
+                if (built[0] == null) {
+                    built[0] = TokenVocabulary.of(tokenizer, modelVocabSize);
+                }
+                return built[0];
+            }
+        };
     }
 
     /** The shared compiler of {@code tokenizer} over a model of {@code modelVocabSize} logits. */
     public static GrammarCompiler of(Tokenizer tokenizer, int modelVocabSize) {
         synchronized (BY_TOKENIZER) {
             return BY_TOKENIZER.computeIfAbsent(tokenizer, t -> new LinkedHashMap<>())
-                    .computeIfAbsent(modelVocabSize, n -> new GrammarCompiler(TokenVocabulary.of(tokenizer, n)));
+                    .computeIfAbsent(modelVocabSize, n -> new GrammarCompiler(tokenizer, n));
         }
     }
 
     public TokenVocabulary vocabulary() {
-        return vocab;
+        return vocab.get();
     }
 
     /**
@@ -64,7 +77,7 @@ public final class GrammarCompiler {
         }
         if (existing == null) {
             try {
-                mine.complete(new TokenGrammar(spec, new ByteDfa(ByteNfa.of(language(spec))), vocab));
+                mine.complete(new TokenGrammar(spec, new ByteDfa(ByteNfa.of(language(spec))), vocab.get()));
             } catch (RuntimeException e) {
                 synchronized (cache) {
                     cache.remove(spec, mine);
