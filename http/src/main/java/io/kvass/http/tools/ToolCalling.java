@@ -91,17 +91,22 @@ public record ToolCalling(Map<String, ObjectNode> functions, ToolChoice choice, 
         };
     }
 
-    /** The constrained array; a truncated one (max_tokens) is left as text. */
+    /**
+     * The constrained array. Cut short by max_tokens, its complete items are still calls (each one already
+     * matched its function's schema when it closed); only the unfinished last one is dropped.
+     */
     private static ToolCall.Parsed required(String text) {
-        try {
-            JsonNode array = ToolCallParser.JSON.readTree(text);
-            List<ToolCall> calls = new ArrayList<>();
-            for (JsonNode c : array) {
-                calls.add(ToolCall.of(c.get("name").textValue(), c.get("parameters").toString()));
+        List<ToolCall> calls = new ArrayList<>();
+        try (com.fasterxml.jackson.core.JsonParser p = ToolCallParser.JSON.createParser(text)) {
+            if (p.nextToken() == com.fasterxml.jackson.core.JsonToken.START_ARRAY) {
+                while (p.nextToken() == com.fasterxml.jackson.core.JsonToken.START_OBJECT) {
+                    JsonNode c = p.readValueAsTree();
+                    calls.add(ToolCall.of(c.get("name").textValue(), c.get("parameters").toString()));
+                }
             }
-            return new ToolCall.Parsed(Optional.empty(), calls);
         } catch (Exception e) {
-            return ToolCall.Parsed.text(text);
+            // the unfinished tail of a truncated array
         }
+        return calls.isEmpty() ? ToolCall.Parsed.text(text) : new ToolCall.Parsed(Optional.empty(), calls);
     }
 }
