@@ -39,15 +39,19 @@ public final class GrammarCompiler {
         this.vocab = () -> vocab;
     }
 
-    /** Builds the vocabulary (a pass over every token) on first use: most replicas never see a constraint. */
+    /**
+     * Starts building the vocabulary (a pass over every token and a trie: about a second for 128k tokens) in the
+     * background at once, so neither a dispatcher nor the step loop waits for it when the first constrained request
+     * comes.
+     */
     private GrammarCompiler(Tokenizer tokenizer, int modelVocabSize) {
-        TokenVocabulary[] built = new TokenVocabulary[1];
+        CompletableFuture<TokenVocabulary> built = CompletableFuture.supplyAsync(
+                () -> TokenVocabulary.of(tokenizer, modelVocabSize));
         this.vocab = () -> {
-            synchronized (built) {
-                if (built[0] == null) {
-                    built[0] = TokenVocabulary.of(tokenizer, modelVocabSize);
-                }
-                return built[0];
+            try {
+                return built.join();
+            } catch (CompletionException e) {
+                throw e.getCause() instanceof RuntimeException r ? r : e;
             }
         };
     }
