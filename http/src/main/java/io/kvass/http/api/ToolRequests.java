@@ -36,19 +36,18 @@ final class ToolRequests {
                 JsonNode t = tools.get(i);
                 String where = "tools[" + i + "]";
                 if (!"function".equals(t.path("type").asText()) || !t.path("function").isObject()) {
-                    throw ApiError.invalid(where + " must be {\"type\": \"function\", \"function\": {...}}.", where);
+                    throw ApiError.invalid(where + " must be {\"type\": \"function\", \"function\": {...}}.", "tools");
                 }
                 ObjectNode f = (ObjectNode) t.get("function");
                 if (!f.path("name").isTextual() || f.get("name").textValue().isEmpty()) {
-                    throw ApiError.invalid(where + ".function.name must be a non-empty string.", where + ".function.name");
+                    throw ApiError.invalid(where + ".function.name must be a non-empty string.", "tools");
                 }
                 JsonNode params = f.get("parameters");
                 if (params != null && !params.isNull() && !params.isObject()) {
-                    throw ApiError.invalid(where + ".function.parameters must be a JSON Schema object.",
-                            where + ".function.parameters");
+                    throw ApiError.invalid(where + ".function.parameters must be a JSON Schema object.", "tools");
                 }
                 if (functions.put(f.get("name").textValue(), f) != null) {
-                    throw ApiError.invalid("Two tools are named '" + f.get("name").textValue() + "'.", where);
+                    throw ApiError.invalid("Two tools are named '" + f.get("name").textValue() + "'.", "tools");
                 }
             }
         }
