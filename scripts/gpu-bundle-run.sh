@@ -11,6 +11,7 @@
 #   ablation       CudaAblationProbe (a decode step's graph time with phases left out: what each costs in place)
 #   lora-e2e       `kvass generate --adapter` on cpu and cuda, `kvass serve --device cuda --lora-modules` + curl
 #   decode         CudaDecodeBenchmark (batch-1 fusions on/off, forwardAndSample vs forwardGreedy)
+#   grammar        structured outputs: CudaGrammarMaskTest (device masks = CPU sampler) and CudaGrammarBenchmark
 #   serve          `kvass serve --device cuda` on a Llama-3-8B-shaped model with random weights made on
 #                  the GPU, driven by the load generator (SERVE_RUNS, below); server log and JSON results
 #   probe | ncu-attention   attention kernel studies
@@ -122,6 +123,12 @@ for what in "${@:-tests bench}"; do
       grep -E "CUDA backend|LoRA|ERROR|Exception" "$out/lora-serve.log" | head -10 ;;
     decode)
       timeout 240 "$java" "${flags[@]}" -Xmx16g -cp "$cp" io.kvass.worker.cuda.CudaDecodeBenchmark 2>&1 | tee "$out/decode.log" || status=1 ;;
+    grammar)
+      timeout 200 "$java" "${flags[@]}" -Xmx8g -Dkvass.fixtures="$app/fixtures" -cp "$cp" org.junit.platform.console.ConsoleLauncher execute \
+        --select-class io.kvass.worker.cuda.CudaGrammarMaskTest --include-tag gpu --exclude-engine junit-vintage --details=tree \
+        --disable-banner --reports-dir "$out/junit-grammar" 2>&1 | tee "$out/grammar-tests.log" || status=1
+      timeout 200 "$java" "${flags[@]}" -Xmx16g -cp "$cp" io.kvass.worker.cuda.CudaGrammarBenchmark "$app/models/llama3-8b-random" \
+        2>&1 | grep -v WARN | tee "$out/grammar-bench.log" || status=1 ;;
     serve) serve ;;
     serve-cpu-sampling) SERVE_SAMPLING=cpu SERVE_RUNS="${SERVE_CPU_RUNS:-c64}" SERVE_TAG=-cpusampling serve ;;
     probe)

@@ -4,6 +4,7 @@
 //   KVASS_URL=http://127.0.0.1:8000/v1 KVASS_API_KEY=sk-e2e node check.mjs
 import assert from 'node:assert/strict';
 import OpenAI from 'openai';
+import { register as registerStructured } from './structured.mjs';
 
 const baseURL = process.env.KVASS_URL ?? 'http://127.0.0.1:8000/v1';
 const apiKey = process.env.KVASS_API_KEY ?? 'sk-e2e';
@@ -116,6 +117,8 @@ check('LoRA: an adapter by its model name; load and unload at runtime', async ()
   assert.equal(bad.status, 400);
   assert.match((await bad.json()).error.message, /outside the allowed adapter directories/);
 });
+
+registerStructured(check, client, model);
 
 let failed = 0;
 for (const [name, fn] of checks) {

@@ -412,3 +412,24 @@ extern "C" __global__ void __launch_bounds__(ST) logprob_rows(const float* __res
   }
   if (tid == 0) o[1] = __int_as_float(listed);
 }
+
+// Structured outputs: logits[rows[b]][id] = -inf for every id whose bit is clear in masks[b] (bit id % 32 of
+// word id / 32; a grammar's token bitmask, as xgrammar's apply_token_bitmask_inplace). Runs before
+// sample_rows, on the device's logits, so constrained rows never copy their logits to the host.
+// grid: (masked rows, ceil(words / 256)), block: 256; one thread per 32-token word.
+extern "C" __global__ void __launch_bounds__(256) apply_token_bitmask(float* __restrict__ logits,
+                                                                     const int* __restrict__ rows,
+                                                                     const unsigned* __restrict__ masks, int words,
+                                                                     int vocab) {
+  const int w = blockIdx.y * blockDim.x + threadIdx.x;
+  if (w >= words) return;
+  const unsigned word = masks[(size_t)blockIdx.x * words + w];
+  if (word == 0xffffffffu) return;
+  float* row = logits + (size_t)rows[blockIdx.x] * vocab;
+  const int base = w * 32;
+#pragma unroll 4
+  for (int bit = 0; bit < 32; bit++) {
+    const int id = base + bit;
+    if (id < vocab && !((word >> bit) & 1u)) row[id] = -CUDART_INF_F;
+  }
+}

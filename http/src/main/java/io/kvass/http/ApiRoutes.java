@@ -94,7 +94,7 @@ final class ApiRoutes extends AllDirectives {
         }
         this.metrics = metrics;
         this.streams = streams;
-        this.parser = new RequestParser(this::requested);
+        this.parser = new RequestParser(this::requested, settings.toolCallParser());
         models.keySet().forEach(metrics::register);
         this.lora = new LoraEndpoints(models, metrics);
     }

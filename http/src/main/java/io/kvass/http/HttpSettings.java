@@ -13,12 +13,21 @@ import java.util.Optional;
  * @param requestTimeout  how long a non-streamed request may take
  * @param idleTimeout     how long a connection may stay silent (a queued stream is silent)
  * @param drainTimeout    on shutdown, how long in-flight requests may run before they are aborted
+ * @param toolCallParser  {@code --tool-call-parser}: hermes, llama3_json, mistral, or auto (from the chat template)
  */
 public record HttpSettings(String host, int port, Optional<String> apiKey, long maxBodyBytes, int maxWaiting,
-                           Duration requestTimeout, Duration idleTimeout, Duration drainTimeout) {
+                           Duration requestTimeout, Duration idleTimeout, Duration drainTimeout,
+                           String toolCallParser) {
+
+    /** With the tool-call parser picked from each model's chat template ({@code auto}). */
+    public HttpSettings(String host, int port, Optional<String> apiKey, long maxBodyBytes, int maxWaiting,
+                        Duration requestTimeout, Duration idleTimeout, Duration drainTimeout) {
+        this(host, port, apiKey, maxBodyBytes, maxWaiting, requestTimeout, idleTimeout, drainTimeout, "auto");
+    }
 
     public HttpSettings {
         Objects.requireNonNull(host, "host");
+        Objects.requireNonNull(toolCallParser, "toolCallParser");
         apiKey = apiKey.filter(k -> !k.isEmpty());
         if (port < 0 || port > 65535) {
             throw new IllegalArgumentException("port must be in 0..65535, got " + port);
@@ -45,6 +54,11 @@ public record HttpSettings(String host, int port, Optional<String> apiKey, long 
 
     public HttpSettings withRequestTimeout(Duration timeout) {
         return new HttpSettings(host, port, apiKey, maxBodyBytes, maxWaiting, timeout, idleTimeout, drainTimeout);
+    }
+
+    public HttpSettings withToolCallParser(String parser) {
+        return new HttpSettings(host, port, apiKey, maxBodyBytes, maxWaiting, requestTimeout, idleTimeout, drainTimeout,
+                parser);
     }
 
     public HttpSettings withDrainTimeout(Duration drain) {

@@ -35,6 +35,7 @@ public final class ServeCommand {
             new Flag("api-key", "http.api-key", Kind.STRING),
             new Flag("max-waiting", "http.max-waiting", Kind.INT),
             new Flag("max-body-size", "http.max-body-size", Kind.BYTES),
+            new Flag("tool-call-parser", "http.tool-call-parser", Kind.STRING),
             new Flag("device", "device", Kind.STRING),
             new Flag("threads", "threads", Kind.INT),
             new Flag("cpu-weights", "cpu-weights", Kind.STRING),

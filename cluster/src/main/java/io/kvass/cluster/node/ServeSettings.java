@@ -262,7 +262,16 @@ public record ServeSettings(ReplicaOptions replica, String servedModelName, Engi
         }
         return new HttpSettings(r.string("http.host"), port, Optional.of(r.string("http.api-key")), body,
                 r.atLeast("http.max-waiting", 1), r.duration("http.request-timeout"), r.duration("http.idle-timeout"),
-                r.duration("http.drain-timeout"));
+                r.duration("http.drain-timeout")).withToolCallParser(toolCallParser(r));
+    }
+
+    private static String toolCallParser(Reader r) {
+        String parser = r.string("http.tool-call-parser");
+        if (!parser.equals("auto") && !io.kvass.http.tools.ToolCallParser.NAMES.contains(parser)) {
+            throw new SettingsException("http.tool-call-parser", "must be auto or one of "
+                    + io.kvass.http.tools.ToolCallParser.NAMES + ", got " + parser);
+        }
+        return parser;
     }
 
     private static ClusterSettings cluster(Reader r) {

@@ -2,7 +2,9 @@ package io.kvass.http.api;
 
 import io.kvass.http.RequestedModel;
 import io.kvass.worker.sampling.SamplingParams;
+import io.kvass.http.tools.ToolCalling;
 import java.util.List;
+import java.util.Optional;
 
 /**
  * One validated API request, ready for the engine: one engine request per prompt (a completions
@@ -12,9 +14,17 @@ import java.util.List;
  * @param includeUsage {@code stream_options.include_usage}
  * @param model        the base model, and the LoRA adapter when the request named one
  * @param echo         completions' {@code echo}: the prompt text precedes each completion
+ * @param tools        chat tool calling, when the output is read for calls ({@code tool_choice} other than none)
  */
 public record GenerationJob(Kind kind, String id, long created, RequestedModel model, List<Prompt> prompts, int n,
-                            boolean stream, boolean includeUsage, boolean echo, int priority) {
+                            boolean stream, boolean includeUsage, boolean echo, int priority,
+                            Optional<ToolCalling> tools) {
+
+    /** A job without tool calling. */
+    public GenerationJob(Kind kind, String id, long created, RequestedModel model, List<Prompt> prompts, int n,
+                         boolean stream, boolean includeUsage, boolean echo, int priority) {
+        this(kind, id, created, model, prompts, n, stream, includeUsage, echo, priority, Optional.empty());
+    }
 
     public enum Kind {
         COMPLETION, CHAT

@@ -3,12 +3,16 @@ package io.kvass.http.api;
 import com.fasterxml.jackson.databind.JsonNode;
 import io.kvass.http.RequestedModel;
 import io.kvass.http.ServedModel;
+import io.kvass.http.tools.ToolCallParser;
+import io.kvass.http.tools.ToolCalling;
+import io.kvass.worker.grammar.GrammarSpec;
 import io.kvass.worker.sampling.SamplingParams;
 import io.kvass.worker.tokenizer.ChatMessage;
 import io.kvass.worker.tokenizer.ChatTemplateException;
 import java.util.ArrayList;
 import java.util.HashSet;
 import java.util.List;
+import java.util.Map;
 import java.util.Optional;
 import java.util.Set;
 import java.util.UUID;
@@ -28,20 +32,29 @@ public final class RequestParser {
             "top_k", "min_p", "repetition_penalty", "ignore_eos", "stop_token_ids", "min_tokens",
             "skip_special_tokens", "priority", "store", "metadata", "service_tier");
     private static final Set<String> COMPLETION_FIELDS = union(SAMPLING_FIELDS,
-            Set.of("prompt", "logprobs", "echo", "best_of", "suffix", "add_special_tokens"));
+            Set.of("prompt", "logprobs", "echo", "best_of", "suffix", "add_special_tokens", "response_format",
+                    "structured_outputs"));
     private static final Set<String> CHAT_FIELDS = union(SAMPLING_FIELDS, Set.of("messages", "max_completion_tokens",
             "logprobs", "top_logprobs", "tools", "tool_choice", "parallel_tool_calls", "response_format",
-            "add_generation_prompt"));
+            "add_generation_prompt", "structured_outputs"));
     private static final Set<String> ROLES = Set.of("system", "developer", "user", "assistant", "tool");
 
     private final Function<Optional<String>, RequestedModel> models;
+    private final String toolCallParser;
 
     /**
      * @param models resolves the request's {@code model} field (empty: the default model) to a base model
      *               or one of its LoRA adapters, throwing a 404
      */
     public RequestParser(Function<Optional<String>, RequestedModel> models) {
+        this(models, "auto");
+    }
+
+    /** @param toolCallParser {@code --tool-call-parser}: hermes, llama3_json, mistral, or auto (from the chat template) */
+    public RequestParser(Function<Optional<String>, RequestedModel> models, String toolCallParser) {
         this.models = models;
+        this.toolCallParser = toolCallParser;
+        ToolCallParser.of(toolCallParser, Optional.empty()); // fails at start on an unknown name
     }
 
     public GenerationJob completion(JsonRequest body) {
@@ -53,6 +66,9 @@ public final class RequestParser {
         }
         boolean echo = body.bool("echo").orElse(false);
         SamplingParams.Builder sampling = sampling(body);
+        Optional<GrammarSpec> grammar = StructuredOutputs.of(body);
+        grammar.ifPresent(g -> StructuredOutputs.compile(g, model, "response_format"));
+        sampling.grammar(grammar);
         Optional<Integer> logprobs = body.integer("logprobs");
         if (logprobs.isPresent()) {
             checkTopLogprobs("logprobs", logprobs.get());
@@ -70,15 +86,27 @@ public final class RequestParser {
             prompts.add(new GenerationJob.Prompt(p.ids, echo ? p.text : "",
                     build(sampling, maxTokens(body, "max_tokens", model, p.ids.length, "prompt"))));
         }
-        return job(GenerationJob.Kind.COMPLETION, "cmpl-", body, requested, prompts, n, echo);
+        return job(GenerationJob.Kind.COMPLETION, "cmpl-", body, requested, prompts, n, echo, Optional.empty());
     }
 
     public GenerationJob chat(JsonRequest body) {
         body.allowOnly(CHAT_FIELDS);
         RequestedModel requested = models.apply(body.string("model"));
         ServedModel model = requested.base();
-        rejectTools(body);
         SamplingParams.Builder sampling = sampling(body);
+        Optional<ToolCalling> tools = ToolRequests.of(body, ToolCallParser.of(toolCallParser, model.chatTemplate()));
+        Optional<GrammarSpec> grammar = StructuredOutputs.of(body);
+        Optional<GrammarSpec> toolGrammar = tools.flatMap(ToolCalling::constraint);
+        if (grammar.isPresent() && toolGrammar.isPresent()) {
+            throw ApiError.invalid("tool_choice 'required' or a named function cannot be combined with "
+                    + "response_format or structured_outputs.", "tool_choice");
+        }
+        grammar.ifPresent(g -> StructuredOutputs.compile(g, model, "response_format"));
+        toolGrammar.ifPresent(g -> StructuredOutputs.compile(g, model, "tools"));
+        sampling.grammar(grammar.or(() -> toolGrammar));
+        if (tools.filter(t -> t.parsesCalls() && t.parser().needsSpecialTokens()).isPresent()) {
+            sampling.skipSpecialTokens(false);
+        }
         boolean logprobs = body.bool("logprobs").orElse(false);
         Optional<Integer> top = body.integer("top_logprobs");
         if (top.isPresent()) {
@@ -90,12 +118,14 @@ public final class RequestParser {
         if (logprobs) {
             sampling.logprobs(top.orElse(0));
         }
-        List<ChatMessage> messages = messages(body);
+        List<Map<String, Object>> messages = ToolRequests.messages(body);
+        Map<String, Object> variables = tools.filter(ToolCalling::parsesCalls)
+                .<Map<String, Object>>map(t -> Map.of("tools", t.templateTools())).orElse(Map.of());
         var template = model.chatTemplate().orElseThrow(() -> ApiError.invalid(
                 "The model " + model.name() + " has no chat template; use /v1/completions.", "messages"));
         String rendered;
         try {
-            rendered = template.render(messages, body.bool("add_generation_prompt").orElse(true));
+            rendered = template.renderMessages(messages, body.bool("add_generation_prompt").orElse(true), variables);
         } catch (ChatTemplateException e) {
             throw ApiError.invalid("The chat template rejected the messages: " + e.getMessage(), "messages");
         }
@@ -106,7 +136,8 @@ public final class RequestParser {
         String maxField = body.has("max_completion_tokens") ? "max_completion_tokens" : "max_tokens";
         var prompt = new GenerationJob.Prompt(ids, rendered, build(sampling, maxTokens(body, maxField, model, ids.length,
                 "messages")));
-        return job(GenerationJob.Kind.CHAT, "chatcmpl-", body, requested, List.of(prompt), n(body), false);
+        return job(GenerationJob.Kind.CHAT, "chatcmpl-", body, requested, List.of(prompt), n(body), false,
+                tools.filter(ToolCalling::parsesCalls));
     }
 
     /** The {@code /tokenize} body: {@code prompt} or {@code messages}. */
@@ -128,7 +159,7 @@ public final class RequestParser {
     }
 
     private GenerationJob job(GenerationJob.Kind kind, String idPrefix, JsonRequest body, RequestedModel model,
-                              List<GenerationJob.Prompt> prompts, int n, boolean echo) {
+                              List<GenerationJob.Prompt> prompts, int n, boolean echo, Optional<ToolCalling> tools) {
         boolean stream = body.bool("stream").orElse(false);
         boolean includeUsage = false;
         Optional<JsonRequest> options = body.object("stream_options");
@@ -143,7 +174,7 @@ public final class RequestParser {
         int priority = body.integer("priority").orElse(0);
         String id = idPrefix + UUID.randomUUID().toString().replace("-", "");
         return new GenerationJob(kind, id, System.currentTimeMillis() / 1000, model, prompts, n, stream, includeUsage,
-                echo, priority);
+                echo, priority, tools);
     }
 
     private static SamplingParams.Builder sampling(JsonRequest body) {
@@ -304,7 +335,7 @@ public final class RequestParser {
     }
 
     /** A string, or an array of {@code {"type": "text", "text": ...}} parts joined by newlines (as vLLM). */
-    private static String content(JsonNode content, String where) {
+    static String content(JsonNode content, String where) {
         if (content == null || content.isNull()) {
             return "";
         }
@@ -328,17 +359,6 @@ public final class RequestParser {
             parts.add(text.textValue());
         }
         return String.join("\n", parts);
-    }
-
-    private static void rejectTools(JsonRequest body) {
-        if (body.raw("tools").filter(v -> !(v.isArray() && v.isEmpty())).isPresent()) {
-            throw ApiError.invalid("tools are not supported by this server.", "tools");
-        }
-        body.raw("tool_choice").filter(v -> !"none".equals(v.asText()) && !"auto".equals(v.asText()))
-                .ifPresent(v -> { throw ApiError.invalid("tool_choice is not supported.", "tool_choice"); });
-        body.raw("response_format").filter(v -> !"text".equals(v.path("type").asText()))
-                .ifPresent(v -> { throw ApiError.invalid("Only response_format {\"type\": \"text\"} is supported.",
-                        "response_format"); });
     }
 
     private static Set<String> union(Set<String> a, Set<String> b) {

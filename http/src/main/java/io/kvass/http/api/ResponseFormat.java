@@ -109,6 +109,8 @@ public abstract sealed class ResponseFormat permits ResponseFormat.Chat, Respons
 
     /** {@code /v1/chat/completions}. */
     static final class Chat extends ResponseFormat {
+        private final java.util.Map<Integer, StringBuilder> held = new java.util.HashMap<>(); // tools: text per choice
+
         Chat(GenerationJob job) {
             super(job);
         }
@@ -137,6 +139,9 @@ public abstract sealed class ResponseFormat permits ResponseFormat.Chat, Respons
 
         @Override
         public Optional<ObjectNode> deltaChoice(Choice choice, RequestOutput o) {
+            if (job.tools().isPresent()) {
+                return toolDelta(choice, o);
+            }
             boolean logprobs = job.logprobs() && !o.tokens().isEmpty();
             if (o.text().isEmpty() && o.finish().isEmpty() && !logprobs) {
                 return Optional.empty();
@@ -156,10 +161,33 @@ public abstract sealed class ResponseFormat permits ResponseFormat.Chat, Respons
         public ObjectNode finalChoice(Choice choice) {
             ObjectNode c = JsonNodeFactory.instance.objectNode();
             c.put("index", choice.index());
-            c.putObject("message").put("role", "assistant").put("content", choice.text());
+            ObjectNode message = c.putObject("message").put("role", "assistant").put("content", choice.text());
             c.set("logprobs", job.logprobs() ? logprobs(choice.tokens()) : JsonNodeFactory.instance.nullNode());
             putFinish(c, choice.finish());
+            job.tools().ifPresent(tools -> ToolCallOutput.put(tools, choice.text(), message, c, false));
             return c;
+        }
+
+        /**
+         * With tools the text is held back until the choice finishes, then sent as one delta: its content, or its
+         * calls as {@code delta.tool_calls} (whole arguments in one chunk; OpenAI clients accumulate either way).
+         */
+        private Optional<ObjectNode> toolDelta(Choice choice, RequestOutput o) {
+            StringBuilder text = held.computeIfAbsent(choice.index(), i -> new StringBuilder()).append(o.text());
+            if (o.finish().isEmpty()) {
+                return Optional.empty();
+            }
+            held.remove(choice.index());
+            ObjectNode c = JsonNodeFactory.instance.objectNode();
+            c.put("index", choice.index());
+            ObjectNode delta = c.putObject("delta");
+            if (!text.isEmpty()) {
+                delta.put("content", text.toString());
+            }
+            c.putNull("logprobs");
+            putFinish(c, o.finish());
+            ToolCallOutput.put(job.tools().orElseThrow(), text.toString(), delta, c, true);
+            return Optional.of(c);
         }
 
         private ObjectNode logprobs(List<SampledToken> tokens) {

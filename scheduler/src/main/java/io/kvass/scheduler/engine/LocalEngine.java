@@ -8,6 +8,7 @@ import io.kvass.scheduler.core.Request;
 import io.kvass.scheduler.core.SchedulerConfig;
 import io.kvass.scheduler.output.OutputProcessor;
 import io.kvass.worker.backend.Backend;
+import io.kvass.worker.grammar.GrammarCompiler;
 import io.kvass.worker.sampling.Sampler;
 import io.kvass.worker.tokenizer.Tokenizer;
 import java.util.Set;
@@ -47,7 +48,8 @@ public final class LocalEngine {
                 new KvCacheConfig(backend.numKvBlocks(), backend.blockSize(), config.enablePrefixCaching()));
         Set<Integer> eos = new TreeSet<>(backend.config().eosTokenIds());
         eos.addAll(tokenizer.eosTokenIds());
-        ModelRunner runner = new ModelRunner(backend, Sampler.cpu(), eos.stream().mapToInt(Integer::intValue).toArray());
+        ModelRunner runner = new ModelRunner(backend, Sampler.cpu(), eos.stream().mapToInt(Integer::intValue).toArray(),
+                java.util.Optional.of(GrammarCompiler.of(tokenizer, backend.config().vocabSize())));
         return new LocalEngine(new EngineCore(new BatchScheduler(config, kv, eos, adapters), new OutputProcessor(tokenizer)),
                 runner);
     }

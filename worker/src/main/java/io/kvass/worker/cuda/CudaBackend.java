@@ -58,6 +58,12 @@ public final class CudaBackend implements Backend {
     private final DeviceBuffer logprobRequestsDevice;
     private final ByteBuffer logprobsHost;
     private final DeviceBuffer logprobsDevice;
+    /** Structured outputs: the grammar bitmasks of a step's constrained rows ({@code [rows][maskWords]} ints) and their rows. */
+    private final int maskWords;
+    private final ByteBuffer masksHost;
+    private final DeviceBuffer masksDevice;
+    private final ByteBuffer maskRowsHost;
+    private final DeviceBuffer maskRowsDevice;
     /** {@code -Dkvass.cuda.sampling=cpu} sends every row's logits to the host sampler (debugging, comparisons). */
     private final boolean deviceSampling = !"cpu".equalsIgnoreCase(System.getProperty("kvass.cuda.sampling", "gpu"));
     private final DeviceBuffer copyDevice;
@@ -159,6 +165,11 @@ public final class CudaBackend implements Backend {
         this.logprobRequestsDevice = device.allocate(8L * logitRows, "logprob requests");
         this.logprobsHost = device.allocateHost(4L * CudaKernels.LOGPROB_WORDS * logitRows);
         this.logprobsDevice = device.allocate(4L * CudaKernels.LOGPROB_WORDS * logitRows, "logprobs");
+        this.maskWords = 2 * ((config.vocabSize() + 63) / 64);
+        this.masksHost = device.allocateHost(4L * maskWords * logitRows);
+        this.masksDevice = device.allocate(4L * maskWords * logitRows, "grammar masks");
+        this.maskRowsHost = device.allocateHost(4L * logitRows);
+        this.maskRowsDevice = device.allocate(4L * logitRows, "grammar mask rows");
         this.copyDevice = device.allocate(8L * 4096, "block copies");
         this.lora = options.lora().enabled() ? new CudaLora(device, kernels, blas, config, options.lora(), tokens) : null;
         this.cache = new CudaKvCache(device, config, kvBlocks(), options.blockSize());
@@ -414,11 +425,15 @@ public final class CudaBackend implements Backend {
                 computeLogits(rowsAddress(r0), count);
             }
             int firstRow = logitsReady ? r0 : 0;  // row r0's index in scratch.logits
-            int onDevice = 0, onHost = 0, withLogprobs = 0;
+            int onDevice = 0, onHost = 0, withLogprobs = 0, masked = 0;
             for (int i = 0; i < count; i++) {
                 SequenceSamplingState state = states.get(sequenceOfRow[r0 + i]);
                 if (deviceSampling && samplesOnDevice(state)) {
                     putSampleRow(onDevice, state, firstRow + i);
+                    if (state.grammar().isPresent()) {
+                        masksHost.asLongBuffer().put(masked * (maskWords / 2), state.grammar().get().mask());
+                        maskRowsHost.putInt(4 * masked++, firstRow + i);
+                    }
                     if (state.params().logprobs().isPresent()) {
                         logprobRequestsHost.putInt(8 * withLogprobs, onDevice);
                         logprobRequestsHost.putInt(8 * withLogprobs + 4, state.params().logprobs().getAsInt());
@@ -428,6 +443,13 @@ public final class CudaBackend implements Backend {
                 } else {
                     hostRows[onHost++] = i;
                 }
+            }
+            if (masked > 0) {
+                device.upload(maskRowsDevice, 0, maskRowsHost.slice(0, 4 * masked), 4L * masked);
+                long maskBytes = 4L * maskWords * masked;
+                device.upload(masksDevice, 0, masksHost.slice(0, (int) maskBytes), maskBytes);
+                kernels.applyTokenBitmask(masked, scratch.logits.address(), maskRowsDevice.address(), masksDevice.address(),
+                        maskWords, vocab);
             }
             if (onDevice > 0) {
                 long bytes = (long) CudaKernels.SAMPLE_ROW_BYTES * onDevice;
@@ -486,11 +508,14 @@ public final class CudaBackend implements Backend {
 
     /**
      * Whether the GPU sampler can draw this row: no penalties and no min_tokens masking left (both edit
-     * the row from host-side state). Logprobs are computed on the GPU too.
+     * the row from host-side state). Logprobs are computed on the GPU too. A structured-output row's grammar
+     * mask is applied on the device (apply_token_bitmask), unless it asks for logprobs: those are defined on
+     * the raw logits, which the in-place mask would change, so such a row goes to the host.
      */
     static boolean samplesOnDevice(SequenceSamplingState state) {
         SamplingParams p = state.params();
-        return p.repetitionPenalty() == 1f && p.frequencyPenalty() == 0f
+        return (state.grammar().isEmpty() || p.logprobs().isEmpty())
+                && p.repetitionPenalty() == 1f && p.frequencyPenalty() == 0f
                 && p.presencePenalty() == 0f
                 && (state.outputLength() >= p.minTokens() || state.minTokensStopIds().size() == 0);
     }

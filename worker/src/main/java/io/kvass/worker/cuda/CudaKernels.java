@@ -226,6 +226,14 @@ final class CudaKernels implements AutoCloseable {
         launch("sample", "sample_rows", count, 1, 1, SAMPLE_THREADS, logits, rows, ids, vocab);
     }
 
+    /**
+     * Structured outputs: for each of {@code count} rows ({@code rows}: logits row indexes), sets to -inf every
+     * logit whose bit is clear in that row's {@code words} 32-bit mask words ({@code masks}, row-major).
+     */
+    void applyTokenBitmask(int count, long logits, long rows, long masks, int words, int vocab) {
+        launch("sample", "apply_token_bitmask", count, (words + 255) / 256, 1, 256, logits, rows, masks, words, vocab);
+    }
+
     /** Words of one {@link #logprobRows} result: logprob, count, then 20 (id, logprob) pairs. */
     static final int LOGPROB_WORDS = 2 + 2 * 20;
 

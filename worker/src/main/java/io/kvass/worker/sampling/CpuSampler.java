@@ -15,9 +15,9 @@ public final class CpuSampler implements Sampler {
   private final TopKTopPSampler random = new TopKTopPSampler();
   private float[] work = new float[0]; // [vocabSize] penalized copy of the row
 
-  /** vLLM's default processors: min_tokens masking, then penalties. */
+  /** vLLM's default processors: min_tokens masking, penalties, then the structured-output grammar. */
   public CpuSampler() {
-    this(List.of(LogitsProcessor.MIN_TOKENS, LogitsProcessor.PENALTIES));
+    this(List.of(LogitsProcessor.MIN_TOKENS, LogitsProcessor.PENALTIES, LogitsProcessor.GRAMMAR));
   }
 
   /** @param processors applied in order to a copy of each row before the token is chosen */

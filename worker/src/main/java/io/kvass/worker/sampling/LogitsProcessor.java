@@ -28,6 +28,9 @@ public interface LogitsProcessor {
     }
   };
 
+  /** Structured output: tokens the sequence's grammar does not allow next get -inf. */
+  LogitsProcessor GRAMMAR = (logits, state) -> state.grammar().ifPresent(g -> GrammarMask.apply(g.mask(), logits));
+
   /** Repetition, then frequency, then presence penalty, as vLLM's {@code apply_penalties}. */
   LogitsProcessor PENALTIES = Penalties::apply;
 }

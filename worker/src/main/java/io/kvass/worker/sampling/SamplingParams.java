@@ -1,7 +1,9 @@
 package io.kvass.worker.sampling;
 
+import io.kvass.worker.grammar.GrammarSpec;
 import java.util.List;
 import java.util.Objects;
+import java.util.Optional;
 import java.util.OptionalInt;
 import java.util.OptionalLong;
 import java.util.Set;
@@ -29,6 +31,7 @@ import java.util.Set;
  * @param stopTokenIds token ids that end the sequence besides EOS
  * @param logprobs how many top logprobs to return per token (0..20); empty means none at all
  * @param skipSpecialTokens whether detokenized text omits special tokens
+ * @param grammar structured output: the language the output must belong to (masked in sampling)
  */
 public record SamplingParams(
     int n,
@@ -46,7 +49,8 @@ public record SamplingParams(
     List<String> stop,
     Set<Integer> stopTokenIds,
     OptionalInt logprobs,
-    boolean skipSpecialTokens) {
+    boolean skipSpecialTokens,
+    Optional<GrammarSpec> grammar) {
 
   /** vLLM's {@code _SAMPLING_EPS}: temperatures below it are treated as greedy. */
   public static final float GREEDY_EPSILON = 1e-5f;
@@ -60,6 +64,7 @@ public record SamplingParams(
   public SamplingParams {
     Objects.requireNonNull(seed, "seed");
     Objects.requireNonNull(logprobs, "logprobs");
+    Objects.requireNonNull(grammar, "grammar");
     stop = List.copyOf(Objects.requireNonNull(stop, "stop"));
     stopTokenIds = Set.copyOf(Objects.requireNonNull(stopTokenIds, "stopTokenIds"));
 
@@ -166,6 +171,7 @@ public record SamplingParams(
     private Set<Integer> stopTokenIds = Set.of();
     private OptionalInt logprobs = OptionalInt.empty();
     private boolean skipSpecialTokens = true;
+    private Optional<GrammarSpec> grammar = Optional.empty();
 
     private Builder() {}
 
@@ -186,6 +192,7 @@ public record SamplingParams(
       stopTokenIds = p.stopTokenIds;
       logprobs = p.logprobs;
       skipSpecialTokens = p.skipSpecialTokens;
+      grammar = p.grammar;
     }
 
     public Builder n(int v) { n = v; return this; }
@@ -206,11 +213,12 @@ public record SamplingParams(
     public Builder logprobs(int v) { logprobs = OptionalInt.of(v); return this; }
     public Builder logprobs(OptionalInt v) { logprobs = v; return this; }
     public Builder skipSpecialTokens(boolean v) { skipSpecialTokens = v; return this; }
+    public Builder grammar(Optional<GrammarSpec> v) { grammar = v; return this; }
 
     public SamplingParams build() {
       return new SamplingParams(n, temperature, topP, topK, minP, presencePenalty,
           frequencyPenalty, repetitionPenalty, seed, maxTokens, minTokens, ignoreEos, stop,
-          stopTokenIds, logprobs, skipSpecialTokens);
+          stopTokenIds, logprobs, skipSpecialTokens, grammar);
     }
   }
 }

@@ -1,8 +1,10 @@
 package io.kvass.worker.sampling;
 
+import io.kvass.worker.grammar.GrammarMatcher;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Objects;
+import java.util.Optional;
 import java.util.SplittableRandom;
 import java.util.concurrent.ThreadLocalRandom;
 
@@ -26,6 +28,7 @@ public final class SequenceSamplingState {
   private final SplittableRandom rng;
   private double pendingUniform;
   private boolean hasPendingUniform;
+  private Optional<GrammarMatcher> grammar = Optional.empty();
 
   private SequenceSamplingState(
       SamplingParams params, TokenSet promptTokens, TokenSet eosTokenIds, long seed) {
@@ -86,6 +89,29 @@ public final class SequenceSamplingState {
     return state;
   }
 
+  /**
+   * The same state with its output constrained by {@code matcher} (fresh, at the start of the language), the
+   * tokens recorded so far replayed through it: a resumed sequence's grammar state is a function of its outputs.
+   *
+   * @throws IllegalStateException if those outputs break the grammar
+   */
+  public SequenceSamplingState withGrammar(GrammarMatcher matcher, int[] outputTokenIds) {
+    if (outputTokenIds.length != outputCounts.total()) {
+      throw new IllegalArgumentException(outputTokenIds.length + " outputs replayed into a state that recorded "
+          + outputCounts.total());
+    }
+    for (int token : outputTokenIds) {
+      matcher.accept(token);
+    }
+    grammar = Optional.of(matcher);
+    return this;
+  }
+
+  /** The structured-output constraint, when the request has one. */
+  public Optional<GrammarMatcher> grammar() {
+    return grammar;
+  }
+
   public SamplingParams params() {
     return params;
   }
@@ -142,5 +168,6 @@ public final class SequenceSamplingState {
     uniform();
     hasPendingUniform = false;
     outputCounts.add(tokenId);
+    grammar.ifPresent(g -> g.accept(tokenId));
   }
 }

@@ -3,6 +3,7 @@ package io.kvass.worker.step;
 import io.kvass.worker.backend.Backend;
 import io.kvass.worker.backend.LogitsMode;
 import io.kvass.worker.backend.SequenceForward;
+import io.kvass.worker.grammar.GrammarCompiler;
 import io.kvass.worker.sampling.SampledToken;
 import io.kvass.worker.sampling.Sampler;
 import io.kvass.worker.sampling.SequenceSamplingState;
@@ -12,6 +13,7 @@ import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 
 /**
  * The worker's side of a step: keeps each sequence's tokens, block table and sampler state, turns
@@ -23,6 +25,7 @@ public final class ModelRunner {
     private final Backend backend;
     private final Sampler sampler;
     private final int[] eosTokenIds;
+    private final Optional<GrammarCompiler> grammars;
     private final Map<String, RunnerSequence> sequences = new HashMap<>();
 
     /** One sequence as the worker sees it. NOTE: {@code numTokens >= numComputed}; tokens past it await compute. */
@@ -52,9 +55,15 @@ public final class ModelRunner {
     }
 
     public ModelRunner(Backend backend, Sampler sampler, int[] eosTokenIds) {
+        this(backend, sampler, eosTokenIds, Optional.empty());
+    }
+
+    /** @param grammars compiles the structured-output constraints of requests (cached; usually already compiled) */
+    public ModelRunner(Backend backend, Sampler sampler, int[] eosTokenIds, Optional<GrammarCompiler> grammars) {
         this.backend = backend;
         this.sampler = sampler;
         this.eosTokenIds = eosTokenIds.clone();
+        this.grammars = grammars;
     }
 
     public Backend backend() {
@@ -70,8 +79,14 @@ public final class ModelRunner {
         for (NewSequence s : plan.newSequences()) {
             int[] prompt = Arrays.copyOf(s.tokenIds(), s.promptLength());
             int[] outputs = Arrays.copyOfRange(s.tokenIds(), s.promptLength(), s.tokenIds().length);
-            sequences.put(s.seqId(), new RunnerSequence(s,
-                    SequenceSamplingState.resume(s.params(), prompt, eosTokenIds, s.seed(), outputs)));
+            SequenceSamplingState sampling = SequenceSamplingState.resume(s.params(), prompt, eosTokenIds, s.seed(), outputs);
+            if (s.params().grammar().isPresent()) {
+                // NOTE: the outputs are replayed through a fresh matcher: resumed and recomputed sequences rebuild it.
+                GrammarCompiler compiler = grammars.orElseThrow(() -> new IllegalStateException(
+                        "sequence " + s.seqId() + " has a structured-output constraint but this worker has no grammar compiler"));
+                sampling.withGrammar(compiler.compile(s.params().grammar().get()).matcher(), outputs);
+            }
+            sequences.put(s.seqId(), new RunnerSequence(s, sampling));
             scheduled.put(s.seqId(), s.numScheduledTokens());
         }
         for (ContinuingSequence c : plan.continuing()) {

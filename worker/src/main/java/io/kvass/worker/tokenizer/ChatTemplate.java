@@ -118,6 +118,18 @@ public final class ChatTemplate {
             map.put("content", m.content());
             msgs.add(map);
         }
+        return renderMessages(msgs, addGenerationPrompt, extraVariables);
+    }
+
+    /**
+     * Renders messages given as the maps templates see ({@code role}, {@code content}, and for tool calling
+     * {@code tool_calls}, {@code tool_call_id}, {@code name}: plain maps, lists, strings and numbers), as
+     * {@code apply_chat_template} receives them; pass {@code tools} among {@code extraVariables}.
+     *
+     * @throws ChatTemplateException if the template rejects the conversation or fails
+     */
+    public String renderMessages(List<Map<String, Object>> msgs, boolean addGenerationPrompt,
+                                 Map<String, ?> extraVariables) {
         Map<String, Object> context = new HashMap<>(specialTokens);
         context.put("messages", msgs);
         context.put("add_generation_prompt", addGenerationPrompt);
