@@ -1,5 +1,6 @@
 package io.kvass.http;
 
+import io.kvass.http.guard.ConnectionLimits;
 import java.time.Duration;
 import java.util.Objects;
 import java.util.Optional;
@@ -13,12 +14,22 @@ import java.util.Optional;
  * @param requestTimeout  how long a non-streamed request may take
  * @param idleTimeout     how long a connection may stay silent (a queued stream is silent)
  * @param drainTimeout    on shutdown, how long in-flight requests may run before they are aborted
+ * @param limits          how long a client may take to send a request, how many connections it may hold
  */
 public record HttpSettings(String host, int port, Optional<String> apiKey, long maxBodyBytes, int maxWaiting,
-                           Duration requestTimeout, Duration idleTimeout, Duration drainTimeout) {
+                           Duration requestTimeout, Duration idleTimeout, Duration drainTimeout,
+                           ConnectionLimits limits) {
+
+    /** With the default {@link ConnectionLimits}. */
+    public HttpSettings(String host, int port, Optional<String> apiKey, long maxBodyBytes, int maxWaiting,
+                        Duration requestTimeout, Duration idleTimeout, Duration drainTimeout) {
+        this(host, port, apiKey, maxBodyBytes, maxWaiting, requestTimeout, idleTimeout, drainTimeout,
+                ConnectionLimits.DEFAULT);
+    }
 
     public HttpSettings {
         Objects.requireNonNull(host, "host");
+        Objects.requireNonNull(limits, "limits");
         apiKey = apiKey.filter(k -> !k.isEmpty());
         if (port < 0 || port > 65535) {
             throw new IllegalArgumentException("port must be in 0..65535, got " + port);
@@ -36,18 +47,26 @@ public record HttpSettings(String host, int port, Optional<String> apiKey, long 
 
     public HttpSettings withApiKey(String key) {
         return new HttpSettings(host, port, Optional.of(key), maxBodyBytes, maxWaiting, requestTimeout, idleTimeout,
-                drainTimeout);
+                drainTimeout, limits);
     }
 
     public HttpSettings withLimits(long bodyBytes, int waiting) {
-        return new HttpSettings(host, port, apiKey, bodyBytes, waiting, requestTimeout, idleTimeout, drainTimeout);
+        return new HttpSettings(host, port, apiKey, bodyBytes, waiting, requestTimeout, idleTimeout, drainTimeout,
+                limits);
     }
 
     public HttpSettings withRequestTimeout(Duration timeout) {
-        return new HttpSettings(host, port, apiKey, maxBodyBytes, maxWaiting, timeout, idleTimeout, drainTimeout);
+        return new HttpSettings(host, port, apiKey, maxBodyBytes, maxWaiting, timeout, idleTimeout, drainTimeout,
+                limits);
     }
 
     public HttpSettings withDrainTimeout(Duration drain) {
-        return new HttpSettings(host, port, apiKey, maxBodyBytes, maxWaiting, requestTimeout, idleTimeout, drain);
+        return new HttpSettings(host, port, apiKey, maxBodyBytes, maxWaiting, requestTimeout, idleTimeout, drain,
+                limits);
+    }
+
+    public HttpSettings withConnectionLimits(ConnectionLimits connectionLimits) {
+        return new HttpSettings(host, port, apiKey, maxBodyBytes, maxWaiting, requestTimeout, idleTimeout, drainTimeout,
+                connectionLimits);
     }
 }

@@ -4,6 +4,7 @@ import com.typesafe.config.Config;
 import com.typesafe.config.ConfigException;
 import com.typesafe.config.ConfigFactory;
 import io.kvass.http.HttpSettings;
+import io.kvass.http.guard.ConnectionLimits;
 import io.kvass.scheduler.core.SchedulingPolicy;
 import io.kvass.worker.ReplicaOptions;
 import io.kvass.worker.cpu.CpuWeightFormat;
@@ -131,7 +132,17 @@ public record ServeSettings(ReplicaOptions replica, String servedModelName, Engi
         }
         return new HttpSettings(r.string("http.host"), port, Optional.of(r.string("http.api-key")), body,
                 r.atLeast("http.max-waiting", 1), r.duration("http.request-timeout"), r.duration("http.idle-timeout"),
-                r.duration("http.drain-timeout"));
+                r.duration("http.drain-timeout"), new ConnectionLimits(positive(r, "http.header-timeout"),
+                positive(r, "http.body-timeout"), r.atLeast("http.max-connections", 1),
+                r.atLeast("http.max-connections-per-client", 1)));
+    }
+
+    private static java.time.Duration positive(Reader r, String key) {
+        java.time.Duration d = r.duration(key);
+        if (d.isZero() || d.isNegative()) {
+            throw new SettingsException(key, "must be positive");
+        }
+        return d;
     }
 
     private static ClusterSettings cluster(Reader r) {

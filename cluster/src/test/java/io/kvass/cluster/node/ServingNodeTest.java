@@ -46,7 +46,7 @@ class ServingNodeTest {
 
     private static HttpResponse<String> post(ServingNode node, String path, String body) throws Exception {
         return HTTP.send(HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + node.httpPort() + path))
-                .POST(HttpRequest.BodyPublishers.ofString(body)).build(), HttpResponse.BodyHandlers.ofString());
+                .header("Content-Type", "application/json").POST(HttpRequest.BodyPublishers.ofString(body)).build(), HttpResponse.BodyHandlers.ofString());
     }
 
     private static HttpResponse<String> get(ServingNode node, String path) throws Exception {
@@ -111,7 +111,7 @@ class ServingNodeTest {
     void shutdownLetsAStreamFinishWithinTheDrain() throws Exception {
         ServingNode node = start(ServingNodeTest::slow);
         CompletableFuture<HttpResponse<String>> stream = HTTP.sendAsync(HttpRequest.newBuilder(
-                URI.create("http://127.0.0.1:" + node.httpPort() + "/v1/completions")).POST(HttpRequest.BodyPublishers
+                URI.create("http://127.0.0.1:" + node.httpPort() + "/v1/completions")).header("Content-Type", "application/json").POST(HttpRequest.BodyPublishers
                 .ofString("{\"prompt\": \"Once\", \"max_tokens\": 100, \"ignore_eos\": true, \"stream\": true}")).build(),
                 HttpResponse.BodyHandlers.ofString());
         long deadline = System.nanoTime() + Duration.ofSeconds(20).toNanos();
@@ -134,7 +134,7 @@ class ServingNodeTest {
                 "kvass { model = \"" + MODEL.replace("\\", "\\\\") + "\", http { host = 127.0.0.1, port = 0, "
                         + "drain-timeout = 300ms }, kv-cache-memory = 32M, threads = 1 }")), ServingNodeTest::slow);
         CompletableFuture<HttpResponse<String>> stream = HTTP.sendAsync(HttpRequest.newBuilder(
-                URI.create("http://127.0.0.1:" + node.httpPort() + "/v1/completions")).POST(HttpRequest.BodyPublishers
+                URI.create("http://127.0.0.1:" + node.httpPort() + "/v1/completions")).header("Content-Type", "application/json").POST(HttpRequest.BodyPublishers
                 .ofString("{\"prompt\": \"Once\", \"max_tokens\": 400, \"ignore_eos\": true, \"stream\": true}")).build(),
                 HttpResponse.BodyHandlers.ofString());
         long deadline = System.nanoTime() + Duration.ofSeconds(20).toNanos();
