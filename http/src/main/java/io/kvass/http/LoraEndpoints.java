@@ -8,6 +8,7 @@ import io.kvass.http.api.JsonRequest;
 import io.kvass.http.metrics.ServingMetrics;
 import io.kvass.worker.lora.AdapterLoadException;
 import io.kvass.worker.lora.AdapterManager;
+import io.kvass.worker.lora.AdapterNames;
 import io.kvass.worker.lora.AdapterStatus;
 import java.nio.file.InvalidPathException;
 import java.nio.file.Path;
@@ -60,6 +61,11 @@ final class LoraEndpoints {
         if (name.isBlank() || path.isBlank()) {
             throw ApiError.invalid("Both 'lora_name' and 'lora_path' must be provided.",
                     name.isBlank() ? "lora_name" : "lora_path");
+        }
+        try {
+            AdapterNames.check(name);
+        } catch (IllegalArgumentException e) {
+            throw ApiError.invalid("Invalid 'lora_name': " + e.getMessage() + ".", "lora_name");
         }
         AdapterManager adapters = loraModel().adapters().orElseThrow();
         if (models.containsKey(name)) {
