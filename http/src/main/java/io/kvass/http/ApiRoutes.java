@@ -88,7 +88,7 @@ final class ApiRoutes extends AllDirectives {
         this.metrics = metrics;
         this.streams = streams;
         this.parser = new RequestParser(this::requested);
-        models.keySet().forEach(metrics::register);
+        models.values().forEach(m -> metrics.register(m.name(), m.maxModelLen()));
         this.lora = new LoraEndpoints(models, metrics);
     }
 

@@ -2,6 +2,7 @@ package io.kvass.http.stream;
 
 import io.kvass.http.api.ApiError;
 import io.kvass.http.api.GenerationJob;
+import io.kvass.http.metrics.CompletionTimes;
 import io.kvass.http.metrics.ServingMetrics;
 import io.kvass.scheduler.core.FinishReason;
 import io.kvass.scheduler.core.Request;
@@ -44,6 +45,7 @@ public final class RequestStream extends AbstractBehavior<RequestStream.Command>
     private final ActiveStreams active;
     private final long arrivalNanos;
     private final JobProgress progress;
+    private final CompletionTimes times;
 
     public static Behavior<Command> create(GenerationJob job, ResponseWriter writer, ServingMetrics metrics,
                                            ActiveStreams active, long arrivalNanos) {
@@ -59,6 +61,7 @@ public final class RequestStream extends AbstractBehavior<RequestStream.Command>
         this.active = active;
         this.arrivalNanos = arrivalNanos;
         this.progress = new JobProgress(job);
+        this.times = new CompletionTimes(arrivalNanos, job.n());
         active.add(context.getSelf());
         writer.begin();
         ActorRef<Engine.Event> replyTo = context.messageAdapter(Engine.Event.class, FromEngine::new);
@@ -67,6 +70,7 @@ public final class RequestStream extends AbstractBehavior<RequestStream.Command>
             Request request = new Request(job.engineRequestId(p), prompt.tokenIds(), prompt.params(), job.model().scope(),
                     0, job.priority(), arrivalNanos);
             job.model().base().replica().tell(new Engine.Submit(request, replyTo));
+            metrics.requestParams(job.model().base().name(), job.n(), prompt.params().maxTokens());
         }
     }
 
@@ -92,7 +96,8 @@ public final class RequestStream extends AbstractBehavior<RequestStream.Command>
     }
 
     private Behavior<Command> onOutput(RequestOutput o) {
-        var recorded = progress.record(o, System.nanoTime());
+        long now = System.nanoTime();
+        var recorded = progress.record(o, now);
         if (recorded.isEmpty()) {
             return this;
         }
@@ -111,6 +116,7 @@ public final class RequestStream extends AbstractBehavior<RequestStream.Command>
             getContext().getLog().info("request {}: the client stopped reading; aborting", job.id());
             return onClientGone();
         }
+        times.output(o, now, metrics, model);
         if (step.finishedChoice()) {
             recordFinished(o.finish().orElseThrow().reason().apiName());
         }

@@ -37,6 +37,8 @@ public final class SequenceState {
     private int runningSlot = -1;
     private SequenceStatus status = SequenceStatus.WAITING;
     private int numPreemptions;
+    /** When the scheduler first gave it a place in a step (System.nanoTime()); 0 while it has waited only. */
+    private long firstScheduledNanos;
 
     SequenceState(Request request, int index, long seed, int maxModelLen) {
         this.request = request;
@@ -168,6 +170,14 @@ public final class SequenceState {
 
     void setStatus(SequenceStatus s) {
         status = s;
+        if (s == SequenceStatus.RUNNING && firstScheduledNanos == 0) {
+            firstScheduledNanos = System.nanoTime();
+        }
+    }
+
+    /** When it was first scheduled (System.nanoTime()), 0 if never: the end of its queue time, as vLLM counts it. */
+    public long firstScheduledNanos() {
+        return firstScheduledNanos;
     }
 
     /**

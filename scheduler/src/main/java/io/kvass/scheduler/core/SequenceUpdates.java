@@ -57,6 +57,11 @@ public final class SequenceUpdates {
         return sequences[i].seqId();
     }
 
+    /** When entry i's sequence was first scheduled (System.nanoTime()). */
+    public long firstScheduledNanos(int i) {
+        return sequences[i].firstScheduledNanos();
+    }
+
     public SampledToken token(int i) {
         return tokens.get(i);
     }

@@ -69,6 +69,7 @@ public final class Engine extends AbstractBehavior<Engine.Command> {
     private final Map<String, Subscriber> subscribers = new HashMap<>();
     private boolean stepInFlight;
     private int consecutiveFailures;
+    private final IterationTokens.Recorder iterationTokens = new IterationTokens.Recorder();
 
     private record Subscriber(ActorRef<Event> replyTo, int unfinished, int n) {
     }
@@ -194,6 +195,7 @@ public final class Engine extends AbstractBehavior<Engine.Command> {
             return; // only requests waiting for an adapter to load: AdaptersChanged wakes us
         }
         stepInFlight = true;
+        iterationTokens.record(plan.numScheduledTokens());
         getContext().pipeToSelf(executor.execute(plan), (result, failure) -> new StepDone(plan, result, failure));
     }
 
@@ -201,6 +203,7 @@ public final class Engine extends AbstractBehavior<Engine.Command> {
         var kv = core.scheduler().kvCache();
         var prefix = kv.prefixCacheStats();
         return new EngineStats(core.scheduler().numRunning(), core.scheduler().numWaiting(), kv.numTotalBlocks(),
-                kv.numFreeBlocks(), kv.usage(), prefix.queries(), prefix.hits(), core.scheduler().numPreemptions());
+                kv.numFreeBlocks(), kv.usage(), prefix.queries(), prefix.hits(), core.scheduler().numPreemptions(),
+                iterationTokens.snapshot(), kv.blockSize(), core.scheduler().config().enablePrefixCaching());
     }
 }

@@ -76,7 +76,7 @@ public final class OutputProcessor {
                 completions.remove(seqId);
             }
             outputs.add(new RequestOutput(updates.requestId(i), updates.index(i), List.of(token), text, finish,
-                    c.promptTokens, c.completionTokens));
+                    c.promptTokens, c.completionTokens, updates.firstScheduledNanos(i)));
         }
         return outputs;
     }
