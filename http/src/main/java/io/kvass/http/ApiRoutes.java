@@ -97,7 +97,15 @@ final class ApiRoutes extends AllDirectives {
         draining.set(true);
     }
 
+    /** Every response counted by route, method and status class (the routes' own paths; anything else is "none"). */
     Route route() {
+        return extractRequest(request -> mapResponse(response -> {
+            metrics.httpResponse(request.getUri().path(), request.method().name(), response.status().intValue());
+            return response;
+        }, this::routes));
+    }
+
+    private Route routes() {
         return handleExceptions(exceptions(), () -> concat(
                 path("health", () -> endpoint(HttpMethods.GET, this::health)),
                 path("version", () -> endpoint(HttpMethods.GET, this::version)),
@@ -300,7 +308,10 @@ final class ApiRoutes extends AllDirectives {
     private Route metricsText() {
         return onComplete(allStats(), t -> {
             if (t.isSuccess()) {
-                t.get().forEach((model, stats) -> stats.ifPresent(s -> metrics.engineStats(model, s)));
+                t.get().forEach((model, stats) -> {
+                    stats.ifPresent(s -> metrics.engineStats(model, s));
+                    metrics.replicaAvailable(model, stats.isPresent());
+                });
             }
             return complete(HttpResponse.create().withEntity(HttpEntities.create(PROMETHEUS, metrics.scrape())));
         });

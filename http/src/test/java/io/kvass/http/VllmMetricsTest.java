@@ -125,6 +125,18 @@ class VllmMetricsTest {
     }
 
     @Test
+    void httpResponsesAreCountedByHandlerAndStatusClass() {
+        assertEquals(2, value("http_requests_total{handler=\"/v1/completions\",method=\"POST\",status=\"2xx\"}"));
+        client.post("/v1/completions", "{\"prompt\": 5}");
+        client.get("/wp-admin/" + System.nanoTime());
+        String again = client.get("/metrics").body();
+        assertTrue(again.contains("http_requests_total{handler=\"/v1/completions\",method=\"POST\",status=\"4xx\"} 1"),
+                again);
+        assertTrue(again.contains("http_requests_total{handler=\"none\",method=\"GET\",status=\"4xx\"}"), again);
+        assertTrue(again.contains("kvass:replica_up{model_name=\"stories260K\"} 1"), again);
+    }
+
+    @Test
     void cacheConfigInfoCarriesTheCacheConfigAsLabels() {
         assertTrue(scrape.contains("# TYPE vllm:cache_config_info gauge"), scrape);
         assertEquals(1.0, value("vllm:cache_config_info{block_size=\"16\",cache_dtype=\"auto\","

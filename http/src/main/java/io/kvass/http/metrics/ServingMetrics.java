@@ -56,6 +56,8 @@ public final class ServingMetrics {
     private final Histogram inferenceTime;
     private final Histogram timePerOutputToken;
     private final Histogram paramsN;
+    private final Counter httpRequests;
+    private final Map<String, Boolean> replicasUp = new ConcurrentHashMap<>();
     /** Bounded by max_model_len (vLLM's 1-2-5 buckets): made when the first model registers. */
     private Histogram promptTokensPerRequest;
     private Histogram generationTokensPerRequest;
@@ -100,6 +102,14 @@ public final class ServingMetrics {
         timePerOutputToken = histogram("vllm:time_per_output_token_seconds",
                 "Histogram of time per output token in seconds.", Buckets.TOKEN_LATENCY);
         paramsN = histogram("vllm:request_params_n", "Histogram of the n request parameter.", Buckets.N);
+        // NOTE: as vLLM's server exports it (prometheus-fastapi-instrumentator): status grouped as 2xx/4xx/5xx, the
+        // route as handler ("none" for paths that are not routes, so a scanner cannot grow the series).
+        httpRequests = Counter.builder().name("http_requests").help("Total number of requests by method, status and handler.")
+                .labelNames("handler", "method", "status").register(registry);
+        GaugeWithCallback.builder().name("kvass:replica_up")
+                .help("Whether the model's replica answered the last scrape (1) or not (0).").labelNames(MODEL)
+                .callback(cb -> replicasUp.forEach((model, up) -> cb.call(up ? 1 : 0, model)))
+                .register(registry);
         GaugeWithCallback.builder().name("vllm:lora_requests_info").help("Running stats on lora requests.")
                 .labelNames(MODEL, "max_lora", "waiting_lora_adapters", "running_lora_adapters")
                 .callback(cb -> loraModels.forEach((model, adapters) -> {
@@ -175,6 +185,25 @@ public final class ServingMetrics {
         }
         promptTokens.labelValues(model);
         generationTokens.labelValues(model);
+    }
+
+    private static final java.util.Set<String> HANDLERS = java.util.Set.of("/health", "/version", "/metrics", "/tokenize",
+            "/detokenize", "/v1/models", "/v1/completions", "/v1/chat/completions", "/v1/load_lora_adapter",
+            "/v1/unload_lora_adapter", "/admin/replicas", "/admin/adapters");
+
+    /** One HTTP response of the routes. */
+    public void httpResponse(String path, String method, int status) {
+        String handler = HANDLERS.contains(path) ? path : "none";
+        String m = switch (method) {
+            case "GET", "POST", "HEAD", "PUT", "DELETE", "PATCH", "OPTIONS" -> method;
+            default -> "other";
+        };
+        httpRequests.labelValues(handler, m, (status / 100) + "xx").inc();
+    }
+
+    /** Whether {@code model}'s replica answered the stats query of this scrape. */
+    public void replicaAvailable(String model, boolean up) {
+        replicasUp.put(model, up);
     }
 
     /** One completion's phases (seconds), as vLLM's request timing histograms; {@code tpot} NaN when undefined. */
