@@ -63,31 +63,50 @@ public final class GuardedServer {
         return Tcp.get(system).bind(host, port, settings.getBacklog(), settings.getSocketOptions(), false,
                         Optional.of(idleTimeout))
                 .to(Sink.foreach(connection -> {
-                    InetSocketAddress remote = connection.remoteAddress();
-                    var layer = layer(http, settings, remote);
-                    switch (connections.acquire(remote.getAddress())) {
-                        case ADMITTED -> {
-                            RequestClock clock = new RequestClock();
-                            Flow<HttpRequest, HttpResponse, NotUsed> app = Flow.<HttpRequest>create()
-                                    .map(clock::arrived).via(handler).map(clock::responding);
-                            Flow<ByteString, ByteString, NotUsed> guarded = Flow.<ByteString>create()
-                                    .via(stopReading.flow())
-                                    .via(BidiFlow.fromGraph(new SlowRequestGuard(clock, limits.headerTimeout(), slow))
-                                            .join(layer.reversed().join(app)))
-                                    .via(cut.flow())
-                                    .watchTermination((n, done) -> {
-                                        done.whenComplete((d, failure) -> connections.release(remote.getAddress()));
-                                        return NotUsed.getInstance();
-                                    });
-                            connection.handleWith(guarded, mat);
-                        }
-                        case CLIENT_FULL -> refuse(connection, layer, HttpErrors.tooManyConnections(
-                                limits.maxConnectionsPerClient()), mat);
-                        case SERVER_FULL -> refuse(connection, layer, HttpErrors.serverFull(limits.maxConnections()), mat);
+                    // NOTE: a failure here must not end the accept stream (the server would stop accepting).
+                    try {
+                        accept(connection, http, settings, limits, connections, handler, stopReading, cut, slow, mat);
+                    } catch (RuntimeException e) {
+                        LOG.error("could not serve a connection from {}", connection.remoteAddress(), e);
+                        connection.handleWith(Flow.fromSinkAndSource(Sink.cancelled(),
+                                org.apache.pekko.stream.javadsl.Source.<ByteString>empty()), mat);
                     }
                 }))
                 .run(mat)
                 .thenApply(binding -> new GuardedServer(binding, stopReading, cut, connections));
+    }
+
+    private static void accept(Tcp.IncomingConnection connection, Http http, ServerSettings settings,
+                               ConnectionLimits limits, ClientConnections connections,
+                               Flow<HttpRequest, HttpResponse, ?> handler, SharedKillSwitch stopReading,
+                               SharedKillSwitch cut, ByteString slow, Materializer mat) {
+        InetSocketAddress remote = connection.remoteAddress();
+        var layer = layer(http, settings, remote);
+        switch (connections.acquire(remote.getAddress())) {
+            case ADMITTED -> {
+                try {
+                    RequestClock clock = new RequestClock();
+                    Flow<HttpRequest, HttpResponse, NotUsed> app = Flow.<HttpRequest>create()
+                            .map(clock::arrived).via(handler).map(clock::responding);
+                    Flow<ByteString, ByteString, NotUsed> guarded = Flow.<ByteString>create()
+                            .via(stopReading.flow())
+                            .via(BidiFlow.fromGraph(new SlowRequestGuard(clock, limits.headerTimeout(), slow))
+                                    .join(layer.reversed().join(app)))
+                            .via(cut.flow())
+                            .watchTermination((n, done) -> {
+                                done.whenComplete((d, failure) -> connections.release(remote.getAddress()));
+                                return NotUsed.getInstance();
+                            });
+                    connection.handleWith(guarded, mat);
+                } catch (RuntimeException e) {
+                    connections.release(remote.getAddress());
+                    throw e;
+                }
+            }
+            case CLIENT_FULL -> refuse(connection, layer, HttpErrors.tooManyConnections(limits.maxConnectionsPerClient()),
+                    mat);
+            case SERVER_FULL -> refuse(connection, layer, HttpErrors.serverFull(limits.maxConnections()), mat);
+        }
     }
 
     /** Reads the request (so the client sees the answer, not a reset), answers {@code error}, closes. */
