@@ -19,10 +19,14 @@ import io.kvass.http.stream.ResponseWriter;
 import io.kvass.http.stream.SseWriter;
 import io.kvass.scheduler.engine.Engine;
 import io.kvass.scheduler.engine.EngineStats;
+import io.kvass.scheduler.engine.ReplicaLoad;
+import io.kvass.scheduler.router.ReplicaView;
+import io.kvass.scheduler.router.RouterActor;
 import io.kvass.worker.lora.AdapterSpec;
 import java.nio.charset.StandardCharsets;
 import java.security.MessageDigest;
 import java.time.Duration;
+import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -66,6 +70,8 @@ final class ApiRoutes extends AllDirectives {
     private static final ContentType EVENT_STREAM = MediaTypes.TEXT_EVENT_STREAM.toContentType();
     private static final ContentType PROMETHEUS = ContentTypes.parse("text/plain; version=0.0.4; charset=utf-8");
     private static final Duration ASK_TIMEOUT = Duration.ofSeconds(5);
+    /** A replica whose last report is older than this is shown as unavailable. */
+    private static final Duration REPORT_FRESH = Duration.ofSeconds(2);
 
     private final ActorSystem<?> system;
     private final HttpSettings settings;
@@ -75,11 +81,13 @@ final class ApiRoutes extends AllDirectives {
     private final RequestParser parser;
     private final LoraEndpoints lora;
     private final AtomicBoolean draining = new AtomicBoolean();
+    private final Optional<ClusterAdmin> cluster;
     private final long startedAt = System.currentTimeMillis() / 1000;
 
     ApiRoutes(ActorSystem<?> system, HttpSettings settings, List<ServedModel> served, ServingMetrics metrics,
-              ActiveStreams streams) {
+              ActiveStreams streams, Optional<ClusterAdmin> cluster) {
         this.system = system;
+        this.cluster = cluster;
         this.settings = settings;
         served.forEach(m -> models.put(m.name(), m));
         if (models.isEmpty()) {
@@ -121,9 +129,15 @@ final class ApiRoutes extends AllDirectives {
                         path("load_lora_adapter", () -> endpoint(HttpMethods.POST, this::loadAdapter)),
                         path("unload_lora_adapter", () -> endpoint(HttpMethods.POST, this::unloadAdapter)),
                         notFound()))),
-                pathPrefix("admin", () -> authenticated(() -> concat(
+                pathPrefix("admin", () -> adminAuthenticated(() -> concat(
                         path("replicas", () -> endpoint(HttpMethods.GET, this::replicas)),
                         path("adapters", () -> endpoint(HttpMethods.GET, this::adapters)),
+                        path("nodes", () -> endpoint(HttpMethods.GET, () -> admin(ClusterAdmin::nodes))),
+                        path(PathMatchers.segment("nodes").slash(PathMatchers.segment()).slash("drain"),
+                                node -> endpoint(HttpMethods.POST, () -> admin(c -> c.drain(node)))),
+                        path("deployments", () -> endpoint(HttpMethods.GET, () -> admin(ClusterAdmin::deployments))),
+                        path(PathMatchers.segment("deployments").slash(PathMatchers.segment()),
+                                model -> endpoint(HttpMethods.PUT, () -> scale(model))),
                         notFound()))),
                 notFound()));
     }
@@ -138,6 +152,8 @@ final class ApiRoutes extends AllDirectives {
             }
             JsonRequest request = JsonRequest.parse(body);
             GenerationJob job = kind == GenerationJob.Kind.CHAT ? parser.chat(request) : parser.completion(request);
+            // NOTE: admission is the gateway's router's: it holds the request until a replica has room, or
+            // refuses it when its queue (max-waiting) is full; no replica is asked.
             return onComplete(admit(job.model().base()), admitted -> {
                 if (admitted.isFailure()) {
                     throw unwrap(admitted.failed().get());
@@ -147,18 +163,15 @@ final class ApiRoutes extends AllDirectives {
         });
     }
 
-    /** Refuses work while the replica's waiting queue is at its limit (the client should retry later). */
-    private CompletionStage<EngineStats> admit(ServedModel model) {
-        return stats(model).handle((s, failure) -> {
-            if (failure != null) {
-                throw ApiError.overloaded("The model replica of " + model.name() + " is not available.");
-            }
-            if (s.numWaiting() >= settings.maxWaiting()) {
-                throw ApiError.overloaded("The server is overloaded: " + s.numWaiting()
-                        + " requests are waiting. Retry later.");
-            }
-            return s;
-        });
+    private CompletionStage<Boolean> admit(ServedModel model) {
+        return AskPattern.ask(model.router(), RouterActor.Admit::new, ASK_TIMEOUT, system.scheduler())
+                .thenApply(room -> {
+                    if (!room) {
+                        throw ApiError.overloaded("The server is overloaded: " + settings.maxWaiting()
+                                + " requests are waiting. Retry later.");
+                    }
+                    return true;
+                });
     }
 
     private Route stream(GenerationJob job, long arrival) {
@@ -249,7 +262,7 @@ final class ApiRoutes extends AllDirectives {
     }
 
     private Route adapters() {
-        return complete(json(lora.status()));
+        return onComplete(replicaViews(), t -> complete(json(lora.status(t.isSuccess() ? t.get() : List.of()))));
     }
 
     private Route tokenize() {
@@ -291,9 +304,11 @@ final class ApiRoutes extends AllDirectives {
         });
     }
 
+    /** 200 when every served model has a replica that takes requests. */
     private Route health() {
-        return onComplete(allStats(), t -> {
-            boolean up = t.isSuccess() && t.get().values().stream().allMatch(Optional::isPresent);
+        return onComplete(replicaViews(), t -> {
+            boolean up = t.isSuccess() && models.keySet().stream().allMatch(m -> t.get().stream()
+                    .anyMatch(v -> v.load().accepting() && v.load().identity().model().equals(m)));
             return up ? complete(HttpResponse.create().withStatus(200))
                     : complete(error(ApiError.overloaded("A model replica is not available.")));
         });
@@ -306,37 +321,51 @@ final class ApiRoutes extends AllDirectives {
     }
 
     private Route metricsText() {
-        return onComplete(allStats(), t -> {
+        return onComplete(replicaViews(), t -> {
             if (t.isSuccess()) {
-                t.get().forEach((model, stats) -> {
-                    stats.ifPresent(s -> metrics.engineStats(model, s));
-                    metrics.replicaAvailable(model, stats.isPresent());
-                });
+                metrics.replicas(t.get().stream().map(ReplicaView::load).toList());
+                long now = System.nanoTime();
+                models.keySet().forEach(model -> metrics.replicaAvailable(model, t.get().stream().anyMatch(v ->
+                        v.load().identity().model().equals(model) && v.load().accepting()
+                                && now - v.receivedNanos() < REPORT_FRESH.toNanos())));
             }
             return complete(HttpResponse.create().withEntity(HttpEntities.create(PROMETHEUS, metrics.scrape())));
         });
     }
 
+    /** Every replica this gateway's router knows, with its last report. */
     private Route replicas() {
-        return onComplete(allStats(), t -> {
+        return onComplete(routerState(), t -> {
             ObjectNode out = JsonNodeFactory.instance.objectNode();
             ArrayNode array = out.putArray("replicas");
-            t.get().forEach((model, stats) -> {
+            List<ReplicaView> views = new ArrayList<>(t.isSuccess() ? t.get().replicas() : List.of());
+            views.sort(java.util.Comparator.comparing(v -> v.load().identity().replicaId()));
+            long now = System.nanoTime();
+            for (ReplicaView v : views) {
+                ReplicaLoad load = v.load();
+                EngineStats s = load.stats();
                 ObjectNode r = array.addObject();
-                r.put("model", model);
-                r.put("available", stats.isPresent());
-                stats.ifPresent(s -> {
-                    r.put("num_requests_running", s.numRunning());
-                    r.put("num_requests_waiting", s.numWaiting());
-                    r.put("num_kv_blocks", s.numKvBlocks());
-                    r.put("num_free_kv_blocks", s.numFreeKvBlocks());
-                    r.put("kv_cache_usage", s.kvUsage());
-                    r.put("prefix_cache_queries", s.prefixCacheQueries());
-                    r.put("prefix_cache_hits", s.prefixCacheHits());
-                    r.put("num_preemptions", s.numPreemptions());
-                });
-            });
+                r.put("replica", load.identity().replicaId());
+                r.put("model", load.identity().model());
+                r.put("node", load.identity().node());
+                r.put("accepting", load.accepting());
+                r.put("available", load.accepting() && now - v.receivedNanos() < REPORT_FRESH.toNanos());
+                r.put("report_age_ms", (now - v.receivedNanos()) / 1_000_000);
+                r.put("num_requests_running", s.numRunning());
+                r.put("num_requests_waiting", s.numWaiting());
+                r.put("num_kv_blocks", s.numKvBlocks());
+                r.put("num_free_kv_blocks", s.numFreeKvBlocks());
+                r.put("kv_cache_usage", s.kvUsage());
+                r.put("prefix_cache_queries", s.prefixCacheQueries());
+                r.put("prefix_cache_hits", s.prefixCacheHits());
+                r.put("prefix_cache_hit_rate", s.prefixCacheQueries() == 0 ? 0.0
+                        : (double) s.prefixCacheHits() / s.prefixCacheQueries());
+                r.put("num_preemptions", s.numPreemptions());
+                ArrayNode adapters = r.putArray("adapters");
+                load.adapters().forEach(a -> adapters.addObject().put("name", a.name()).put("tier", a.tier()));
+            }
             out.put("active_streams", streams.size());
+            out.put("num_requests_held", t.isSuccess() ? t.get().held() : 0);
             return complete(json(out));
         });
     }
@@ -353,7 +382,7 @@ final class ApiRoutes extends AllDirectives {
             return RequestedModel.base(m);
         }
         for (ServedModel base : models.values()) {
-            Optional<AdapterSpec> adapter = base.adapters().flatMap(a -> a.find(name.get()));
+            Optional<AdapterSpec> adapter = base.adapters().flatMap(c -> c.find(name.get()));
             if (adapter.isPresent()) {
                 return new RequestedModel(base, adapter);
             }
@@ -361,20 +390,13 @@ final class ApiRoutes extends AllDirectives {
         throw ApiError.modelNotFound(name.get());
     }
 
-    private CompletionStage<EngineStats> stats(ServedModel model) {
-        return AskPattern.ask(model.replica(), Engine.GetStats::new, ASK_TIMEOUT, system.scheduler());
+    private CompletionStage<RouterActor.State> routerState() {
+        ServedModel any = models.values().iterator().next();
+        return AskPattern.ask(any.router(), RouterActor.GetReplicas::new, ASK_TIMEOUT, system.scheduler());
     }
 
-    /** Every model's stats, empty for a replica that did not answer. */
-    private CompletionStage<Map<String, Optional<EngineStats>>> allStats() {
-        Map<String, CompletableFuture<Optional<EngineStats>>> asks = new LinkedHashMap<>();
-        models.forEach((name, m) -> asks.put(name, stats(m).toCompletableFuture()
-                .thenApply(Optional::of).exceptionally(e -> Optional.empty())));
-        return CompletableFuture.allOf(asks.values().toArray(CompletableFuture[]::new)).thenApply(v -> {
-            Map<String, Optional<EngineStats>> out = new LinkedHashMap<>();
-            asks.forEach((name, f) -> out.put(name, f.join()));
-            return out;
-        });
+    private CompletionStage<List<ReplicaView>> replicaViews() {
+        return routerState().thenApply(RouterActor.State::replicas);
     }
 
     private Route endpoint(HttpMethod method, Supplier<Route> inner) {
@@ -389,11 +411,46 @@ final class ApiRoutes extends AllDirectives {
         return extractUri(uri -> complete(error(ApiError.notFound(uri.path()))));
     }
 
+    /** {@code /admin/*}: the admin token when one is set, else the API key. */
+    private Route adminAuthenticated(Supplier<Route> inner) {
+        return bearer(cluster.flatMap(ClusterAdmin::adminToken).or(settings::apiKey), inner);
+    }
+
+    private Route admin(Function<ClusterAdmin, CompletionStage<JsonNode>> call) {
+        if (cluster.isEmpty()) {
+            return notFound();
+        }
+        return onComplete(call.apply(cluster.get()), t -> {
+            if (t.isFailure()) {
+                throw unwrap(t.failed().get());
+            }
+            return complete(json(t.get()));
+        });
+    }
+
+    /** {@code PUT /admin/deployments/{model}} with {@code {"replicas": N}}. */
+    private Route scale(String model) {
+        return withBody(body -> {
+            JsonRequest request = JsonRequest.parse(body);
+            request.allowOnly(Set.of("replicas"));
+            int replicas = request.integer("replicas").orElseThrow(
+                    () -> ApiError.invalid("'replicas' is required.", "replicas"));
+            if (replicas < 0 || replicas > 10_000) {
+                throw ApiError.invalid("'replicas' must be in 0..10000, got " + replicas + ".", "replicas");
+            }
+            return admin(c -> c.scale(model, replicas));
+        });
+    }
+
     private Route authenticated(Supplier<Route> inner) {
-        if (settings.apiKey().isEmpty()) {
+        return bearer(settings.apiKey(), inner);
+    }
+
+    private Route bearer(Optional<String> token, Supplier<Route> inner) {
+        if (token.isEmpty()) {
             return inner.get();
         }
-        byte[] expected = ("Bearer " + settings.apiKey().get()).getBytes(StandardCharsets.UTF_8);
+        byte[] expected = ("Bearer " + token.get()).getBytes(StandardCharsets.UTF_8);
         return optionalHeaderValueByName("Authorization", header -> {
             boolean ok = header.map(h -> MessageDigest.isEqual(h.trim().getBytes(StandardCharsets.UTF_8), expected))
                     .orElse(false);

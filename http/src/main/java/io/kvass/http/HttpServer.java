@@ -10,6 +10,7 @@ import java.net.InetSocketAddress;
 import java.time.Duration;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionStage;
 import java.util.concurrent.TimeUnit;
@@ -40,8 +41,15 @@ public final class HttpServer {
 
     public static CompletionStage<HttpServer> start(ActorSystem<?> system, HttpSettings settings,
                                                     List<ServedModel> models, ServingMetrics metrics) {
+        return start(system, settings, models, metrics, Optional.empty());
+    }
+
+    /** @param cluster what {@code /admin/nodes} and {@code /admin/deployments} report and change */
+    public static CompletionStage<HttpServer> start(ActorSystem<?> system, HttpSettings settings,
+                                                    List<ServedModel> models, ServingMetrics metrics,
+                                                    Optional<ClusterAdmin> cluster) {
         ActiveStreams streams = new ActiveStreams();
-        ApiRoutes routes = new ApiRoutes(system, settings, models, metrics, streams);
+        ApiRoutes routes = new ApiRoutes(system, settings, models, metrics, streams, cluster);
         Config server = ConfigFactory.parseMap(Map.of(
                 "pekko.http.server.request-timeout", settings.requestTimeout().toMillis() + "ms",
                 "pekko.http.server.idle-timeout", settings.idleTimeout().toMillis() + "ms",

@@ -6,19 +6,19 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.kvass.http.api.ApiError;
 import io.kvass.http.api.JsonRequest;
 import io.kvass.http.metrics.ServingMetrics;
+import io.kvass.scheduler.engine.AdapterResidency;
+import io.kvass.scheduler.engine.Engine;
+import io.kvass.scheduler.router.ReplicaView;
+import io.kvass.scheduler.router.RouterActor;
 import io.kvass.worker.lora.AdapterLoadException;
-import io.kvass.worker.lora.AdapterManager;
 import io.kvass.worker.lora.AdapterNames;
-import io.kvass.worker.lora.AdapterStatus;
+import io.kvass.worker.lora.AdapterSpec;
 import java.nio.file.InvalidPathException;
 import java.nio.file.Path;
-import java.util.Collection;
 import java.util.List;
-import java.util.Locale;
 import java.util.Map;
 import java.util.Optional;
 import java.util.Set;
-import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionException;
 import java.util.concurrent.CompletionStage;
 import org.slf4j.Logger;
@@ -39,11 +39,10 @@ final class LoraEndpoints {
         this.models = models;
         for (ServedModel m : models.values()) {
             m.adapters().ifPresent(adapters -> {
-                metrics.registerLora(m.name(), adapters);
-                for (AdapterStatus a : adapters.adapters()) {
-                    if (models.containsKey(a.spec().name())) {
-                        throw new IllegalArgumentException("LoRA adapter '" + a.spec().name()
-                                + "' has the name of a served model");
+                metrics.registerLora(m.name(), adapters.maxLoras());
+                for (AdapterSpec a : adapters.all()) {
+                    if (models.containsKey(a.name())) {
+                        throw new IllegalArgumentException("LoRA adapter '" + a.name() + "' has the name of a served model");
                     }
                 }
             });
@@ -67,7 +66,7 @@ final class LoraEndpoints {
         } catch (IllegalArgumentException e) {
             throw ApiError.invalid("Invalid 'lora_name': " + e.getMessage() + ".", "lora_name");
         }
-        AdapterManager adapters = loraModel().adapters().orElseThrow();
+        AdapterCatalog adapters = loraModel().adapters().orElseThrow();
         if (models.containsKey(name)) {
             throw ApiError.invalid("'" + name + "' is the name of a served model, not of a LoRA adapter.", "lora_name");
         }
@@ -110,18 +109,13 @@ final class LoraEndpoints {
         if (name.isBlank()) {
             throw ApiError.invalid("'lora_name' needs to be provided to unload a LoRA adapter.", "lora_name");
         }
-        AdapterManager adapters = loraModel().adapters().orElseThrow();
-        if (adapters.find(name).isEmpty()) {
+        ServedModel model = loraModel();
+        if (!model.adapters().orElseThrow().remove(name)) {
             throw notFound(name);
         }
-        CompletableFuture<Void> gone = adapters.unload(name).toCompletableFuture();
-        if (gone.isCompletedExceptionally()) {
-            throw notFound(name); // unloaded by another request just now
-        }
-        int inFlight = adapters.adapters().stream().filter(a -> a.spec().name().equals(name))
-                .mapToInt(AdapterStatus::inFlight).sum();
-        LOG.info("unloading LoRA adapter '{}' ({} requests still running with it)", name, inFlight);
-        gone.thenRun(() -> LOG.info("LoRA adapter '{}' unloaded", name));
+        // NOTE: every replica hears it; requests already running with the adapter finish there first.
+        model.router().tell(new RouterActor.Broadcast(model.name(), new Engine.UnloadAdapter(name)));
+        LOG.info("LoRA adapter '{}' unloaded; replicas let its running requests finish", name);
         return "Success: LoRA adapter '" + name + "' removed successfully.";
     }
 
@@ -138,44 +132,49 @@ final class LoraEndpoints {
 
     /** {@code model}'s adapters as vLLM lists them in {@code /v1/models}: {@code parent} is the base model. */
     void addCards(ArrayNode data, ServedModel model, long created) {
-        for (AdapterStatus a : adapters(model)) {
-            if (a.draining()) {
-                continue;
-            }
+        for (AdapterSpec a : model.adapters().map(AdapterCatalog::all).orElse(List.of())) {
             ObjectNode card = data.addObject();
-            card.put("id", a.spec().name());
+            card.put("id", a.name());
             card.put("object", "model");
             card.put("created", created);
             card.put("owned_by", "kvass");
-            card.put("root", a.spec().dir().toString());
+            card.put("root", a.dir().toString());
             card.put("parent", model.name());
             card.put("max_model_len", model.maxModelLen());
             card.putArray("permission");
         }
     }
 
-    /** {@code /admin/adapters}: where each adapter is and what uses it. */
-    ObjectNode status() {
+    /** {@code /admin/adapters}: every registered adapter, and where it is on each replica that has seen it. */
+    ObjectNode status(List<ReplicaView> replicas) {
         ObjectNode out = JsonNodeFactory.instance.objectNode();
         ArrayNode array = out.putArray("adapters");
         for (ServedModel m : models.values()) {
-            for (AdapterStatus a : adapters(m)) {
+            for (AdapterSpec a : m.adapters().map(AdapterCatalog::all).orElse(List.of())) {
                 ObjectNode o = array.addObject();
-                o.put("name", a.spec().name());
+                o.put("name", a.name());
                 o.put("model", m.name());
-                o.put("id", Long.toString(a.spec().id()));
-                o.put("path", a.spec().dir().toString());
-                o.put("tier", a.tier().name().toLowerCase(Locale.ROOT));
-                o.put("slot", a.slot());
-                o.put("requests_in_flight", a.inFlight());
-                o.put("sequences_running", a.running());
-                o.put("unloading", a.draining());
+                o.put("id", Long.toString(a.id()));
+                o.put("path", a.dir().toString());
+                ArrayNode on = o.putArray("replicas");
+                int inFlight = 0;
+                for (ReplicaView v : replicas) {
+                    for (AdapterResidency r : v.load().adapters()) {
+                        if (r.id() == a.id()) {
+                            ObjectNode x = on.addObject();
+                            x.put("replica", v.load().identity().replicaId());
+                            x.put("node", v.load().identity().node());
+                            x.put("tier", r.tier());
+                            x.put("slot", r.slot());
+                            x.put("requests_in_flight", r.inFlight());
+                            x.put("sequences_running", r.running());
+                            inFlight += r.inFlight();
+                        }
+                    }
+                }
+                o.put("requests_in_flight", inFlight);
             }
         }
         return out;
-    }
-
-    private static Collection<AdapterStatus> adapters(ServedModel model) {
-        return model.adapters().map(AdapterManager::adapters).orElse(List.of());
     }
 }

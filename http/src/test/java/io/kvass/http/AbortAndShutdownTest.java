@@ -113,19 +113,24 @@ class AbortAndShutdownTest {
     void aFullWaitingQueueGets503UntilItDrains() throws Exception {
         try (TestServer server = TestServer.start(HttpSettings.local().withLimits(1 << 20, 1), 1, STEP)) {
             Client client = server.client();
-            try (Socket running = openStream(server, LONG); Socket waiting = openStream(server, LONG)) {
-                await("one running, one waiting", () -> {
-                    JsonNode r = client.replica();
-                    return r.path("num_requests_running").asInt() == 1 && r.path("num_requests_waiting").asInt() == 1;
-                });
-                Client.Reply refused = client.post("/v1/completions", Map.of("prompt", "hi", "max_tokens", 2));
-                JsonNode error = refused.error(503);
-                assertEquals("server_error", error.path("type").asText());
-                assertEquals("1", refused.raw().headers().firstValue("retry-after").orElseThrow());
-                client.post("/v1/chat/completions", Map.of("messages", List.of(Map.of("role", "user", "content", "hi")),
-                        "stream", true)).error(503);
+            // NOTE: one runs, one waits at the replica (its queue bound is 1), one is held at the gateway (max-waiting 1)
+            try (Socket running = openStream(server, LONG)) {
+                await("one running", () -> client.replica().path("num_requests_running").asInt() == 1);
+                try (Socket waiting = openStream(server, LONG)) {
+                    await("one waiting at the replica", () -> client.replica().path("num_requests_waiting").asInt() == 1);
+                    try (Socket held = openStream(server, LONG)) {
+                        await("one held at the gateway",
+                                () -> client.get("/admin/replicas").json().path("num_requests_held").asInt() == 1);
+                        Client.Reply refused = client.post("/v1/completions", Map.of("prompt", "hi", "max_tokens", 2));
+                        JsonNode error = refused.error(503);
+                        assertEquals("server_error", error.path("type").asText());
+                        assertEquals("1", refused.raw().headers().firstValue("retry-after").orElseThrow());
+                        client.post("/v1/chat/completions", Map.of("messages",
+                                List.of(Map.of("role", "user", "content", "hi")), "stream", true)).error(503);
+                    }
+                }
             }
-            await("both aborted", () -> idleAndFull().test(client.replica()));
+            await("all three aborted", () -> idleAndFull().test(client.replica()));
             assertEquals(200, client.post("/v1/completions", Map.of("prompt", "hi", "max_tokens", 2)).status());
         }
     }

@@ -153,4 +153,32 @@ final class Client {
     JsonNode replica() {
         return get("/admin/replicas").json().path("replicas").get(0);
     }
+
+    /**
+     * The replica once {@code condition} holds: its state reaches the gateway in load reports, a few
+     * milliseconds after it changed. Fails naming {@code what} after 10 s.
+     */
+    JsonNode replicaWhen(String what, java.util.function.Predicate<JsonNode> condition) {
+        long deadline = System.nanoTime() + 10_000_000_000L;
+        JsonNode r = replica();
+        while (!condition.test(r)) {
+            if (System.nanoTime() > deadline) {
+                throw new AssertionError("the replica did not show " + what + ": " + r);
+            }
+            try {
+                Thread.sleep(10);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw new AssertionError(e);
+            }
+            r = replica();
+        }
+        return r;
+    }
+
+    /** The replica once every KV block is free again (every request done). */
+    JsonNode idleReplica() {
+        return replicaWhen("every KV block free",
+                r -> r.path("num_kv_blocks").asInt() == r.path("num_free_kv_blocks").asInt());
+    }
 }

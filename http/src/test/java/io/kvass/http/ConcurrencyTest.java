@@ -65,7 +65,7 @@ class ConcurrencyTest {
             assertEquals(expected.get(key), text.toString(), "stream " + i + " (" + key + ")");
             assertEquals(MAX_TOKENS, chunks.getLast().path("usage").path("completion_tokens").asInt());
         }
-        JsonNode replica = client.replica();
+        JsonNode replica = client.idleReplica();
         assertEquals(0, replica.path("num_requests_running").asInt());
         assertEquals(0, replica.path("num_requests_waiting").asInt());
         assertEquals(replica.path("num_kv_blocks").asInt(), replica.path("num_free_kv_blocks").asInt(),

@@ -14,6 +14,9 @@ import org.junit.jupiter.api.Test;
 /** Everything besides generation: models, tokenize, detokenize, health, version, metrics, admin. */
 class EndpointsTest {
     private static final String LABEL = "{model_name=\"" + TestServer.MODEL + "\"}";
+    /** Per-replica series also name the replica and its node. */
+    private static final String REPLICA_LABELS = "{model_name=\"" + TestServer.MODEL
+            + "\",node=\"local\",replica=\"" + TestServer.MODEL + "-0\"}";
     private static TestServer server;
     private static Client client;
 
@@ -65,7 +68,7 @@ class EndpointsTest {
         JsonNode version = client.get("/version").json();
         assertFalse(version.path("version").asText().isEmpty());
         assertFalse(version.path("version").asText().contains("${"), "filtered by Maven");
-        JsonNode replica = client.replica();
+        JsonNode replica = client.idleReplica();
         assertEquals(TestServer.MODEL, replica.path("model").asText());
         assertTrue(replica.path("available").asBoolean());
         assertEquals(replica.path("num_kv_blocks").asInt(), replica.path("num_free_kv_blocks").asInt());
@@ -90,7 +93,7 @@ class EndpointsTest {
         double e2e0 = client.metric("vllm:e2e_request_latency_seconds_count" + LABEL);
         String length = "vllm:request_success_total{finished_reason=\"length\",model_name=\"" + TestServer.MODEL + "\"}";
         double success0 = client.metric(length);
-        double queries0 = client.metric("vllm:prefix_cache_queries_total" + LABEL);
+        double queries0 = client.metric("vllm:prefix_cache_queries_total" + REPLICA_LABELS);
 
         client.post("/v1/completions", Map.of("prompt", "Once upon a time", "max_tokens", 7, "temperature", 0,
                 "ignore_eos", true));
@@ -100,8 +103,9 @@ class EndpointsTest {
         assertEquals(ttft0 + 1, client.metric("vllm:time_to_first_token_seconds_count" + LABEL));
         assertEquals(e2e0 + 1, client.metric("vllm:e2e_request_latency_seconds_count" + LABEL));
         assertEquals((Double.isNaN(success0) ? 0 : success0) + 1, client.metric(length));
-        assertTrue(client.metric("vllm:prefix_cache_queries_total" + LABEL) > queries0, "the prefix cache was queried");
-        assertEquals(0, client.metric("vllm:num_requests_running" + LABEL));
-        assertEquals(0, client.metric("vllm:kv_cache_usage_perc" + LABEL));
+        client.replicaWhen("the request done", r -> r.path("num_requests_running").asInt() == 0);
+        assertTrue(client.metric("vllm:prefix_cache_queries_total" + REPLICA_LABELS) > queries0, "the prefix cache was queried");
+        assertEquals(0, client.metric("vllm:num_requests_running" + REPLICA_LABELS));
+        assertEquals(0, client.metric("vllm:kv_cache_usage_perc" + REPLICA_LABELS));
     }
 }

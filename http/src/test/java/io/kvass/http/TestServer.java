@@ -2,10 +2,14 @@ package io.kvass.http;
 
 import com.typesafe.config.ConfigFactory;
 import io.kvass.http.metrics.ServingMetrics;
-import io.kvass.scheduler.core.AdapterGate;
 import io.kvass.scheduler.core.SchedulerConfig;
 import io.kvass.scheduler.core.SchedulingPolicy;
+import io.kvass.scheduler.engine.AdapterRegistry;
 import io.kvass.scheduler.engine.Engine;
+import io.kvass.scheduler.engine.EngineIdentity;
+import io.kvass.scheduler.engine.ReplicaLoad;
+import io.kvass.scheduler.router.PrefixAwarePolicy;
+import io.kvass.scheduler.router.RouterActor;
 import io.kvass.scheduler.engine.LocalEngine;
 import io.kvass.scheduler.engine.StepExecutor;
 import io.kvass.worker.ModelReplica;
@@ -34,8 +38,8 @@ import org.apache.pekko.actor.typed.javadsl.Behaviors;
 
 /**
  * stories260K (or another model, optionally with LoRA adapters) behind a real server on 127.0.0.1:0:
- * the replica's Engine actor spawned directly (the cluster module reaches it through Cluster Sharding
- * instead), optionally slowed down per step so that tests can act while a request runs.
+ * one replica's Engine actor spawned directly, reporting its load to the gateway's router as replicas do in
+ * the cluster, optionally slowed down per step so that tests can act while a request runs.
  */
 final class TestServer implements AutoCloseable {
     static final String MODEL = "stories260K";
@@ -43,8 +47,9 @@ final class TestServer implements AutoCloseable {
     final ActorSystem<Void> system;
     final ModelReplica replica;
     final ActorRef<Engine.Command> engine;
-    /** Present when started with LoRA options. */
-    final Optional<AdapterManager> adapters;
+    /** The gateway's adapters, present when started with LoRA options (the replica loads them on demand). */
+    final Optional<AdapterCatalog> adapters;
+    final ActorRef<RouterActor.Command> router;
     private final ExecutorService adapterLoader = Executors.newSingleThreadExecutor(r -> {
         Thread t = new Thread(r, "test-lora-loader");
         t.setDaemon(true);
@@ -69,16 +74,25 @@ final class TestServer implements AutoCloseable {
                 """).withFallback(ConfigFactory.load()));
         replica = ModelReplica.load(new ReplicaOptions(modelDir, ReplicaOptions.Device.CPU, 16, 64L << 20,
                 0, maxNumSeqs, 1), lora.map(LoraOptions::device).orElse(LoraCapacity.NONE));
-        adapters = lora.map(o -> new AdapterManager(replica.model().config(), o, AdapterDevice.of(replica.backend()),
-                adapterLoader));
+        AdapterRegistry registry = lora.map(o -> AdapterRegistry.managed(new AdapterManager(replica.model().config(), o,
+                AdapterDevice.of(replica.backend()), adapterLoader))).orElse(AdapterRegistry.NONE);
+        adapters = lora.map(o -> new AdapterCatalog(replica.model().config(), o, adapterLoader));
         LocalEngine local = LocalEngine.of(replica.backend(), replica.tokenizer(),
                 new SchedulerConfig(maxNumSeqs, 2048, replica.maxModelLen(), SchedulingPolicy.FCFS, true),
-                adapters.map(AdapterGate::managed).orElse(AdapterGate.FIXED_SLOTS));
+                registry.gate());
         StepExecutor executor = StepExecutor.local(local.runner());
-        engine = system.systemActorOf(Engine.create(local.core(), stepDelay.isZero() ? executor : slow(executor, stepDelay)),
+        CompletableFuture<ActorRef<ReplicaLoad>> reports = new CompletableFuture<>();
+        // NOTE: a gateway queue of a few requests gets replica queues as short (tests of 503 under load).
+        RouterActor.Settings routing = RouterActor.Settings.defaults(settings.maxWaiting());
+        routing = new RouterActor.Settings(routing.routing().withMaxQueuedPerReplica(Math.min(8, settings.maxWaiting())),
+                routing.maxHoldTime());
+        router = system.systemActorOf(RouterActor.create(routing, new PrefixAwarePolicy(), metrics::routed,
+                reports::complete), "router", Props.empty());
+        engine = system.systemActorOf(Engine.create(local.core(), stepDelay.isZero() ? executor : slow(executor, stepDelay),
+                new EngineIdentity(name + "-0", name, "local", maxNumSeqs), registry, Optional.of(reports.join())),
                 "engine", Props.empty());
         ServedModel model = new ServedModel(name, modelDir.toString(), replica.tokenizer(), replica.chatTemplate(),
-                replica.maxModelLen(), replica.model().config().vocabSize(), engine, adapters);
+                replica.maxModelLen(), replica.model().config().vocabSize(), router, adapters);
         server = HttpServer.start(system, settings, List.of(model), metrics).toCompletableFuture().join();
         base = URI.create("http://127.0.0.1:" + server.address().getPort());
     }
@@ -110,8 +124,8 @@ final class TestServer implements AutoCloseable {
             }
 
             @Override
-            public void reset() {
-                inner.reset();
+            public java.util.concurrent.CompletionStage<Void> reset() {
+                return inner.reset();
             }
 
             @Override

@@ -132,6 +132,14 @@ public final class BlockPool {
         return true;
     }
 
+    /**
+     * What the prefix cache stored and evicted since the previous call, for the gateways' routing; see
+     * {@link KvCacheManager#drainPrefixCacheUpdate(boolean)}.
+     */
+    public PrefixCacheUpdate drainPrefixCacheUpdate(boolean snapshot) {
+        return cached.drainUpdate(snapshot);
+    }
+
     /** Free blocks head (next taken) to tail. */
     int[] freeQueueOrder() {
         return freeQueue.toArray();

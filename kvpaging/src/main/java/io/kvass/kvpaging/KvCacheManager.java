@@ -112,7 +112,7 @@ public final class KvCacheManager {
             return ComputedPrefix.none(key.scope());
         }
         int blockSize = blockSize();
-        int maxBlocks = Math.max(0, tokens.length - 1) / blockSize;
+        int maxBlocks = PromptBlockHashes.lookupBlocks(tokens.length, blockSize);
         List<CachedBlock> hits = new ArrayList<>();
         BlockHash parent = BlockHash.ROOT;
         for (int i = 0; i < maxBlocks; i++) {
@@ -344,6 +344,20 @@ public final class KvCacheManager {
             pool.release(seq.get(i));
         }
         return true;
+    }
+
+    /**
+     * What the prefix cache stored and evicted since the previous call, so the replica's load report can tell the
+     * gateways which prompts it holds (see {@link PrefixCacheUpdate}). A {@link PrefixCacheUpdate.Delta} normally;
+     * a {@link PrefixCacheUpdate.Snapshot} of every cached hash when {@code snapshot} is asked (a gateway that
+     * just started, or that missed an update), on the first call, after {@link #resetPrefixCache()}, and when more
+     * hashes changed than the pool has blocks (the record is bounded by that, see {@link PrefixCacheEvents}).
+     * Either way, the next call reports changes from now on.
+     *
+     * <p>NOTE: with prefix caching off nothing is ever cached: every update is empty.
+     */
+    public PrefixCacheUpdate drainPrefixCacheUpdate(boolean snapshot) {
+        return pool.drainPrefixCacheUpdate(snapshot);
     }
 
     /** Forgets all cached prefixes; only when no request holds blocks (see {@link BlockPool#resetPrefixCache}). */

@@ -20,6 +20,9 @@ import java.util.Arrays;
  * slot, then its probe run, in a table of megabytes) came alone between the step's other work, while in one short
  * loop those of successive removals overlap. Applied in the order queued, with nothing in between, they leave the
  * table as removing each at once would have.
+ *
+ * <p>Every hash stored or evicted is also noted in a {@link PrefixCacheEvents}, so the replica can tell the gateways
+ * what changed ({@link #drainUpdate(boolean)}).
  */
 final class PrefixCacheIndex {
     private static final int STRIDE = 3;
@@ -32,9 +35,11 @@ final class PrefixCacheIndex {
     private int size; // once the queued removals are applied
     private int[] queuedRemovals = new int[64];
     private int numQueuedRemovals;
+    private final PrefixCacheEvents events;
 
     PrefixCacheIndex(int numBlocks) {
         slotOfBlock = new int[numBlocks];
+        events = new PrefixCacheEvents(numBlocks);
         clear();
     }
 
@@ -49,20 +54,54 @@ final class PrefixCacheIndex {
         slots = new long[STRIDE * MIN_CAPACITY];
         mask = MIN_CAPACITY - 1;
         size = 0;
+        events.invalidate();
     }
 
     /** The block cached under {@code hash}, or -1. */
     int blockOf(BlockHash hash) {
+        return blockOf(hash.hi(), hash.lo());
+    }
+
+    boolean contains(long hi, long lo) {
+        return blockOf(hi, lo) >= 0;
+    }
+
+    private int blockOf(long hi, long lo) {
         applyQueuedRemovals();
-        for (int s = home(hash.hi(), hash.lo()); ; s = (s + 1) & mask) {
+        for (int s = home(hi, lo); ; s = (s + 1) & mask) {
             long entry = slots[STRIDE * s + 2];
             if (entry == 0) {
                 return -1;
             }
-            if (slots[STRIDE * s] == hash.hi() && slots[STRIDE * s + 1] == hash.lo()) {
+            if (slots[STRIDE * s] == hi && slots[STRIDE * s + 1] == lo) {
                 return (int) entry - 1;
             }
         }
+    }
+
+    /**
+     * What changed since the last call ({@link PrefixCacheEvents}), or every cached hash when
+     * {@code snapshot} is asked or the change was not kept (overflow, a cleared cache, the first call).
+     */
+    PrefixCacheUpdate drainUpdate(boolean snapshot) {
+        applyQueuedRemovals();
+        if (snapshot || events.needsSnapshot()) {
+            events.clear();
+            return snapshot();
+        }
+        return events.drainDelta(this);
+    }
+
+    private PrefixCacheUpdate.Snapshot snapshot() {
+        long[] held = new long[2 * size];
+        int n = 0;
+        for (int i = 0; i < slots.length; i += STRIDE) {
+            if (slots[i + 2] != 0) {
+                held[n++] = slots[i];
+                held[n++] = slots[i + 1];
+            }
+        }
+        return new PrefixCacheUpdate.Snapshot(held);
     }
 
     boolean isCached(int block) {
@@ -95,6 +134,7 @@ final class PrefixCacheIndex {
         }
         put(s, hash.hi(), hash.lo(), block);
         size++;
+        events.record(hash.hi(), hash.lo());
         return true;
     }
 
@@ -120,6 +160,7 @@ final class PrefixCacheIndex {
         }
         slotOfBlock[block] = NONE;
         size--;
+        events.record(slots[STRIDE * hole], slots[STRIDE * hole + 1]);
         // NOTE: an entry later in the run moves into the hole when the hole lies between its home and
         // its slot; otherwise a lookup from its home would stop at the hole and miss it.
         for (int s = (hole + 1) & mask; slots[STRIDE * s + 2] != 0; s = (s + 1) & mask) {

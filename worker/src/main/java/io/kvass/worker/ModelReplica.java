@@ -30,11 +30,7 @@ public record ModelReplica(LoadedModel model, Tokenizer tokenizer, Optional<Chat
         try {
             Tokenizer tokenizer = Tokenizer.load(options.modelDir());
             Optional<ChatTemplate> template = ChatTemplate.load(options.modelDir());
-            int maxModelLen = options.maxModelLen() == 0 ? model.config().maxPositions() : options.maxModelLen();
-            if (maxModelLen > model.config().maxPositions()) {
-                throw new ModelLoadException("max_model_len " + maxModelLen + " exceeds the model's "
-                        + model.config().maxPositions() + " positions");
-            }
+            int maxModelLen = ModelCard.maxModelLen(options, model.config());
             Backend backend = switch (options.device()) {
                 case CPU -> cpuBackend(model, options, maxModelLen, lora);
                 case CUDA -> random

@@ -54,11 +54,17 @@ public final class ServeCommand {
             new Flag("max-cpu-loras", "lora.max-cpu-loras", Kind.INT),
             new Flag("max-lora-rank", "lora.max-lora-rank", Kind.INT),
             new Flag("cluster-host", "cluster.hostname", Kind.STRING),
-            new Flag("cluster-port", "cluster.port", Kind.INT));
+            new Flag("cluster-port", "cluster.port", Kind.INT),
+            new Flag("min-nr-of-members", "cluster.min-nr-of-members", Kind.INT),
+            new Flag("management-port", "cluster.management-port", Kind.INT),
+            new Flag("devices", "node.devices", Kind.INT),
+            new Flag("replicas", "replicas", Kind.INT),
+            new Flag("admin-token", "admin-token", Kind.STRING));
     static final Set<String> VALUED = FLAGS.stream().map(Flag::name)
             .collect(Collectors.collectingAndThen(Collectors.toSet(), s -> {
                 s.add("config");
                 s.add("seed-node");
+                s.add("roles");
                 return Set.copyOf(s);
             }));
     static final Set<String> SWITCHES = Set.of("no-enable-prefix-caching", "enable-lora");
@@ -68,9 +74,12 @@ public final class ServeCommand {
     private ServeCommand() {
     }
 
-    /** Starts the node and returns when it has shut down (SIGTERM, SIGINT). */
+    /**
+     * Starts the node and returns when it has shut down (SIGTERM, SIGINT). A node the split-brain resolver downs
+     * (the minority side of a partition) exits its JVM: it must not keep serving replicas that now run elsewhere.
+     */
     public static void run(String[] args) {
-        ServeSettings settings = settings(args);
+        ServeSettings settings = settings(args, ConfigFactory.parseString("pekko.coordinated-shutdown.exit-jvm = on"));
         ServingNode node;
         try {
             node = ServingNode.start(settings);
@@ -82,6 +91,10 @@ public final class ServeCommand {
 
     /** The flags over the --config file over the defaults, checked. */
     public static ServeSettings settings(String[] args) {
+        return settings(args, ConfigFactory.empty());
+    }
+
+    private static ServeSettings settings(String[] args, Config process) {
         CliArgs a = CliArgs.parse(args, 1, VALUED, SWITCHES, MULTI);
         if (a.has("kv-cache-memory") && a.has("gpu-memory-utilization")) {
             throw new CliException("give --kv-cache-memory or --gpu-memory-utilization, not both");
@@ -93,6 +106,8 @@ public final class ServeCommand {
         if (!a.all("seed-node").isEmpty()) {
             values.put("kvass.cluster.seed-nodes", a.all("seed-node"));
         }
+        a.get("roles").ifPresent(roles -> values.put("kvass.roles", java.util.Arrays.stream(roles.split(","))
+                .map(String::trim).filter(r -> !r.isEmpty()).toList()));
         if (a.has("no-enable-prefix-caching")) {
             values.put("kvass.enable-prefix-caching", false);
         }
@@ -109,6 +124,7 @@ public final class ServeCommand {
         if (a.has("config")) {
             user = user.withFallback(configFile(a.require("config")));
         }
+        user = user.withFallback(process);
         try {
             return ServeSettings.load(user);
         } catch (ServeSettings.SettingsException e) {

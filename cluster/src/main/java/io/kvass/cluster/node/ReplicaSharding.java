@@ -1,67 +1,84 @@
 package io.kvass.cluster.node;
 
-import io.kvass.scheduler.engine.Engine;
+import java.time.Duration;
+import java.util.HashMap;
 import java.util.Map;
-import java.util.concurrent.ConcurrentHashMap;
-import java.util.function.Supplier;
+import java.util.concurrent.CompletionStage;
 import org.apache.pekko.actor.typed.ActorSystem;
-import org.apache.pekko.actor.typed.Behavior;
-import org.apache.pekko.actor.typed.javadsl.Behaviors;
+import org.apache.pekko.actor.typed.javadsl.AskPattern;
+import org.apache.pekko.cluster.sharding.ShardRegion;
+import org.apache.pekko.cluster.sharding.typed.ClusterShardingQuery;
+import org.apache.pekko.cluster.sharding.typed.GetClusterShardingStats;
+import org.apache.pekko.cluster.sharding.external.ExternalShardAllocationStrategy;
+import org.apache.pekko.cluster.sharding.typed.ShardingEnvelope;
+import org.apache.pekko.cluster.sharding.typed.ShardingMessageExtractor;
 import org.apache.pekko.cluster.sharding.typed.javadsl.ClusterSharding;
 import org.apache.pekko.cluster.sharding.typed.javadsl.Entity;
 import org.apache.pekko.cluster.sharding.typed.javadsl.EntityRef;
 import org.apache.pekko.cluster.sharding.typed.javadsl.EntityTypeKey;
-import org.slf4j.Logger;
-import org.slf4j.LoggerFactory;
+import org.apache.pekko.util.Timeout;
 
 /**
- * Model replicas as Cluster Sharding entities of type {@code "replica"}: the entity is the replica's
- * {@link Engine}, its id {@code "<model>-<index>"}. Requests reach a replica through its
- * {@link EntityRef} wherever it runs; the factory runs on the node that owns the entity and builds the
- * engine over the replica this node loaded.
- *
- * <p>NOTE: with one node every shard is local. Placement that follows GPUs (an external or custom
- * allocation strategy) is the multi-node step; this class is where it plugs in.
+ * Model replicas as Cluster Sharding entities of type {@code "replica"}, id {@code "<model>-<index>"}, one per
+ * shard. Placement is explicit: the {@link io.kvass.cluster.placement.PlacementCoordinator} pins each shard to
+ * the node it chose through an {@link ExternalShardAllocationStrategy}, never "whoever asks first". Only worker
+ * nodes host them; gateways and the coordinator reach them through {@link EntityRef}s. Hand-off (drain,
+ * re-placement) stops an entity with {@link ReplicaHost.Retire}, so its running requests finish.
  */
 public final class ReplicaSharding {
-    public static final EntityTypeKey<Engine.Command> TYPE = EntityTypeKey.create(Engine.Command.class, "replica");
-    private static final Logger LOG = LoggerFactory.getLogger(ReplicaSharding.class);
+    public static final EntityTypeKey<ReplicaHost.Command> TYPE = EntityTypeKey.create(ReplicaHost.Command.class,
+            "replica");
 
     private final ClusterSharding sharding;
-    private final Map<String, Supplier<Behavior<Engine.Command>>> hosted = new ConcurrentHashMap<>();
 
-    private ReplicaSharding(ActorSystem<?> system) {
+    private ReplicaSharding(ActorSystem<?> system, ReplicaHost.NodeContext node) {
         this.sharding = ClusterSharding.get(system);
-        sharding.init(Entity.of(TYPE, ctx -> create(ctx.getEntityId())));
+        sharding.init(Entity.of(TYPE, ctx -> ReplicaHost.create(ctx.getEntityId(), node))
+                .withRole(ServeSettings.WORKER)
+                .withStopMessage(ReplicaHost.Retire.INSTANCE)
+                .withAllocationStrategy(new ExternalShardAllocationStrategy(system, TYPE.name(),
+                        Timeout.create(java.time.Duration.ofSeconds(5))))
+                .withMessageExtractor(new OneEntityPerShard()));
     }
 
-    public static ReplicaSharding init(ActorSystem<?> system) {
-        return new ReplicaSharding(system);
+    public static ReplicaSharding init(ActorSystem<?> system, ReplicaHost.NodeContext node) {
+        return new ReplicaSharding(system, node);
     }
 
-    public static String entityId(String model, int index) {
-        return model + "-" + index;
+    public EntityRef<ReplicaHost.Command> replica(String replicaId) {
+        return sharding.entityRefFor(TYPE, replicaId);
     }
 
-    /**
-     * Makes this node able to run replica {@code entityId}. Each start of the entity gets a fresh
-     * engine from the factory over the replica's backend, which outlives engines.
-     */
-    public void host(String entityId, Supplier<Behavior<Engine.Command>> engine) {
-        hosted.put(entityId, engine);
+    /** Replica entities running per node address, as the shard regions report them. */
+    public CompletionStage<Map<String, Integer>> hosted(ActorSystem<?> system) {
+        Duration timeout = Duration.ofSeconds(3);
+        return AskPattern.<ClusterShardingQuery, ShardRegion.ClusterShardingStats>ask(sharding.shardState(),
+                        replyTo -> new GetClusterShardingStats(TYPE, timeout, replyTo), timeout.plusSeconds(1),
+                        system.scheduler())
+                .thenApply(stats -> {
+                    Map<String, Integer> out = new HashMap<>();
+                    stats.getRegions().forEach((address, region) -> out.put(address.toString(),
+                            region.getStats().values().stream().mapToInt(n -> ((Number) n).intValue()).sum()));
+                    return out;
+                });
     }
 
-    public EntityRef<Engine.Command> replica(String entityId) {
-        return sharding.entityRefFor(TYPE, entityId);
-    }
-
-    private Behavior<Engine.Command> create(String entityId) {
-        Supplier<Behavior<Engine.Command>> engine = hosted.get(entityId);
-        if (engine == null) {
-            LOG.error("replica {} is not hosted on this node; refusing to start it", entityId);
-            return Behaviors.stopped();
+    /** The shard of a replica is the replica: the placement moves replicas one by one. */
+    private static final class OneEntityPerShard
+            extends ShardingMessageExtractor<ShardingEnvelope<ReplicaHost.Command>, ReplicaHost.Command> {
+        @Override
+        public String entityId(ShardingEnvelope<ReplicaHost.Command> envelope) {
+            return envelope.entityId();
         }
-        LOG.info("starting replica {}", entityId);
-        return engine.get();
+
+        @Override
+        public String shardId(String entityId) {
+            return entityId;
+        }
+
+        @Override
+        public ReplicaHost.Command unwrapMessage(ShardingEnvelope<ReplicaHost.Command> envelope) {
+            return envelope.message();
+        }
     }
 }

@@ -59,10 +59,12 @@ class LoraServeTest {
     }
 
     private ServingNode start(Path model) {
-        return ServingNode.start(ServeCommand.settings(new String[] {"serve", "--model", model.toString(), "--host",
+        ServingNode node = ServingNode.start(ServeCommand.settings(new String[] {"serve", "--model", model.toString(), "--host",
             "127.0.0.1", "--port", "0", "--kv-cache-memory", "16M", "--max-num-seqs", "8", "--threads", "1",
             "--enable-lora", "--lora-modules", "a=" + adapter("adapter-a"), "--lora-allowed-roots",
             Fixtures.reference(MODEL).toString(), "--max-loras", "2", "--max-lora-rank", "8"}), UnaryOperator.identity());
+        node.awaitReplicas(1, java.time.Duration.ofSeconds(60));
+        return node;
     }
 
     private static HttpResponse<String> post(ServingNode node, String path, Object body) throws Exception {

@@ -41,7 +41,9 @@ class ServingNodeTest {
         List<String> args = new ArrayList<>(List.of("serve", "--model", MODEL, "--host", "127.0.0.1", "--port", "0",
                 "--kv-cache-memory", "32M", "--max-num-seqs", "16", "--threads", "1"));
         args.addAll(List.of(extra));
-        return ServingNode.start(ServeCommand.settings(args.toArray(String[]::new)), steps);
+        ServingNode node = ServingNode.start(ServeCommand.settings(args.toArray(String[]::new)), steps);
+        node.awaitReplicas(1, java.time.Duration.ofSeconds(60));
+        return node;
     }
 
     private static HttpResponse<String> post(ServingNode node, String path, String body) throws Exception {
@@ -68,10 +70,12 @@ class ServingNodeTest {
     void servesThroughShardingAndMatchesKvassGenerate() throws Exception {
         ServingNode node = start(UnaryOperator.identity());
         try {
+            node.awaitReplicas(1, java.time.Duration.ofSeconds(60));
             Cluster cluster = Cluster.get(node.system());
             assertEquals(MemberStatus.up(), cluster.selfMember().status(), "a cluster of one, joined to itself");
-            assertEquals("replica", node.replica().getTypeKey().name());
-            assertEquals("stories260K-0", node.replica().getEntityId());
+            JsonNode replicas = JSON.readTree(get(node, "/admin/replicas").body()).path("replicas");
+            assertEquals("stories260K-0", replicas.get(0).path("replica").asText(), "the replica entity reported");
+            assertEquals(cluster.selfMember().address().toString(), replicas.get(0).path("node").asText());
 
             assertEquals(200, get(node, "/health").statusCode());
             JsonNode models = JSON.readTree(get(node, "/v1/models").body());
@@ -133,6 +137,7 @@ class ServingNodeTest {
         ServingNode node = ServingNode.start(ServeSettings.load(com.typesafe.config.ConfigFactory.parseString(
                 "kvass { model = \"" + MODEL.replace("\\", "\\\\") + "\", http { host = 127.0.0.1, port = 0, "
                         + "drain-timeout = 300ms }, kv-cache-memory = 32M, threads = 1 }")), ServingNodeTest::slow);
+        node.awaitReplicas(1, Duration.ofSeconds(60));
         CompletableFuture<HttpResponse<String>> stream = HTTP.sendAsync(HttpRequest.newBuilder(
                 URI.create("http://127.0.0.1:" + node.httpPort() + "/v1/completions")).header("Content-Type", "application/json").POST(HttpRequest.BodyPublishers
                 .ofString("{\"prompt\": \"Once\", \"max_tokens\": 400, \"ignore_eos\": true, \"stream\": true}")).build(),
@@ -159,8 +164,8 @@ class ServingNodeTest {
             }
 
             @Override
-            public void reset() {
-                inner.reset();
+            public java.util.concurrent.CompletionStage<Void> reset() {
+                return inner.reset();
             }
 
             @Override

@@ -1,8 +1,8 @@
 package io.kvass.http.metrics;
 
+import io.kvass.scheduler.engine.AdapterResidency;
 import io.kvass.scheduler.engine.EngineStats;
-import io.kvass.worker.lora.AdapterManager;
-import io.kvass.worker.lora.AdapterStatus;
+import io.kvass.scheduler.engine.ReplicaLoad;
 import io.prometheus.metrics.config.EscapingScheme;
 import io.prometheus.metrics.core.metrics.Counter;
 import io.prometheus.metrics.core.metrics.CounterWithCallback;
@@ -36,11 +36,17 @@ import java.util.stream.Collectors;
 public final class ServingMetrics {
     static final String MODEL = "model_name";
     static final String LORA = "lora_name";
+    static final String REPLICA = "replica";
+    static final String NODE = "node";
     static final String CONTENT_TYPE = PrometheusTextFormatWriter.CONTENT_TYPE;
 
     private final PrometheusRegistry registry = new PrometheusRegistry();
-    private final Map<String, EngineStats> engines = new ConcurrentHashMap<>();
-    private final Map<String, AdapterManager> loraModels = new ConcurrentHashMap<>();
+    /** The replicas' last reports, as the gateway's router holds them (replaced on every scrape). */
+    private volatile List<ReplicaLoad> replicas = List.of();
+    /** Models served with LoRA, and their slots per replica. */
+    private final Map<String, Integer> loraModels = new ConcurrentHashMap<>();
+    private final Counter routerDecisions;
+    private final Histogram gatewayQueueTime;
     private final Counter loraPromptTokens;
     private final Counter loraGenerationTokens;
     private final Counter loraRequestSuccess;
@@ -112,12 +118,18 @@ public final class ServingMetrics {
                 .register(registry);
         GaugeWithCallback.builder().name("vllm:lora_requests_info").help("Running stats on lora requests.")
                 .labelNames(MODEL, "max_lora", "waiting_lora_adapters", "running_lora_adapters")
-                .callback(cb -> loraModels.forEach((model, adapters) -> {
-                    List<AdapterStatus> all = adapters.adapters();
-                    cb.call(System.currentTimeMillis() / 1000.0, model, Integer.toString(adapters.maxLoras()),
+                .callback(cb -> loraModels.forEach((model, maxLoras) -> {
+                    List<AdapterResidency> all = replicas.stream().filter(r -> r.identity().model().equals(model))
+                            .flatMap(r -> r.adapters().stream()).toList();
+                    cb.call(System.currentTimeMillis() / 1000.0, model, Integer.toString(maxLoras),
                             names(all, ServingMetrics::waiting), names(all, s -> s.running() > 0));
                 }))
                 .register(registry);
+        routerDecisions = Counter.builder().name("kvass:router_decisions")
+                .help("Requests this gateway routed, by why it chose the replica (PREFIX, ADAPTER, LOAD, SPILL, "
+                        + "ROUND_ROBIN).").labelNames(MODEL, "reason").register(registry);
+        gatewayQueueTime = histogram("kvass:gateway_queue_time_seconds",
+                "Time a request waited at this gateway for a replica with room.", Buckets.TTFT);
         loraPromptTokens = Counter.builder().name("kvass:lora_prompt_tokens")
                 .help("Number of prefill tokens processed, per LoRA adapter.").labelNames(MODEL, LORA).register(registry);
         loraGenerationTokens = Counter.builder().name("kvass:lora_generation_tokens")
@@ -132,23 +144,27 @@ public final class ServingMetrics {
      * An adapter has a waiting request when it has more requests in flight than sequences running.
      * NOTE: a request with n > 1 whose sequences run only in part is not counted as waiting.
      */
-    private static boolean waiting(AdapterStatus s) {
+    private static boolean waiting(AdapterResidency s) {
         return s.inFlight() > s.running();
     }
 
-    private static String names(List<AdapterStatus> adapters, Predicate<AdapterStatus> which) {
-        return adapters.stream().filter(which).map(s -> s.spec().name()).collect(Collectors.joining(","));
+    private static String names(List<AdapterResidency> adapters, Predicate<AdapterResidency> which) {
+        return adapters.stream().filter(which).map(AdapterResidency::name).distinct().sorted()
+                .collect(Collectors.joining(","));
     }
 
+    /** Per replica: labelled with its model, replica id and node. */
     private void engineGauge(String name, String help, ToDoubleFunction<EngineStats> value) {
-        GaugeWithCallback.builder().name(name).help(help).labelNames(MODEL)
-                .callback(cb -> engines.forEach((model, s) -> cb.call(value.applyAsDouble(s), model)))
+        GaugeWithCallback.builder().name(name).help(help).labelNames(MODEL, REPLICA, NODE)
+                .callback(cb -> replicas.forEach(r -> cb.call(value.applyAsDouble(r.stats()), r.identity().model(),
+                        r.identity().replicaId(), r.identity().node())))
                 .register(registry);
     }
 
     private void engineCounter(String name, String help, ToDoubleFunction<EngineStats> value) {
-        CounterWithCallback.builder().name(name).help(help).labelNames(MODEL)
-                .callback(cb -> engines.forEach((model, s) -> cb.call(value.applyAsDouble(s), model)))
+        CounterWithCallback.builder().name(name).help(help).labelNames(MODEL, REPLICA, NODE)
+                .callback(cb -> replicas.forEach(r -> cb.call(value.applyAsDouble(r.stats()), r.identity().model(),
+                        r.identity().replicaId(), r.identity().node())))
                 .register(registry);
     }
 
@@ -244,8 +260,8 @@ public final class ServingMetrics {
     }
 
     /** Reports {@code model}'s LoRA adapters in {@code vllm:lora_requests_info}. */
-    public void registerLora(String model, AdapterManager adapters) {
-        loraModels.put(model, adapters);
+    public void registerLora(String model, int maxLoras) {
+        loraModels.put(model, maxLoras);
     }
 
     public void loraPromptTokens(String model, String adapter, int tokens) {
@@ -260,8 +276,15 @@ public final class ServingMetrics {
         loraRequestSuccess.labelValues(model, adapter, finishedReason).inc();
     }
 
-    public void engineStats(String model, EngineStats stats) {
-        engines.put(model, stats);
+    /** The router sent a request of {@code model} to a replica for {@code reason}, after holding it this long. */
+    public void routed(String model, String reason, double secondsHeld) {
+        routerDecisions.labelValues(model, reason).inc();
+        gatewayQueueTime.labelValues(model).observe(secondsHeld);
+    }
+
+    /** The replicas' latest reports, for the per-replica series. */
+    public void replicas(List<ReplicaLoad> loads) {
+        replicas = List.copyOf(loads);
     }
 
     public void promptTokens(String model, int tokens) {
@@ -292,7 +315,7 @@ public final class ServingMetrics {
         try {
             writer.write(out, registry.scrape(), EscapingScheme.ALLOW_UTF8);
             StringBuilder more = new StringBuilder();
-            Map<String, EngineStats> now = Map.copyOf(engines);
+            List<ReplicaLoad> now = replicas;
             TextBlocks.iterationTokens(more, now);
             TextBlocks.cacheConfig(more, now);
             out.write(more.toString().getBytes(java.nio.charset.StandardCharsets.UTF_8));

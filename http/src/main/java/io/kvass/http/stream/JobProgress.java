@@ -70,6 +70,12 @@ final class JobProgress {
         return Optional.of(new Step(job.choiceIndex(p.index, o.index()), first, since, o.finished()));
     }
 
+    /** True while no token of engine request {@code requestId} has reached the client (it can start over anywhere). */
+    boolean nothingDelivered(String requestId) {
+        Prompt p = prompts.get(requestId);
+        return p != null && p.lastOutputNanos < 0;
+    }
+
     boolean done() {
         return unfinished == 0;
     }

@@ -22,7 +22,7 @@ import org.junit.jupiter.api.Test;
 
 /** The bookkeeping behind a request stream, without actors. */
 class JobProgressTest {
-    private static final RecipientRef<Engine.Command> NOWHERE = message -> { };
+    private static final RecipientRef<io.kvass.scheduler.router.RouterActor.Command> NOWHERE = message -> { };
     private static final ServedModel MODEL = new ServedModel("m", "/m", new IdTokenizer(64), Optional.empty(), 64, 64,
             NOWHERE);
 

@@ -37,7 +37,8 @@ public final class SequenceState {
     private int runningSlot = -1;
     private SequenceStatus status = SequenceStatus.WAITING;
     private int numPreemptions;
-    /** When the scheduler first gave it a place in a step (System.nanoTime()); 0 while it has waited only. */
+    /** When the scheduler got it and when it first gave it a place in a step (this JVM's System.nanoTime()). */
+    private final long addedNanos = System.nanoTime();
     private long firstScheduledNanos;
 
     SequenceState(Request request, int index, long seed, int maxModelLen) {
@@ -175,9 +176,14 @@ public final class SequenceState {
         }
     }
 
-    /** When it was first scheduled (System.nanoTime()), 0 if never: the end of its queue time, as vLLM counts it. */
-    public long firstScheduledNanos() {
-        return firstScheduledNanos;
+    /** How long it waited before its first step (vLLM's queue time); -1 while it has not run. */
+    public long queuedNanos() {
+        return firstScheduledNanos == 0 ? -1 : firstScheduledNanos - addedNanos;
+    }
+
+    /** How long since its first step, at {@code now} (this JVM's System.nanoTime()); -1 while it has not run. */
+    public long runningNanos(long now) {
+        return firstScheduledNanos == 0 ? -1 : now - firstScheduledNanos;
     }
 
     /**

@@ -57,9 +57,14 @@ public final class SequenceUpdates {
         return sequences[i].seqId();
     }
 
-    /** When entry i's sequence was first scheduled (System.nanoTime()). */
-    public long firstScheduledNanos(int i) {
-        return sequences[i].firstScheduledNanos();
+    /** How long entry i's sequence waited before its first step. */
+    public long queuedNanos(int i) {
+        return sequences[i].queuedNanos();
+    }
+
+    /** How long since entry i's sequence first ran, at {@code now}. */
+    public long runningNanos(int i, long now) {
+        return sequences[i].runningNanos(now);
     }
 
     public SampledToken token(int i) {

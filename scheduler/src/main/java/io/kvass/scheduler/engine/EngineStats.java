@@ -1,5 +1,7 @@
 package io.kvass.scheduler.engine;
 
+import io.kvass.worker.wire.CrossNode;
+
 /**
  * A replica's load and cache state, for the router, /admin and /metrics.
  *
@@ -9,7 +11,7 @@ package io.kvass.scheduler.engine;
  */
 public record EngineStats(int numRunning, int numWaiting, int numKvBlocks, int numFreeKvBlocks, double kvUsage,
                           long prefixCacheQueries, long prefixCacheHits, long numPreemptions,
-                          IterationTokens iterationTokens, int blockSize, boolean prefixCaching) {
+                          IterationTokens iterationTokens, int blockSize, boolean prefixCaching) implements CrossNode {
 
     /** Without step history or block size. */
     public EngineStats(int numRunning, int numWaiting, int numKvBlocks, int numFreeKvBlocks, double kvUsage,

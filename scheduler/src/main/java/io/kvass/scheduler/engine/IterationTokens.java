@@ -8,7 +8,7 @@ import java.util.List;
  *
  * @param counts counts[i] steps had at most BOUNDS[i] tokens (cumulative); the last entry counts every step
  */
-public record IterationTokens(List<Long> counts, long sum) {
+public record IterationTokens(List<Long> counts, long sum) implements io.kvass.worker.wire.CrossNode {
     /** vLLM's buckets (vllm/v1/metrics/loggers.py); +Inf follows. */
     public static final List<Integer> BOUNDS = List.of(1, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384);
     public static final IterationTokens NONE = new IterationTokens(new long[BOUNDS.size() + 1], 0);

@@ -20,8 +20,8 @@ public interface StepExecutor extends AutoCloseable {
 
     CompletionStage<StepResult> execute(StepPlan plan);
 
-    /** Forgets every sequence (after a failed step the engine recomputes them from their tokens). */
-    void reset();
+    /** Forgets every sequence (after a failed step the engine recomputes them from their tokens); never blocks. */
+    CompletionStage<Void> reset();
 
     @Override
     void close();
@@ -44,8 +44,8 @@ public interface StepExecutor extends AutoCloseable {
             }
 
             @Override
-            public void reset() {
-                CompletableFuture.runAsync(runner::reset, thread).join();
+            public CompletionStage<Void> reset() {
+                return CompletableFuture.runAsync(runner::reset, thread);
             }
 
             @Override

@@ -97,8 +97,8 @@ class EngineActorTest {
             }
 
             @Override
-            public void reset() {
-                real.reset();
+            public java.util.concurrent.CompletionStage<Void> reset() {
+                return real.reset();
             }
 
             @Override

@@ -1,5 +1,6 @@
 package io.kvass.worker.step;
 
+import io.kvass.worker.wire.CrossNode;
 import java.util.List;
 
 /**
@@ -14,7 +15,7 @@ import java.util.List;
  * @param copySrc     copy-on-write block copies to run before the step ({@code copySrc[i] -> copyDst[i]})
  */
 public record StepPlan(long stepId, List<NewSequence> newSequences, List<ContinuingSequence> continuing,
-                       List<String> dropped, int[] copySrc, int[] copyDst) {
+                       List<String> dropped, int[] copySrc, int[] copyDst) implements CrossNode {
 
     public int numSequences() {
         return newSequences.size() + continuing.size();

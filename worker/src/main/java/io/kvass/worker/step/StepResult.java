@@ -1,5 +1,7 @@
 package io.kvass.worker.step;
 
+import io.kvass.worker.wire.CrossNode;
+
 import io.kvass.worker.sampling.SampledToken;
 import java.util.List;
 
@@ -11,7 +13,7 @@ import java.util.List;
  * @param sampledAt ascending indexes into the plan's sequences (its new ones, then its continuing ones)
  *                  of the sequences that sampled; {@code tokens.get(i)} belongs to {@code sampledAt[i]}
  */
-public record StepResult(long stepId, int[] sampledAt, List<SampledToken> tokens) {
+public record StepResult(long stepId, int[] sampledAt, List<SampledToken> tokens) implements CrossNode {
 
     public StepResult {
         tokens = List.copyOf(tokens);
