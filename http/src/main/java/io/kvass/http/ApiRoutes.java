@@ -205,11 +205,14 @@ final class ApiRoutes extends AllDirectives {
         ActorRef<RequestStream.Command> stream = spawn(job, new JsonWriter(job, body), arrival);
         // A client that closed its connection will never read the answer: free the replica's work now.
         return extractRequest(request -> {
-            request.getAttribute(ConnectionWatch.CLOSED).ifPresent(closed -> closed.thenRun(() -> {
-                if (!body.isDone()) {
-                    stream.tell(RequestStream.ClientGone.INSTANCE);
-                }
-            }));
+            request.getAttribute(ConnectionWatch.CLOSED).ifPresent(closing -> {
+                Runnable cancel = closing.onClose(() -> {
+                    if (!body.isDone()) {
+                        stream.tell(RequestStream.ClientGone.INSTANCE);
+                    }
+                });
+                body.whenComplete((json, failure) -> cancel.run());
+            });
             return timingOut(stream, body);
         });
     }

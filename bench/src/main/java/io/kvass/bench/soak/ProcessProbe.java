@@ -44,6 +44,11 @@ final class ProcessProbe {
         return new Sample(field(status, "VmRSS:"), live, (int) field(status, "Threads:"), fds);
     }
 
+    /** The first {@code rows} rows of the live-object histogram (after a full GC). */
+    java.util.List<String> histogram(int rows) throws IOException, InterruptedException {
+        return jcmd("GC.class_histogram").lines().limit(rows + 3).toList();
+    }
+
     private static long field(String status, String name) {
         for (String line : status.split("\n")) {
             if (line.startsWith(name)) {

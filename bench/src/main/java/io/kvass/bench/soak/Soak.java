@@ -117,6 +117,8 @@ public final class Soak {
                     kvEnd.path("num_kv_blocks").asInt());
             System.out.printf("%nwall %s, %d requests, outcomes %s%n", Duration.between(t0, Instant.now()),
                     soak.requests.get(), soak.outcomes);
+            System.out.println("\nlargest classes on the heap at the end (jcmd GC.class_histogram):");
+            probe.histogram(25).forEach(System.out::println);
         } finally {
             server.destroy();
             server.waitFor(60, TimeUnit.SECONDS);

@@ -3,6 +3,8 @@ package io.kvass.http.guard;
 import java.net.InetSocketAddress;
 import java.time.Duration;
 import java.util.Optional;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionStage;
 import java.util.concurrent.TimeUnit;
@@ -15,7 +17,8 @@ import org.apache.pekko.http.javadsl.model.HttpResponse;
 import org.apache.pekko.http.javadsl.settings.ServerSettings;
 import org.apache.pekko.stream.KillSwitches;
 import org.apache.pekko.stream.Materializer;
-import org.apache.pekko.stream.SharedKillSwitch;
+import org.apache.pekko.stream.UniqueKillSwitch;
+import org.apache.pekko.stream.javadsl.Keep;
 import org.apache.pekko.stream.TLSProtocol;
 import org.apache.pekko.stream.javadsl.BidiFlow;
 import org.apache.pekko.stream.javadsl.Flow;
@@ -35,18 +38,23 @@ public final class GuardedServer {
     private static final Logger LOG = LoggerFactory.getLogger(GuardedServer.class);
 
     private final Tcp.ServerBinding binding;
-    /** Ends the requests side of every connection: each finishes its responses, then closes. */
-    private final SharedKillSwitch stopReading;
-    /** Cuts every connection at once. */
-    private final SharedKillSwitch cut;
+    /** The open connections' switches, each removed when its connection ends. */
+    private final Set<Switches> open;
     private final ClientConnections connections;
     private CompletionStage<Done> unbound;
 
-    private GuardedServer(Tcp.ServerBinding binding, SharedKillSwitch stopReading, SharedKillSwitch cut,
-                          ClientConnections connections) {
+    /**
+     * One connection's switches: {@code stopReading} ends its requests side (it finishes the responses it
+     * owes, then closes), {@code cut} ends it at once. NOTE: per connection, not a SharedKillSwitch per server:
+     * a shared switch keeps every stage that ever used it until it fires, so each closed connection's whole
+     * stream (its last request and response included) stayed on the heap; the soak showed it.
+     */
+    private record Switches(UniqueKillSwitch stopReading, UniqueKillSwitch cut) {
+    }
+
+    private GuardedServer(Tcp.ServerBinding binding, Set<Switches> open, ClientConnections connections) {
         this.binding = binding;
-        this.stopReading = stopReading;
-        this.cut = cut;
+        this.open = open;
         this.connections = connections;
     }
 
@@ -55,8 +63,7 @@ public final class GuardedServer {
                                                       ConnectionLimits limits,
                                                       Flow<HttpRequest, HttpResponse, ?> handler) {
         Materializer mat = Materializer.matFromSystem(system);
-        SharedKillSwitch stopReading = KillSwitches.shared("kvass-http-stop-reading");
-        SharedKillSwitch cut = KillSwitches.shared("kvass-http-cut");
+        Set<Switches> open = ConcurrentHashMap.newKeySet();
         ClientConnections connections = new ClientConnections(limits.maxConnections(), limits.maxConnectionsPerClient());
         ByteString slow = HttpErrors.raw(HttpErrors.headersTooSlow(limits.headerTimeout()), "Request Timeout");
         Http http = Http.get(system);
@@ -65,7 +72,7 @@ public final class GuardedServer {
                 .to(Sink.foreach(connection -> {
                     // NOTE: a failure here must not end the accept stream (the server would stop accepting).
                     try {
-                        accept(connection, http, settings, limits, connections, handler, stopReading, cut, slow, mat);
+                        accept(connection, http, settings, limits, connections, handler, open, slow, mat);
                     } catch (RuntimeException e) {
                         LOG.error("could not serve a connection from {}", connection.remoteAddress(), e);
                         connection.handleWith(Flow.fromSinkAndSource(Sink.cancelled(),
@@ -73,13 +80,13 @@ public final class GuardedServer {
                     }
                 }))
                 .run(mat)
-                .thenApply(binding -> new GuardedServer(binding, stopReading, cut, connections));
+                .thenApply(binding -> new GuardedServer(binding, open, connections));
     }
 
     private static void accept(Tcp.IncomingConnection connection, Http http, ServerSettings settings,
                                ConnectionLimits limits, ClientConnections connections,
-                               Flow<HttpRequest, HttpResponse, ?> handler, SharedKillSwitch stopReading,
-                               SharedKillSwitch cut, ByteString slow, Materializer mat) {
+                               Flow<HttpRequest, HttpResponse, ?> handler, Set<Switches> open, ByteString slow,
+                               Materializer mat) {
         InetSocketAddress remote = connection.remoteAddress();
         var layer = layer(http, settings, remote);
         switch (connections.acquire(remote.getAddress())) {
@@ -88,14 +95,19 @@ public final class GuardedServer {
                     RequestClock clock = new RequestClock();
                     Flow<HttpRequest, HttpResponse, NotUsed> app = Flow.<HttpRequest>create()
                             .map(clock::arrived).via(handler).map(clock::responding);
-                    Flow<ByteString, ByteString, NotUsed> guarded = Flow.<ByteString>create()
-                            .via(stopReading.flow())
+                    Flow<ByteString, ByteString, Switches> guarded = Flow.<ByteString>create()
+                            .viaMat(KillSwitches.single(), Keep.right())
                             .via(BidiFlow.fromGraph(new SlowRequestGuard(clock, limits.headerTimeout(), slow))
                                     .join(layer.reversed().join(app)))
-                            .via(cut.flow())
-                            .watchTermination((n, done) -> {
-                                done.whenComplete((d, failure) -> connections.release(remote.getAddress()));
-                                return NotUsed.getInstance();
+                            .viaMat(KillSwitches.single(), (UniqueKillSwitch in, UniqueKillSwitch out) ->
+                                    new Switches(in, out))
+                            .watchTermination((switches, done) -> {
+                                open.add(switches);
+                                done.whenComplete((d, failure) -> {
+                                    open.remove(switches);
+                                    connections.release(remote.getAddress());
+                                });
+                                return switches;
                             });
                     connection.handleWith(guarded, mat);
                 } catch (RuntimeException e) {
@@ -156,10 +168,10 @@ public final class GuardedServer {
     public CompletionStage<Done> terminate(Duration grace) {
         long deadline = System.nanoTime() + grace.toNanos();
         return unbind().thenCompose(d -> {
-            stopReading.shutdown();
+            open.forEach(sw -> sw.stopReading().shutdown());
             return closed(deadline);
         }).thenApply(v -> {
-            cut.abort(new java.io.IOException("the server stopped"));
+            open.forEach(sw -> sw.cut().abort(new java.io.IOException("the server stopped")));
             return Done.getInstance();
         });
     }
