@@ -23,14 +23,25 @@ class VllmMetricsTest {
     private static String scrape;
 
     @BeforeAll
-    static void start() {
+    static void start() throws InterruptedException {
         server = TestServer.start();
         client = server.client();
         assertEquals(200, client.post("/v1/completions", Map.of("prompt", "Once upon a time", "max_tokens", 8,
                 "ignore_eos", true, "n", 2)).status());
         assertEquals(200, client.post("/v1/completions", Map.of("prompt", List.of(1, 2, 3), "max_tokens", 5,
                 "ignore_eos", true)).status());
+        // NOTE: the engine series come from the replica's periodic load reports: wait for one after the traffic.
+        long deadline = System.nanoTime() + 20_000_000_000L;
         scrape = client.get("/metrics").body();
+        while (steps() < 8 && System.nanoTime() < deadline) {
+            Thread.sleep(100);
+            scrape = client.get("/metrics").body();
+        }
+    }
+
+    private static double steps() {
+        return scrape.lines().filter(l -> l.startsWith("vllm:iteration_tokens_total_count{"))
+                .mapToDouble(l -> Double.parseDouble(l.substring(l.lastIndexOf(' ') + 1))).sum();
     }
 
     @AfterAll
