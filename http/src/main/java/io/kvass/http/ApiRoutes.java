@@ -209,6 +209,10 @@ final class ApiRoutes extends AllDirectives {
                 Runnable cancel = closing.onClose(() -> {
                     if (!body.isDone()) {
                         stream.tell(RequestStream.ClientGone.INSTANCE);
+                        // NOTE: the aborted stream never writes this body; left pending, the route (and with it
+                        // the connection's whole stream) would wait for it forever.
+                        body.completeExceptionally(new ApiError(400, "invalid_request_error",
+                                "The client closed the connection.", Optional.empty(), Optional.of("client_closed")));
                     }
                 });
                 body.whenComplete((json, failure) -> cancel.run());
