@@ -13,7 +13,9 @@ public final class Main {
                         [--device cpu|cuda] [--max-model-len N] [--max-num-seqs N] [--max-num-batched-tokens N]
                         [--block-size 16] [--kv-cache-memory BYTES | --gpu-memory-utilization F] [--threads N]
                         [--cpu-weights auto|hugepages|mmap] [--cpu-weight-format packed|bf16]
-                        [--max-waiting N] [--max-body-size BYTES] [--tool-call-parser hermes|llama3_json|mistral|auto]
+                        [--max-waiting N] [--max-body-size BYTES] [--header-timeout 20s] [--body-timeout 60s]
+                        [--max-connections N] [--max-connections-per-client N]
+                        [--tool-call-parser hermes|llama3_json|mistral|auto]
                         [--scheduling-policy fcfs|priority]
                         [--no-enable-prefix-caching] [--cluster-host H] [--cluster-port P] [--seed-node URI]...
                         [--enable-lora [--lora-modules NAME=DIR...] [--max-loras N] [--max-cpu-loras N]

@@ -8,6 +8,9 @@ import io.kvass.http.api.ApiError;
 import io.kvass.http.api.GenerationJob;
 import io.kvass.http.api.JsonRequest;
 import io.kvass.http.api.RequestParser;
+import io.kvass.http.guard.BodyFailure;
+import io.kvass.http.guard.HttpErrors;
+import io.kvass.http.guard.JsonContentType;
 import io.kvass.http.metrics.ServingMetrics;
 import io.kvass.http.stream.ActiveStreams;
 import io.kvass.http.stream.JsonWriter;
@@ -52,7 +55,6 @@ import org.apache.pekko.http.javadsl.server.AllDirectives;
 import org.apache.pekko.http.javadsl.server.ExceptionHandler;
 import org.apache.pekko.http.javadsl.server.PathMatchers;
 import org.apache.pekko.http.javadsl.server.Route;
-import org.apache.pekko.http.scaladsl.model.EntityStreamSizeException;
 import org.apache.pekko.stream.javadsl.Source;
 import org.apache.pekko.util.ByteString;
 import org.slf4j.Logger;
@@ -68,7 +70,6 @@ final class ApiRoutes extends AllDirectives {
     private static final ContentType EVENT_STREAM = MediaTypes.TEXT_EVENT_STREAM.toContentType();
     private static final ContentType PROMETHEUS = ContentTypes.parse("text/plain; version=0.0.4; charset=utf-8");
     private static final Duration ASK_TIMEOUT = Duration.ofSeconds(5);
-    private static final Duration BODY_TIMEOUT = Duration.ofSeconds(30);
     /** A replica whose last report is older than this is shown as unavailable. */
     private static final Duration REPORT_FRESH = Duration.ofSeconds(2);
 
@@ -95,7 +96,7 @@ final class ApiRoutes extends AllDirectives {
         this.metrics = metrics;
         this.streams = streams;
         this.parser = new RequestParser(this::requested, settings.toolCallParser());
-        models.keySet().forEach(metrics::register);
+        models.values().forEach(m -> metrics.register(m.name(), m.maxModelLen()));
         this.lora = new LoraEndpoints(models, metrics);
     }
 
@@ -104,7 +105,15 @@ final class ApiRoutes extends AllDirectives {
         draining.set(true);
     }
 
+    /** Every response counted by route, method and status class (the routes' own paths; anything else is "none"). */
     Route route() {
+        return extractRequest(request -> mapResponse(response -> {
+            metrics.httpResponse(request.getUri().path(), request.method().name(), response.status().intValue());
+            return response;
+        }, this::routes));
+    }
+
+    private Route routes() {
         return handleExceptions(exceptions(), () -> concat(
                 path("health", () -> endpoint(HttpMethods.GET, this::health)),
                 path("version", () -> endpoint(HttpMethods.GET, this::version)),
@@ -197,11 +206,18 @@ final class ApiRoutes extends AllDirectives {
         ActorRef<RequestStream.Command> stream = spawn(job, new JsonWriter(job, body), arrival);
         // A client that closed its connection will never read the answer: free the replica's work now.
         return extractRequest(request -> {
-            request.getAttribute(ConnectionWatch.CLOSED).ifPresent(closed -> closed.thenRun(() -> {
-                if (!body.isDone()) {
-                    stream.tell(RequestStream.ClientGone.INSTANCE);
-                }
-            }));
+            request.getAttribute(ConnectionWatch.CLOSED).ifPresent(closing -> {
+                Runnable cancel = closing.onClose(() -> {
+                    if (!body.isDone()) {
+                        stream.tell(RequestStream.ClientGone.INSTANCE);
+                        // NOTE: the aborted stream never writes this body; left pending, the route (and with it
+                        // the connection's whole stream) would wait for it forever.
+                        body.completeExceptionally(new ApiError(400, "invalid_request_error",
+                                "The client closed the connection.", Optional.empty(), Optional.of("client_closed")));
+                    }
+                });
+                body.whenComplete((json, failure) -> cancel.run());
+            });
             return timingOut(stream, body);
         });
     }
@@ -316,6 +332,10 @@ final class ApiRoutes extends AllDirectives {
         return onComplete(replicaViews(), t -> {
             if (t.isSuccess()) {
                 metrics.replicas(t.get().stream().map(ReplicaView::load).toList());
+                long now = System.nanoTime();
+                models.keySet().forEach(model -> metrics.replicaAvailable(model, t.get().stream().anyMatch(v ->
+                        v.load().identity().model().equals(model) && v.load().accepting()
+                                && now - v.receivedNanos() < REPORT_FRESH.toNanos())));
             }
             return complete(HttpResponse.create().withEntity(HttpEntities.create(PROMETHEUS, metrics.scrape())));
         });
@@ -388,8 +408,11 @@ final class ApiRoutes extends AllDirectives {
     }
 
     private Route endpoint(HttpMethod method, Supplier<Route> inner) {
+        // NOTE: HEAD reaches GET routes as GET (transparent-head-requests), so it is allowed wherever GET is.
+        String allow = method == HttpMethods.GET ? "GET, HEAD" : method.name();
         return concat(method(method, inner), extractMethod(m -> extractUri(uri ->
-                complete(error(ApiError.methodNotAllowed(m.name(), uri.path()))))));
+                complete(error(ApiError.methodNotAllowed(m.name(), uri.path())).addHeader(RawHeader.create("Allow",
+                        allow))))));
     }
 
     private Route notFound() {
@@ -443,19 +466,34 @@ final class ApiRoutes extends AllDirectives {
         });
     }
 
-    /** The whole request body, at most max-body-size bytes (else 413). */
+    /**
+     * The whole request body: JSON (else 415), at most max-body-size bytes (else 413), all of it within
+     * the body timeout (else 408, and the connection closes: the rest of the body may still be coming).
+     */
     private Route withBody(Function<byte[], Route> inner) {
-        return extractRequestEntity(entity -> extractMaterializer(mat -> onComplete(
-                entity.withSizeLimit(settings.maxBodyBytes()).toStrict(BODY_TIMEOUT.toMillis(), mat), strict -> {
-                    if (strict.isFailure()) {
-                        Throwable cause = unwrapCause(strict.failed().get());
-                        if (cause instanceof EntityStreamSizeException) {
-                            throw ApiError.tooLarge(settings.maxBodyBytes());
-                        }
-                        throw ApiError.invalid("The request body could not be read: " + cause.getMessage());
+        return extractRequestEntity(entity -> extractMaterializer(mat -> {
+            JsonContentType.require(entity.getContentType().mediaType().toString());
+            // NOTE: an announced length over the limit is refused before a byte of the body is read.
+            if (entity.getContentLengthOption().orElse(0) > settings.maxBodyBytes()) {
+                throw ApiError.tooLarge(settings.maxBodyBytes());
+            }
+            Duration timeout = settings.limits().bodyTimeout();
+            return onComplete(entity.withSizeLimit(settings.maxBodyBytes())
+                    .toStrict(timeout.toMillis(), settings.maxBodyBytes(), mat), strict -> {
+                if (strict.isFailure()) {
+                    Throwable cause = unwrapCause(strict.failed().get());
+                    if (BodyFailure.tooLarge(cause)) {
+                        throw ApiError.tooLarge(settings.maxBodyBytes());
                     }
-                    return inner.apply(strict.get().getData().toArray());
-                })));
+                    if (BodyFailure.timedOut(cause)) {
+                        return complete(HttpErrors.closing(ApiError.bodyTimeout(timeout)));
+                    }
+                    LOG.debug("a request body could not be read", cause);
+                    throw ApiError.invalid("The request body could not be read.");
+                }
+                return inner.apply(strict.get().getData().toArray());
+            });
+        }));
     }
 
     private ExceptionHandler exceptions() {

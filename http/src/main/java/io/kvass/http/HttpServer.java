@@ -2,6 +2,8 @@ package io.kvass.http;
 
 import com.typesafe.config.Config;
 import com.typesafe.config.ConfigFactory;
+import io.kvass.http.guard.GuardedServer;
+import io.kvass.http.guard.JsonParsingErrorHandler;
 import io.kvass.http.metrics.ServingMetrics;
 import io.kvass.http.stream.ActiveStreams;
 import java.net.InetSocketAddress;
@@ -16,8 +18,6 @@ import java.util.function.BooleanSupplier;
 import org.apache.pekko.Done;
 import org.apache.pekko.actor.CoordinatedShutdown;
 import org.apache.pekko.actor.typed.ActorSystem;
-import org.apache.pekko.http.javadsl.Http;
-import org.apache.pekko.http.javadsl.ServerBinding;
 import org.apache.pekko.http.javadsl.settings.ServerSettings;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -29,11 +29,11 @@ public final class HttpServer {
     private static final Duration ABORT_GRACE = Duration.ofSeconds(2);
     private static final Duration FLUSH_GRACE = Duration.ofMillis(200);
 
-    private final ServerBinding binding;
+    private final GuardedServer binding;
     private final ApiRoutes routes;
     private final ActiveStreams streams;
 
-    private HttpServer(ServerBinding binding, ApiRoutes routes, ActiveStreams streams) {
+    private HttpServer(GuardedServer binding, ApiRoutes routes, ActiveStreams streams) {
         this.binding = binding;
         this.routes = routes;
         this.streams = streams;
@@ -53,20 +53,22 @@ public final class HttpServer {
         Config server = ConfigFactory.parseMap(Map.of(
                 "pekko.http.server.request-timeout", settings.requestTimeout().toMillis() + "ms",
                 "pekko.http.server.idle-timeout", settings.idleTimeout().toMillis() + "ms",
-                "pekko.http.server.parsing.max-content-length", settings.maxBodyBytes()))
+                "pekko.http.server.parsing.max-content-length", settings.maxBodyBytes(),
+                // HEAD is answered as GET without the body (HTTP requires HEAD wherever GET is).
+                "pekko.http.server.transparent-head-requests", "on",
+                "pekko.http.server.parsing.error-handler", JsonParsingErrorHandler.class.getName()))
                 .withFallback(system.settings().config());
-        return Http.get(system).newServerAt(settings.host(), settings.port())
-                .withSettings(ServerSettings.create(server))
-                .bindFlow(ConnectionWatch.perConnection(routes.route().flow(system)))
+        return GuardedServer.bind(system, settings.host(), settings.port(), ServerSettings.create(server),
+                        settings.idleTimeout(), settings.limits(), ConnectionWatch.perConnection(routes.route().flow(system)))
                 .thenApply(binding -> {
                     LOG.info("serving {} on http://{}:{}", models.stream().map(ServedModel::name).toList(),
-                            settings.host(), binding.localAddress().getPort());
+                            settings.host(), binding.address().getPort());
                     return new HttpServer(binding, routes, streams);
                 });
     }
 
     public InetSocketAddress address() {
-        return binding.localAddress();
+        return binding.address();
     }
 
     public ActiveStreams streams() {
@@ -108,8 +110,7 @@ public final class HttpServer {
                 // included; so it comes only once every body has ended, and a moment for the last bytes.
                 .thenCompose(d -> CompletableFuture.runAsync(() -> { },
                         CompletableFuture.delayedExecutor(FLUSH_GRACE.toMillis(), TimeUnit.MILLISECONDS)))
-                .thenCompose(d -> binding.terminate(ABORT_GRACE))
-                .thenApply(t -> Done.getInstance());
+                .thenCompose(d -> binding.terminate(ABORT_GRACE));
     }
 
     private static CompletionStage<Done> waitUntil(BooleanSupplier condition, long deadlineNanos) {

@@ -11,6 +11,7 @@ import io.kvass.scheduler.engine.Engine;
 import io.kvass.scheduler.router.ReplicaView;
 import io.kvass.scheduler.router.RouterActor;
 import io.kvass.worker.lora.AdapterLoadException;
+import io.kvass.worker.lora.AdapterNames;
 import io.kvass.worker.lora.AdapterSpec;
 import java.nio.file.InvalidPathException;
 import java.nio.file.Path;
@@ -59,6 +60,11 @@ final class LoraEndpoints {
         if (name.isBlank() || path.isBlank()) {
             throw ApiError.invalid("Both 'lora_name' and 'lora_path' must be provided.",
                     name.isBlank() ? "lora_name" : "lora_path");
+        }
+        try {
+            AdapterNames.check(name);
+        } catch (IllegalArgumentException e) {
+            throw ApiError.invalid("Invalid 'lora_name': " + e.getMessage() + ".", "lora_name");
         }
         AdapterCatalog adapters = loraModel().adapters().orElseThrow();
         if (models.containsKey(name)) {

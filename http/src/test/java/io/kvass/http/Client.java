@@ -46,6 +46,14 @@ final class Client {
             }
         }
 
+        static JsonNode parse(String body) {
+            try {
+                return JSON.readTree(body);
+            } catch (IOException e) {
+                throw new AssertionError("not JSON: " + body, e);
+            }
+        }
+
         /** The data payloads of an SSE body, in order; the last is "[DONE]". */
         List<String> events() {
             List<String> events = new ArrayList<>();
@@ -122,6 +130,10 @@ final class Client {
                 .header("Content-Type", "application/json");
         apiKey.ifPresent(k -> b.header("Authorization", "Bearer " + k));
         return b;
+    }
+
+    URI base() {
+        return base;
     }
 
     HttpClient http() {

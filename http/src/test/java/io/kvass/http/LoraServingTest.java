@@ -217,6 +217,23 @@ class LoraServingTest {
     }
 
     @Test
+    void pathsOutsideTheRootsLearnNothingAndNamesAreRestricted() {
+        String pid = Long.toString(ProcessHandle.current().pid());
+        for (String probe : java.util.List.of("/etc/passwd", "/proc/self", "/no/such/place", allowed + "/../../etc")) {
+            JsonNode error = client.post("/v1/load_lora_adapter", Map.of("lora_name", "probe", "lora_path", probe))
+                    .error(400);
+            assertEquals("LoRA adapter " + probe + ": not under an allowed directory", error.path("message").asText());
+            assertFalse(error.path("message").asText().contains(pid), error.toString());
+        }
+        for (String name : java.util.List.of("a\u0000b", "<img src=x>", "../up", "x".repeat(10_000))) {
+            JsonNode error = client.post("/v1/load_lora_adapter", Map.of("lora_name", name, "lora_path",
+                    allowed.toString())).error(400);
+            assertEquals("lora_name", error.path("param").asText());
+            assertFalse(error.path("message").asText().contains(name), "the name is not echoed: " + error);
+        }
+    }
+
+    @Test
     void invalidAdaptersAreRefusedNamingTheProblem() throws IOException {
         Path outside = Files.createDirectories(tmp.resolve("outside"));
         Path missing = Files.createDirectories(allowed.resolve("missing-weights"));
@@ -232,7 +249,7 @@ class LoraServingTest {
                 LoraFixture.adapterCopy(allowed, "ia3", "adapter-b", "\"peft_type\": \"LORA\"", "\"peft_type\": \"IA3\""),
                 "only LORA adapters are supported",
                 LoraFixture.adapterCopy(outside, "elsewhere", "adapter-b", "", ""),
-                "outside the allowed adapter directories",
+                "not under an allowed directory",
                 missing, "missing adapter_model.safetensors",
                 allowed.resolve("no-such-adapter"), "does not exist");
         int i = 0;

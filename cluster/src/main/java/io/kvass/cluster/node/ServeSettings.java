@@ -7,6 +7,7 @@ import com.typesafe.config.ConfigRenderOptions;
 import io.kvass.cluster.placement.Deployment;
 import io.kvass.cluster.placement.DeviceKind;
 import io.kvass.http.HttpSettings;
+import io.kvass.http.guard.ConnectionLimits;
 import io.kvass.scheduler.core.SchedulingPolicy;
 import io.kvass.scheduler.router.RouterSettings;
 import io.kvass.worker.ReplicaOptions;
@@ -262,7 +263,17 @@ public record ServeSettings(ReplicaOptions replica, String servedModelName, Engi
         }
         return new HttpSettings(r.string("http.host"), port, Optional.of(r.string("http.api-key")), body,
                 r.atLeast("http.max-waiting", 1), r.duration("http.request-timeout"), r.duration("http.idle-timeout"),
-                r.duration("http.drain-timeout")).withToolCallParser(toolCallParser(r));
+                r.duration("http.drain-timeout"), new ConnectionLimits(positive(r, "http.header-timeout"),
+                positive(r, "http.body-timeout"), r.atLeast("http.max-connections", 1),
+                r.atLeast("http.max-connections-per-client", 1)), toolCallParser(r));
+    }
+
+    private static java.time.Duration positive(Reader r, String key) {
+        java.time.Duration d = r.duration(key);
+        if (d.isZero() || d.isNegative()) {
+            throw new SettingsException(key, "must be positive");
+        }
+        return d;
     }
 
     private static String toolCallParser(Reader r) {

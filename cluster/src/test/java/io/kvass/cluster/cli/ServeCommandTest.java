@@ -63,6 +63,23 @@ class ServeCommandTest {
     }
 
     @Test
+    void connectionLimitsReachTheHttpSettings() {
+        var defaults = settings("--model", MODEL).http().limits();
+        assertEquals(Duration.ofSeconds(20), defaults.headerTimeout());
+        assertEquals(Duration.ofSeconds(60), defaults.bodyTimeout());
+        assertEquals(1024, defaults.maxConnections());
+        assertEquals(256, defaults.maxConnectionsPerClient());
+        var set = settings("--model", MODEL, "--header-timeout", "5s", "--body-timeout", "2m", "--max-connections", "99",
+                "--max-connections-per-client", "7").http().limits();
+        assertEquals(Duration.ofSeconds(5), set.headerTimeout());
+        assertEquals(Duration.ofMinutes(2), set.bodyTimeout());
+        assertEquals(99, set.maxConnections());
+        assertEquals(7, set.maxConnectionsPerClient());
+        assertTrue(refusal("--model", MODEL, "--header-timeout", "0s").contains("header-timeout"));
+        assertTrue(refusal("--model", MODEL, "--max-connections-per-client", "0").contains("max-connections-per-client"));
+    }
+
+    @Test
     void gpuMemoryUtilizationReachesTheReplicaOptions() {
         assertEquals(0.9, settings("--model", MODEL).replica().gpuMemoryUtilization(), 1e-9);
         assertEquals(0.55, settings("--model", MODEL, "--device", "cuda", "--gpu-memory-utilization", "0.55")

@@ -48,7 +48,7 @@ class ServingNodeTest {
 
     private static HttpResponse<String> post(ServingNode node, String path, String body) throws Exception {
         return HTTP.send(HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + node.httpPort() + path))
-                .POST(HttpRequest.BodyPublishers.ofString(body)).build(), HttpResponse.BodyHandlers.ofString());
+                .header("Content-Type", "application/json").POST(HttpRequest.BodyPublishers.ofString(body)).build(), HttpResponse.BodyHandlers.ofString());
     }
 
     private static HttpResponse<String> get(ServingNode node, String path) throws Exception {
@@ -115,7 +115,7 @@ class ServingNodeTest {
     void shutdownLetsAStreamFinishWithinTheDrain() throws Exception {
         ServingNode node = start(ServingNodeTest::slow);
         CompletableFuture<HttpResponse<String>> stream = HTTP.sendAsync(HttpRequest.newBuilder(
-                URI.create("http://127.0.0.1:" + node.httpPort() + "/v1/completions")).POST(HttpRequest.BodyPublishers
+                URI.create("http://127.0.0.1:" + node.httpPort() + "/v1/completions")).header("Content-Type", "application/json").POST(HttpRequest.BodyPublishers
                 .ofString("{\"prompt\": \"Once\", \"max_tokens\": 100, \"ignore_eos\": true, \"stream\": true}")).build(),
                 HttpResponse.BodyHandlers.ofString());
         long deadline = System.nanoTime() + Duration.ofSeconds(20).toNanos();
@@ -139,7 +139,7 @@ class ServingNodeTest {
                         + "drain-timeout = 300ms }, kv-cache-memory = 32M, threads = 1 }")), ServingNodeTest::slow);
         node.awaitReplicas(1, Duration.ofSeconds(60));
         CompletableFuture<HttpResponse<String>> stream = HTTP.sendAsync(HttpRequest.newBuilder(
-                URI.create("http://127.0.0.1:" + node.httpPort() + "/v1/completions")).POST(HttpRequest.BodyPublishers
+                URI.create("http://127.0.0.1:" + node.httpPort() + "/v1/completions")).header("Content-Type", "application/json").POST(HttpRequest.BodyPublishers
                 .ofString("{\"prompt\": \"Once\", \"max_tokens\": 400, \"ignore_eos\": true, \"stream\": true}")).build(),
                 HttpResponse.BodyHandlers.ofString());
         long deadline = System.nanoTime() + Duration.ofSeconds(20).toNanos();

@@ -57,6 +57,11 @@ public final class ApiError extends RuntimeException {
                 Optional.empty(), Optional.of("request_too_large"));
     }
 
+    public static ApiError bodyTimeout(java.time.Duration limit) {
+        return new ApiError(408, "invalid_request_error", "The request body did not arrive within " + limit.toMillis()
+                + " ms.", Optional.empty(), Optional.of("request_timeout"));
+    }
+
     public static ApiError overloaded(String message) {
         return new ApiError(503, "server_error", message, Optional.empty(), Optional.of("overloaded"));
     }

@@ -24,8 +24,11 @@ public final class JsonRequest {
             .enable(DeserializationFeature.FAIL_ON_TRAILING_TOKENS)
             .build();
 
+    static final int MAX_NESTING = 64;
+
     static {
-        MAPPER.getFactory().setStreamReadConstraints(StreamReadConstraints.builder().maxNestingDepth(64).build());
+        MAPPER.getFactory().setStreamReadConstraints(StreamReadConstraints.builder().maxNestingDepth(MAX_NESTING)
+                .build());
     }
 
     private final ObjectNode node;
@@ -39,7 +42,7 @@ public final class JsonRequest {
         try {
             tree = MAPPER.readTree(body);
         } catch (JacksonException e) {
-            throw ApiError.invalid("The request body is not valid JSON: " + e.getOriginalMessage());
+            throw ApiError.invalid(JsonErrors.describe(e));
         } catch (java.io.IOException e) {
             throw ApiError.invalid("The request body could not be read: " + e.getMessage());
         }
@@ -92,24 +95,24 @@ public final class JsonRequest {
     }
 
     public Optional<Integer> integer(String field) {
-        return int64(field).map(v -> {
-            if (v < Integer.MIN_VALUE || v > Integer.MAX_VALUE) {
-                throw ApiError.invalid("Invalid value for '" + field + "': " + v + " is out of range.", field);
-            }
-            return (int) (long) v;
-        });
+        return raw(field).map(v -> (int) JsonIntegers.exact(field, v, Integer.MIN_VALUE, Integer.MAX_VALUE));
     }
 
     public Optional<Long> int64(String field) {
-        return raw(field).map(v -> asLong(field, v));
+        return raw(field).map(v -> JsonIntegers.exact(field, v, Long.MIN_VALUE, Long.MAX_VALUE));
     }
 
+    /** A finite number (a float: 1e39 or more is out of range, not infinity). */
     public Optional<Float> number(String field) {
         return raw(field).map(v -> {
             if (!v.isNumber()) {
                 throw wrongType(field, "a number", v);
             }
-            return v.floatValue();
+            float f = v.floatValue();
+            if (!Float.isFinite(f)) {
+                throw ApiError.invalid("Invalid value for '" + field + "': " + v + " is out of range.", field);
+            }
+            return f;
         });
     }
 
@@ -146,11 +149,7 @@ public final class JsonRequest {
         }
         List<Integer> out = new ArrayList<>();
         for (JsonNode e : raw.get()) {
-            long v = asLong(field, e);
-            if (v < Integer.MIN_VALUE || v > Integer.MAX_VALUE) {
-                throw ApiError.invalid("Invalid value for '" + field + "': " + v + " is out of range.", field);
-            }
-            out.add((int) v);
+            out.add((int) JsonIntegers.exact(field, e, Integer.MIN_VALUE, Integer.MAX_VALUE));
         }
         return out;
     }
@@ -164,17 +163,6 @@ public final class JsonRequest {
         });
     }
 
-    static long asLong(String field, JsonNode v) {
-        if (v.isIntegralNumber() && v.canConvertToLong()) {
-            return v.longValue();
-        }
-        if (v.isFloatingPointNumber() && v.doubleValue() == Math.rint(v.doubleValue())
-                && Math.abs(v.doubleValue()) < 0x1p53) {
-            return (long) v.doubleValue();
-        }
-        throw wrongType(field, "an integer", v);
-    }
-
     static ApiError wrongType(String field, String expected, JsonNode got) {
         return ApiError.invalid("Invalid type for '" + field + "': expected " + expected + ", but got "
                 + describe(got) + " instead.", field);
@@ -183,7 +171,7 @@ public final class JsonRequest {
     private static String describe(JsonNode v) {
         return switch (v.getNodeType()) {
             case STRING -> "a string";
-            case NUMBER -> v.isIntegralNumber() ? "an integer" : "a decimal";
+            case NUMBER -> v.isIntegralNumber() ? "an integer" : "a decimal number";
             case BOOLEAN -> "a boolean";
             case ARRAY -> "an array";
             case OBJECT -> "an object";

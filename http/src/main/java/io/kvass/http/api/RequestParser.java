@@ -9,6 +9,7 @@ import io.kvass.worker.grammar.GrammarSpec;
 import io.kvass.worker.sampling.SamplingParams;
 import io.kvass.worker.tokenizer.ChatMessage;
 import io.kvass.worker.tokenizer.ChatTemplateException;
+import java.math.BigInteger;
 import java.util.ArrayList;
 import java.util.HashSet;
 import java.util.List;
@@ -299,12 +300,13 @@ public final class RequestParser {
             if (!v.isIntegralNumber()) {
                 throw badPrompt();
             }
-            long id = v.longValue();
-            if (id < 0 || id >= model.vocabSize()) {
+            // NOTE: exact, not v.longValue(): 2^64 + 403 must not wrap around to token 403.
+            BigInteger id = JsonIntegers.integer("prompt", v);
+            if (id.signum() < 0 || id.compareTo(BigInteger.valueOf(model.vocabSize())) >= 0) {
                 throw ApiError.invalid("Token id " + id + " is out of vocabulary (0.." + (model.vocabSize() - 1) + ").",
                         "prompt");
             }
-            ids[i] = (int) id;
+            ids[i] = id.intValueExact();
         }
         return new PromptInput(ids, model.tokenizer().decode(ids, true));
     }

@@ -40,14 +40,6 @@ public final class ServingMetrics {
     static final String NODE = "node";
     static final String CONTENT_TYPE = PrometheusTextFormatWriter.CONTENT_TYPE;
 
-    /** vLLM's buckets. */
-    private static final double[] TTFT_BUCKETS = {0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75,
-        1.0, 2.5, 5.0, 7.5, 10.0, 20.0, 40.0, 80.0, 160.0, 640.0, 2560.0};
-    private static final double[] ITL_BUCKETS = {0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0,
-        2.5, 5.0, 7.5, 10.0, 20.0, 40.0, 80.0};
-    private static final double[] E2E_BUCKETS = {0.3, 0.5, 0.8, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 40.0,
-        50.0, 60.0, 120.0, 240.0, 480.0, 960.0, 1920.0, 7680.0};
-
     private final PrometheusRegistry registry = new PrometheusRegistry();
     /** The replicas' last reports, as the gateway's router holds them (replaced on every scrape). */
     private volatile List<ReplicaLoad> replicas = List.of();
@@ -66,6 +58,19 @@ public final class ServingMetrics {
     private final Histogram timeToFirstToken;
     private final Histogram interTokenLatency;
     private final Histogram e2eLatency;
+    private final Histogram queueTime;
+    private final Histogram prefillTime;
+    private final Histogram decodeTime;
+    private final Histogram inferenceTime;
+    private final Histogram timePerOutputToken;
+    private final Histogram paramsN;
+    private final Counter httpRequests;
+    private final Map<String, Boolean> replicasUp = new ConcurrentHashMap<>();
+    /** Bounded by max_model_len (vLLM's 1-2-5 buckets): made when the first model registers. */
+    private Histogram promptTokensPerRequest;
+    private Histogram generationTokensPerRequest;
+    private Histogram maxTokensParam;
+    private Histogram maxGenerationTokensPerRequest;
     private final PrometheusTextFormatWriter writer = PrometheusTextFormatWriter.builder()
             .setIncludeCreatedTimestamps(false).build();
 
@@ -73,6 +78,9 @@ public final class ServingMetrics {
         engineGauge("vllm:num_requests_running", "Number of requests in model execution batches.", EngineStats::numRunning);
         engineGauge("vllm:num_requests_waiting", "Number of requests waiting to be processed.", EngineStats::numWaiting);
         engineGauge("vllm:kv_cache_usage_perc", "KV-cache usage. 1 means 100 percent usage.", EngineStats::kvUsage);
+        // NOTE: vLLM V0's name, still what most Grafana boards and KEDA triggers query; vLLM V1 exports both.
+        engineGauge("vllm:gpu_cache_usage_perc", "GPU KV-cache usage. 1 means 100 percent usage."
+                + "DEPRECATED: Use vllm:kv_cache_usage_perc instead.", EngineStats::kvUsage);
         engineCounter("vllm:prefix_cache_queries", "Prefix cache queries, in terms of number of queried tokens.",
                 EngineStats::prefixCacheQueries);
         engineCounter("vllm:prefix_cache_hits", "Prefix cache hits, in terms of number of cached tokens.",
@@ -86,11 +94,30 @@ public final class ServingMetrics {
         requestSuccess = Counter.builder().name("vllm:request_success").help("Count of successfully processed requests.")
                 .labelNames(MODEL, "finished_reason").register(registry);
         timeToFirstToken = histogram("vllm:time_to_first_token_seconds", "Histogram of time to first token in seconds.",
-                TTFT_BUCKETS);
+                Buckets.TTFT);
         interTokenLatency = histogram("vllm:inter_token_latency_seconds", "Histogram of inter-token latency in seconds.",
-                ITL_BUCKETS);
+                Buckets.TOKEN_LATENCY);
         e2eLatency = histogram("vllm:e2e_request_latency_seconds", "Histogram of e2e request latency in seconds.",
-                E2E_BUCKETS);
+                Buckets.REQUEST_LATENCY);
+        queueTime = histogram("vllm:request_queue_time_seconds", "Histogram of time spent in WAITING phase for request.",
+                Buckets.REQUEST_LATENCY);
+        inferenceTime = histogram("vllm:request_inference_time_seconds",
+                "Histogram of time spent in RUNNING phase for request.", Buckets.REQUEST_LATENCY);
+        prefillTime = histogram("vllm:request_prefill_time_seconds",
+                "Histogram of time spent in PREFILL phase for request.", Buckets.REQUEST_LATENCY);
+        decodeTime = histogram("vllm:request_decode_time_seconds", "Histogram of time spent in DECODE phase for request.",
+                Buckets.REQUEST_LATENCY);
+        timePerOutputToken = histogram("vllm:time_per_output_token_seconds",
+                "Histogram of time per output token in seconds.", Buckets.TOKEN_LATENCY);
+        paramsN = histogram("vllm:request_params_n", "Histogram of the n request parameter.", Buckets.N);
+        // NOTE: as vLLM's server exports it (prometheus-fastapi-instrumentator): status grouped as 2xx/4xx/5xx, the
+        // route as handler ("none" for paths that are not routes, so a scanner cannot grow the series).
+        httpRequests = Counter.builder().name("http_requests").help("Total number of requests by method, status and handler.")
+                .labelNames("handler", "method", "status").register(registry);
+        GaugeWithCallback.builder().name("kvass:replica_up")
+                .help("Whether the model's replica answered the last scrape (1) or not (0).").labelNames(MODEL)
+                .callback(cb -> replicasUp.forEach((model, up) -> cb.call(up ? 1 : 0, model)))
+                .register(registry);
         GaugeWithCallback.builder().name("vllm:lora_requests_info").help("Running stats on lora requests.")
                 .labelNames(MODEL, "max_lora", "waiting_lora_adapters", "running_lora_adapters")
                 .callback(cb -> loraModels.forEach((model, maxLoras) -> {
@@ -110,7 +137,7 @@ public final class ServingMetrics {
                 .help("Tokens recomputed by migrated completions (prompt plus the tokens already delivered).")
                 .labelNames(MODEL).register(registry);
         gatewayQueueTime = histogram("kvass:gateway_queue_time_seconds",
-                "Time a request waited at this gateway for a replica with room.", TTFT_BUCKETS);
+                "Time a request waited at this gateway for a replica with room.", Buckets.TTFT);
         loraPromptTokens = Counter.builder().name("kvass:lora_prompt_tokens")
                 .help("Number of prefill tokens processed, per LoRA adapter.").labelNames(MODEL, LORA).register(registry);
         loraGenerationTokens = Counter.builder().name("kvass:lora_generation_tokens")
@@ -156,11 +183,88 @@ public final class ServingMetrics {
 
     /** Makes the model's series appear (at zero) before its first request. */
     public void register(String model) {
+        register(model, 0);
+    }
+
+    /**
+     * Makes the model's series appear (at zero) before its first request; {@code maxModelLen} bounds the
+     * token-count histograms (the first model's sets them: one set of buckets per metric).
+     */
+    public synchronized void register(String model, int maxModelLen) {
+        if (promptTokensPerRequest == null) {
+            double[] tokens = Buckets.oneTwoFive(maxModelLen > 0 ? maxModelLen : 1 << 20);
+            promptTokensPerRequest = histogram("vllm:request_prompt_tokens", "Number of prefill tokens processed.",
+                    tokens);
+            generationTokensPerRequest = histogram("vllm:request_generation_tokens",
+                    "Number of generation tokens processed.", tokens);
+            maxTokensParam = histogram("vllm:request_params_max_tokens", "Histogram of the max_tokens request parameter.",
+                    tokens);
+            maxGenerationTokensPerRequest = histogram("vllm:request_max_num_generation_tokens",
+                    "Histogram of maximum number of requested generation tokens.", tokens);
+        }
+        for (Histogram h : List.of(timeToFirstToken, interTokenLatency, e2eLatency, queueTime, prefillTime, decodeTime,
+                inferenceTime, timePerOutputToken, paramsN, promptTokensPerRequest, generationTokensPerRequest,
+                maxTokensParam, maxGenerationTokensPerRequest)) {
+            h.labelValues(model);
+        }
         promptTokens.labelValues(model);
         generationTokens.labelValues(model);
-        timeToFirstToken.labelValues(model);
-        interTokenLatency.labelValues(model);
-        e2eLatency.labelValues(model);
+    }
+
+    private static final java.util.Set<String> HANDLERS = java.util.Set.of("/health", "/version", "/metrics", "/tokenize",
+            "/detokenize", "/v1/models", "/v1/completions", "/v1/chat/completions", "/v1/load_lora_adapter",
+            "/v1/unload_lora_adapter", "/admin/replicas", "/admin/adapters");
+
+    /** One HTTP response of the routes. */
+    public void httpResponse(String path, String method, int status) {
+        String handler = HANDLERS.contains(path) ? path : "none";
+        String m = switch (method) {
+            case "GET", "POST", "HEAD", "PUT", "DELETE", "PATCH", "OPTIONS" -> method;
+            default -> "other";
+        };
+        httpRequests.labelValues(handler, m, (status / 100) + "xx").inc();
+    }
+
+    /** Whether {@code model}'s replica answered the stats query of this scrape. */
+    public void replicaAvailable(String model, boolean up) {
+        replicasUp.put(model, up);
+    }
+
+    /** One completion's phases (seconds), as vLLM's request timing histograms; {@code tpot} NaN when undefined. */
+    public void completionTimes(String model, double queue, double prefill, double decode, double inference,
+                                double tpot) {
+        queueTime.labelValues(model).observe(queue);
+        prefillTime.labelValues(model).observe(prefill);
+        decodeTime.labelValues(model).observe(decode);
+        inferenceTime.labelValues(model).observe(inference);
+        if (!Double.isNaN(tpot)) {
+            timePerOutputToken.labelValues(model).observe(tpot);
+        }
+    }
+
+    /** One completion's prompt and generated token counts. */
+    public void completionTokens(String model, int prompt, int generated) {
+        if (promptTokensPerRequest == null) {
+            register(model, 0);
+        }
+        promptTokensPerRequest.labelValues(model).observe(prompt);
+        generationTokensPerRequest.labelValues(model).observe(generated);
+    }
+
+    /** One request's parameters: n, max_tokens (per prompt), and the most tokens any of its completions made. */
+    public void requestParams(String model, int n, int maxTokens) {
+        if (promptTokensPerRequest == null) {
+            register(model, 0);
+        }
+        paramsN.labelValues(model).observe(n);
+        maxTokensParam.labelValues(model).observe(maxTokens);
+    }
+
+    public void maxGenerationTokens(String model, int tokens) {
+        if (promptTokensPerRequest == null) {
+            register(model, 0);
+        }
+        maxGenerationTokensPerRequest.labelValues(model).observe(tokens);
     }
 
     /** Reports {@code model}'s LoRA adapters in {@code vllm:lora_requests_info}. */
@@ -224,6 +328,11 @@ public final class ServingMetrics {
         ByteArrayOutputStream out = new ByteArrayOutputStream(8192);
         try {
             writer.write(out, registry.scrape(), EscapingScheme.ALLOW_UTF8);
+            StringBuilder more = new StringBuilder();
+            List<ReplicaLoad> now = replicas;
+            TextBlocks.iterationTokens(more, now);
+            TextBlocks.cacheConfig(more, now);
+            out.write(more.toString().getBytes(java.nio.charset.StandardCharsets.UTF_8));
         } catch (IOException e) {
             throw new UncheckedIOException(e);
         }

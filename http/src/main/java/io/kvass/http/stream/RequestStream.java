@@ -3,6 +3,7 @@ package io.kvass.http.stream;
 import io.kvass.http.AdapterCatalog;
 import io.kvass.http.api.ApiError;
 import io.kvass.http.api.GenerationJob;
+import io.kvass.http.metrics.CompletionTimes;
 import io.kvass.http.metrics.ServingMetrics;
 import io.kvass.scheduler.core.FinishReason;
 import io.kvass.scheduler.core.Request;
@@ -58,6 +59,7 @@ public final class RequestStream extends AbstractBehavior<RequestStream.Command>
     private final ActiveStreams active;
     private final long arrivalNanos;
     private final JobProgress progress;
+    private final CompletionTimes times;
     private final ActorRef<Engine.Event> replyTo;
     private final ActorRef<RouterActor.Routed> routerReplies;
     /** Engine request id -> the replica running it; absent while the router holds it. */
@@ -82,12 +84,14 @@ public final class RequestStream extends AbstractBehavior<RequestStream.Command>
         this.active = active;
         this.arrivalNanos = arrivalNanos;
         this.progress = new JobProgress(job);
+        this.times = new CompletionTimes(arrivalNanos, job.n());
         active.add(context.getSelf());
         writer.begin();
         this.replyTo = context.messageAdapter(Engine.Event.class, FromEngine::new);
         this.routerReplies = context.messageAdapter(RouterActor.Routed.class, FromRouter::new);
         this.requests = new EngineRequests(job, new java.util.SplittableRandom(), MIGRATION_LIMIT);
         for (int p = 0; p < job.prompts().size(); p++) {
+            metrics.requestParams(job.model().base().name(), job.n(), job.prompts().get(p).params().maxTokens());
             route(job.engineRequestId(p));
         }
     }
@@ -216,7 +220,8 @@ public final class RequestStream extends AbstractBehavior<RequestStream.Command>
 
     private Behavior<Command> onOutput(RequestOutput fromEngine) {
         RequestOutput o = requests.translate(fromEngine);
-        var recorded = progress.record(o, System.nanoTime());
+        long now = System.nanoTime();
+        var recorded = progress.record(o, now);
         if (recorded.isEmpty()) {
             return this;
         }
@@ -236,6 +241,7 @@ public final class RequestStream extends AbstractBehavior<RequestStream.Command>
             getContext().getLog().info("request {}: the client stopped reading; aborting", job.id());
             return onClientGone();
         }
+        times.output(o, now, metrics, model);
         if (step.finishedChoice()) {
             recordFinished(o.finish().orElseThrow().reason().apiName());
         }

@@ -37,6 +37,9 @@ public final class SequenceState {
     private int runningSlot = -1;
     private SequenceStatus status = SequenceStatus.WAITING;
     private int numPreemptions;
+    /** When the scheduler got it and when it first gave it a place in a step (this JVM's System.nanoTime()). */
+    private final long addedNanos = System.nanoTime();
+    private long firstScheduledNanos;
 
     SequenceState(Request request, int index, long seed, int maxModelLen) {
         this.request = request;
@@ -173,6 +176,19 @@ public final class SequenceState {
 
     void setStatus(SequenceStatus s) {
         status = s;
+        if (s == SequenceStatus.RUNNING && firstScheduledNanos == 0) {
+            firstScheduledNanos = System.nanoTime();
+        }
+    }
+
+    /** How long it waited before its first step (vLLM's queue time); -1 while it has not run. */
+    public long queuedNanos() {
+        return firstScheduledNanos == 0 ? -1 : firstScheduledNanos - addedNanos;
+    }
+
+    /** How long since its first step, at {@code now} (this JVM's System.nanoTime()); -1 while it has not run. */
+    public long runningNanos(long now) {
+        return firstScheduledNanos == 0 ? -1 : now - firstScheduledNanos;
     }
 
     /**

@@ -57,6 +57,16 @@ public final class SequenceUpdates {
         return sequences[i].seqId();
     }
 
+    /** How long entry i's sequence waited before its first step. */
+    public long queuedNanos(int i) {
+        return sequences[i].queuedNanos();
+    }
+
+    /** How long since entry i's sequence first ran, at {@code now}. */
+    public long runningNanos(int i, long now) {
+        return sequences[i].runningNanos(now);
+    }
+
     public SampledToken token(int i) {
         return tokens.get(i);
     }

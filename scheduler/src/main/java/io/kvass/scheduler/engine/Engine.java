@@ -145,6 +145,7 @@ public final class Engine extends AbstractBehavior<Engine.Command> {
     private long lastReportNanos;
     private boolean reportScheduled;
     private final TimerScheduler<Command> timers;
+    private final IterationTokens.Recorder iterationTokens = new IterationTokens.Recorder();
 
     private record Subscriber(ActorRef<Event> replyTo, int unfinished, int n) {
     }
@@ -427,6 +428,7 @@ public final class Engine extends AbstractBehavior<Engine.Command> {
             return; // only requests waiting for an adapter to load: AdaptersChanged wakes us
         }
         stepInFlight = true;
+        iterationTokens.record(plan.numScheduledTokens());
         getContext().pipeToSelf(executor.execute(plan), (result, failure) -> new StepDone(plan, result, failure));
     }
 
@@ -434,6 +436,7 @@ public final class Engine extends AbstractBehavior<Engine.Command> {
         var kv = core.scheduler().kvCache();
         var prefix = kv.prefixCacheStats();
         return new EngineStats(core.scheduler().numRunning(), core.scheduler().numWaiting(), kv.numTotalBlocks(),
-                kv.numFreeBlocks(), kv.usage(), prefix.queries(), prefix.hits(), core.scheduler().numPreemptions());
+                kv.numFreeBlocks(), kv.usage(), prefix.queries(), prefix.hits(), core.scheduler().numPreemptions(),
+                iterationTokens.snapshot(), kv.blockSize(), core.scheduler().config().enablePrefixCaching());
     }
 }

@@ -66,6 +66,7 @@ public final class OutputProcessor {
 
     public List<RequestOutput> process(SequenceUpdates updates, Consumer<String> onStopString) {
         List<RequestOutput> outputs = new ArrayList<>(updates.size());
+        long now = System.nanoTime();
         for (int i = 0; i < updates.size(); i++) {
             if (!updates.applied(i)) {
                 continue; // its sequence ended while the step ran
@@ -90,7 +91,7 @@ public final class OutputProcessor {
                 completions.remove(seqId);
             }
             outputs.add(new RequestOutput(updates.requestId(i), updates.index(i), List.of(token), text, finish,
-                    c.promptTokens, c.completionTokens));
+                    c.promptTokens, c.completionTokens, updates.queuedNanos(i), updates.runningNanos(i, now)));
         }
         return outputs;
     }

@@ -85,9 +85,7 @@ public final class AdapterManager {
      * @throws IllegalArgumentException when {@code name} is taken by another adapter or being unloaded
      */
     public AdapterSpec register(String name, Path dir) {
-        if (name == null || name.isBlank()) {
-            throw new IllegalArgumentException("an adapter needs a name");
-        }
+        AdapterNames.check(name);
         synchronized (this) {
             Entry existing = byName.get(name);
             if (existing != null) {

@@ -40,12 +40,12 @@ public final class LoraLoader {
 
     private final ModelConfig base;
     private final int maxRank;
-    private final List<Path> allowedRoots;
+    private final AdapterPathPolicy allowed;
 
     public LoraLoader(ModelConfig base, int maxRank, List<Path> allowedRoots) {
         this.base = base;
         this.maxRank = maxRank;
-        this.allowedRoots = List.copyOf(allowedRoots);
+        this.allowed = new AdapterPathPolicy(allowedRoots);
     }
 
     /** Loads and validates the adapter in {@code dir}; throws {@link AdapterLoadException} naming the problem. */
@@ -72,35 +72,23 @@ public final class LoraLoader {
     }
 
     /**
-     * The adapter directory's real path, which must lie under an allowed root: links are resolved
-     * first, so neither {@code ..} nor a symlink can lead outside.
+     * The adapter directory's real path, which must lie under an allowed root: the path as given is
+     * checked before the file system is touched, then links are resolved and checked again, so neither
+     * {@code ..} nor a symlink can lead outside, and a path outside learns nothing (see {@link AdapterPathPolicy}).
      */
     public Path resolve(Path dir) {
+        allowed.checkGiven(dir);
         Path real;
         try {
             real = dir.toRealPath();
         } catch (IOException e) {
             throw new AdapterLoadException(dir, "the directory does not exist or cannot be read");
         }
+        allowed.checkResolved(dir, real);
         if (!Files.isDirectory(real)) {
             throw new AdapterLoadException(dir, "not a directory");
         }
-        requireAllowed(dir, real);
         return real;
-    }
-
-    private void requireAllowed(Path dir, Path real) {
-        for (Path root : allowedRoots) {
-            try {
-                if (real.startsWith(root.toRealPath())) {
-                    return;
-                }
-            } catch (IOException e) {
-                // a root that does not exist allows nothing
-            }
-        }
-        throw new AdapterLoadException(dir, "resolves to " + real + ", outside the allowed adapter directories "
-                + allowedRoots);
     }
 
     private Path file(Path dir, Path real, String name) {
@@ -109,7 +97,7 @@ public final class LoraLoader {
             throw new AdapterLoadException(dir, "missing " + name);
         }
         try {
-            requireAllowed(dir, f.toRealPath()); // NOTE: the file itself may be a link leading elsewhere
+            allowed.checkResolved(dir, f.toRealPath()); // NOTE: the file itself may be a link leading elsewhere
         } catch (IOException e) {
             throw new AdapterLoadException(dir, "cannot resolve " + name + ": " + e.getMessage(), e);
         }

@@ -167,17 +167,17 @@ class LoraLoaderTest {
         Path allowed = Files.createDirectories(tmp.resolve("allowed"));
         Path outside = AdapterFiles.copy(fixture("adapter-a"), tmp.resolve("outside"), c -> { });
         LoraLoader loader = new LoraLoader(llama.config(), 64, List.of(allowed));
-        rejects(loader, outside, "outside the allowed adapter directories");
-        rejects(loader, allowed.resolve("..").resolve("outside"), "outside the allowed adapter directories");
+        rejects(loader, outside, "not under an allowed directory");
+        rejects(loader, allowed.resolve("..").resolve("outside"), "not under an allowed directory");
         Path link = Files.createSymbolicLink(allowed.resolve("link"), outside);
-        rejects(loader, link, "resolves to " + outside.toRealPath(), "outside the allowed");
-        rejects(loader, fixture("adapter-a"), "outside the allowed adapter directories");
+        rejects(loader, link, "not under an allowed directory");
+        rejects(loader, fixture("adapter-a"), "not under an allowed directory");
         // a file inside an allowed directory that links out is refused as well
         Path inside = Files.createDirectories(allowed.resolve("inside"));
         Files.copy(outside.resolve(LoraLoader.CONFIG), inside.resolve(LoraLoader.CONFIG));
         Files.createSymbolicLink(inside.resolve(LoraLoader.WEIGHTS), outside.resolve(LoraLoader.WEIGHTS));
-        rejects(loader, inside, "outside the allowed adapter directories");
-        rejects(new LoraLoader(llama.config(), 64, List.of()), outside, "outside the allowed adapter directories []");
+        rejects(loader, inside, "not under an allowed directory");
+        rejects(new LoraLoader(llama.config(), 64, List.of()), outside, "not under an allowed directory");
         Path copied = AdapterFiles.copy(fixture("adapter-a"), allowed.resolve("fine"), c -> { });
         assertEquals(copied.toRealPath(), loader.load(copied).dir());
     }
