@@ -193,7 +193,8 @@ class ServingNodeTest {
         });
         try {
             CompletableFuture<HttpResponse<String>> streamed = HTTP.sendAsync(HttpRequest.newBuilder(
-                    URI.create("http://127.0.0.1:" + failing.httpPort() + "/v1/completions")).POST(HttpRequest
+                    URI.create("http://127.0.0.1:" + failing.httpPort() + "/v1/completions"))
+                    .header("Content-Type", "application/json").POST(HttpRequest
                     .BodyPublishers.ofString(body.replace("}", ", \"stream\": true}"))).build(),
                     HttpResponse.BodyHandlers.ofString());
             HttpResponse<String> whole = post(failing, "/v1/completions", body);

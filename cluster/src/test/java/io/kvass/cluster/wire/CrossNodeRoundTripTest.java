@@ -145,6 +145,12 @@ class CrossNodeRoundTripTest {
             return array;
         }
         Class<?> c = (Class<?>) type;
+        if (c == io.kvass.scheduler.core.Request.class) {
+            // NOTE: a resumed request needs n = 1 and fewer resumed tokens than max_tokens
+            return new io.kvass.scheduler.core.Request("r", new int[] {1, 2},
+                    io.kvass.worker.sampling.SamplingParams.greedy(8).withSeed(3), new io.kvass.kvpaging.CacheScope(2, "s"),
+                    1, 1, 2L, new int[] {5});
+        }
         if (c == int.class || c == Integer.class) {
             return 1;
         }
