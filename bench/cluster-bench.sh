@@ -41,7 +41,7 @@ for i in 0 1 2; do
 done
 until curl -sf localhost:18500/health >/dev/null && curl -sf localhost:18501/health >/dev/null; do sleep 1; done
 scale() {
-  curl -sf -X PUT localhost:18500/admin/deployments/stories260K -d "{\"replicas\": $1}" >/dev/null
+  curl -sf -X PUT -H 'Content-Type: application/json' localhost:18500/admin/deployments/stories260K -d "{\"replicas\": $1}" >/dev/null
   until [[ "$(curl -sf localhost:18500/admin/replicas | grep -o '"available":true' | wc -l)" == "$1" ]]; do sleep 1; done
   sleep 2
 }
