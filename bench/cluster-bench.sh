@@ -53,13 +53,13 @@ for n in 1 2 3; do
      --seed "$n" --ignore-eos --warmup-requests 16 --result-file "$out/throughput-r$n.json" | tee "$out/throughput-r$n.txt"
   echo "replicas=$n load=$(cut -d' ' -f1 /proc/loadavg) $(grep -E 'Output token throughput|Failed requests' "$out/throughput-r$n.txt" | tr -s ' ' | tr '\n' ' ')" | tee -a "$out/summary.txt"
 done
-echo "== prefix-aware (node 0) vs round-robin (node 1), ${GROUPS:-16} tenants" | tee -a "$out/summary.txt"
+echo "== prefix-aware (node 0) vs round-robin (node 1), ${TENANTS:-16} tenants" | tee -a "$out/summary.txt"
 scale "${PREFIX_REPLICAS:-3}"
 for round in 1 2; do
   for port in 18500 18501; do
     name=$([[ $port == 18500 ]] && echo prefix-aware || echo round-robin)
     lg --base-url "http://127.0.0.1:$port" --model stories260K --endpoint /v1/completions --num-prompts 192 \
-       --max-concurrency 8 --dataset random --random-prefix-len 320 --random-prefix-groups "${GROUPS:-16}" \
+       --max-concurrency 8 --dataset random --random-prefix-len 320 --random-prefix-groups "${TENANTS:-16}" \
        --random-input-len 16 --random-output-len 8 --random-vocab-size 512 --seed "$round$port" --ignore-eos \
        --warmup-requests 0 --result-file "$out/$name-$round.json" | tee "$out/$name-$round.txt"
     echo "$name round $round load=$(cut -d' ' -f1 /proc/loadavg) $(grep -E 'Median TTFT|P90 TTFT|Output token throughput' "$out/$name-$round.txt" | tr -s ' ' | tr '\n' ' ')" | tee -a "$out/summary.txt"
